@@ -1,0 +1,214 @@
+"""Typed settings read from the ``ops:`` key of Invoke's configuration.
+
+Invoke merges its sources (collection defaults, ``invoke.yaml`` beside ``tasks.py``,
+``INVOKE_OPS_*`` environment variables, ``-f FILE``); pydantic then validates the merged ``ops``
+mapping. Every field has a default that fits DESIGN.md's zero-config layout, so a project that
+follows the layout needs no configuration at all. Validation errors name the dotted path and
+suggest the closest known key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+
+from ops.errors import ConfigError
+
+DEFAULT_CHECKPOINT_PATTERNS = ["*.pt", "*.pth", "*.bin", "*.safetensors", "*.onnx", "*.ckpt"]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt setting silently ignored is worse than none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretsSettings(_Strict):
+    required: list[str] | None = Field(
+        default=None, description="keys the .env must set; default: every key of .env.example")
+    key_names: list[str] = Field(
+        default_factory=lambda: ["SECRET_KEY", "JWT_SECRET", "SESSION_SECRET"],
+        description="keys whose values are cryptographic keys (strength-checked)")
+    min_key_length: int = 32
+    baseline: Path | None = Field(default=Path(".secrets.baseline"),
+                                  description="detect-secrets baseline of accepted findings")
+    exclude: list[str] = Field(default_factory=lambda: ["vendor/*", "node_modules/*", "*.min.js"])
+
+
+class MigrationsSettings(_Strict):
+    alembic_ini: Path = Path("alembic.ini")
+    changelog: list[Path] = Field(
+        default_factory=lambda: [Path("docs/SCHEMA.md"), Path("CHANGELOG.md")])
+    redis_schema: Path = Path("redis_schema.yaml")
+    db_timeout_s: float = 3.0
+    redis_sample: int = 1000
+
+
+class ArtifactsSettings(_Strict):
+    checkpoints_dir: Path = Path("checkpoints")
+    patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECKPOINT_PATTERNS))
+    cache: bool = True
+    cache_dir: Path = Path(".tminus/cache")
+
+
+class RunbookSettings(_Strict):
+    path: Path = Path("RUNBOOK.md")
+    max_age_days: int = 90
+    sections: dict[str, list[str]] = Field(default_factory=lambda: {
+        "health": ["health", "health check", "health checks", "헬스", "상태 확인", "헬스체크"],
+        "rollback": ["rollback", "roll back", "rolling back", "롤백", "복구"],
+        "scaling": ["scaling", "scale", "capacity", "스케일링", "확장"],
+        "monitoring": ["monitoring", "alerts", "alerting", "observability", "모니터링", "알림"],
+        "contacts": ["emergency contacts", "contacts", "on-call", "escalation", "비상 연락처",
+                     "연락처"],
+    })
+    link_timeout_s: float = 5.0
+
+
+class ReleaseSettings(_Strict):
+    branches: list[str] = Field(default_factory=lambda: ["main", "master"])
+    remote: str = "origin"
+    releases_dir: Path = Path("releases")
+    image_prefix: str | None = Field(
+        default=None, description="image repository prefix; default: the compose project name")
+
+
+class ServiceSettings(_Strict):
+    strategy: Literal["rolling", "recreate"] = "rolling"
+    required: bool = True
+
+
+class EnvironmentSettings(_Strict):
+    env_file: Path = Path(".env")
+    compose_file: Path | None = Field(
+        default=None, description="default: docker-compose.yml or compose.yaml at the root")
+    project_name: str | None = Field(
+        default=None, description="compose project; default: <directory>-<environment>")
+    health_url: HttpUrl = HttpUrl("http://127.0.0.1:8080/health")
+    smoke_urls: list[HttpUrl] = Field(default_factory=list)
+    database_url: str | None = Field(default=None, description="default: DATABASE_URL of env_file")
+    redis_url: str | None = Field(default=None, description="default: REDIS_URL of env_file")
+    services: dict[str, ServiceSettings] = Field(default_factory=dict)
+    health_timeout_s: float = 90.0
+    watch_s: float = 60.0
+    migrate: Literal["before", "after", "never"] = "before"
+    db_rollback: Literal["restore", "downgrade"] = "restore"
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("not a URL (expected scheme://host/...)")
+        return value
+
+
+class BackupSettings(_Strict):
+    dir: Path = Path("backups")
+    keep: int = Field(default=7, ge=1)
+
+
+class SmokeSettings(_Strict):
+    requests: int = Field(default=20, ge=1)
+    p95_ms: float = 500.0
+    expect_status: str = "healthy"
+    log_window_s: int = 300
+    error_pattern: str = r"\bERROR\b"
+
+
+class Settings(_Strict):
+    """Everything under the ``ops:`` key."""
+
+    project_root: Path = Field(default=Path("."), description="the service repository")
+    secrets: SecretsSettings = SecretsSettings()
+    migrations: MigrationsSettings = MigrationsSettings()
+    artifacts: ArtifactsSettings = ArtifactsSettings()
+    runbook: RunbookSettings = RunbookSettings()
+    release: ReleaseSettings = ReleaseSettings()
+    backup: BackupSettings = BackupSettings()
+    smoke: SmokeSettings = SmokeSettings()
+    audit_log: Path = Path("releases/deployments.jsonl")
+    environments: dict[str, EnvironmentSettings] = Field(default_factory=lambda: {
+        "production": EnvironmentSettings(),
+        "staging": EnvironmentSettings(env_file=Path(".env.staging"),
+                                       health_url=HttpUrl("http://127.0.0.1:8081/health")),
+    })
+
+    def environment(self, name: str) -> EnvironmentSettings:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = sorted(self.environments)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            raise ConfigError(f"unknown environment {name!r}", hint=hint) from None
+
+
+def defaults() -> dict[str, Any]:
+    """The defaults as plain data, for ``Collection.configure`` (so INVOKE_OPS_* can map)."""
+    return Settings().model_dump(mode="json")
+
+
+def load_settings(raw: Mapping[str, Any] | None) -> Settings:
+    """Validate the merged ``ops`` mapping, turning pydantic's errors into one ConfigError."""
+    try:
+        return Settings.model_validate(_plain(raw or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _plain(value: Any) -> Any:
+    """Invoke hands us DataProxy objects; pydantic wants dicts and lists."""
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        path = ".".join(["ops", *loc])
+        if error["type"] == "extra_forbidden":
+            suggestion = _suggest(loc)
+            problems.append(f"{path}: unknown key" + (f" (did you mean {suggestion!r}?)"
+                                                      if suggestion else ""))
+        elif error["type"].startswith("url_"):
+            problems.append(f"{path}: not a URL")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{path}: {message}")
+    return "; ".join(problems)
+
+
+def _suggest(loc: list[str]) -> str | None:
+    """The closest field name at the place an unknown key was found."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            # inside a dict of environments/services: step into the value model
+            model = _dict_value_model(model)
+            continue
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+            else _dict_value_model(annotation)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _dict_value_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", ())
+    return args[-1] if args else annotation
+
+
+def resolve_path(root: Path, path: Path) -> Path:
+    """Settings paths are relative to the project root unless absolute."""
+    return path if path.is_absolute() else root / path

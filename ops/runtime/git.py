@@ -1,0 +1,53 @@
+"""Git through GitPython: open the repository, list tags, read files at a revision.
+
+Opening raises a UsageError rather than GitPython's own exceptions, so a task run outside a
+repository ends with one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ops.errors import UsageError
+from ops.versioning import ReleaseVersion, is_release_tag, parse_version
+
+if TYPE_CHECKING:
+    import git
+
+
+def open_repo(root: Path) -> git.Repo:
+    import git
+
+    try:
+        return git.Repo(root, search_parent_directories=False)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise UsageError(f"{root} is not a git repository",
+                         hint="run tminus from the root of the service repository") from None
+
+
+def release_tags(repo: git.Repo) -> dict[ReleaseVersion, git.TagReference]:
+    """Every tag that is a release version, keyed by its parsed version."""
+    return {parse_version(t.name): t for t in repo.tags if is_release_tag(t.name)}
+
+
+def is_shallow(repo: git.Repo) -> bool:
+    return (Path(repo.git_dir) / "shallow").exists()
+
+
+def previous_release(repo: git.Repo, version: ReleaseVersion) -> git.TagReference | None:
+    """The highest release tag strictly below ``version``: what "since the last release" means."""
+    earlier = [v for v in release_tags(repo) if v < version]
+    return release_tags(repo)[max(earlier)] if earlier else None
+
+
+def file_at(repo: git.Repo, rev: str, path: str) -> str | None:
+    """The text of ``path`` at ``rev``, or None when it did not exist there."""
+    import git
+
+    try:
+        blob = repo.commit(rev).tree / path
+    except (KeyError, ValueError, git.BadName):
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="replace")

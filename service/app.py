@@ -1,0 +1,116 @@
+"""The demo API: ``/health`` and ``/version`` over the standard library's HTTP server.
+
+It has no third-party web framework on purpose, so its image needs only a Python interpreter and
+the Debian packages for Postgres and Redis clients. ``/health`` really asks Postgres and Redis when
+their URLs are set. SIGTERM stops accepting, finishes requests in flight, then exits: that is what
+lets a rolling deploy drain a replica without dropping a request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlparse
+
+VERSION = os.environ.get("APP_VERSION", "dev")
+STARTED = time.time()
+
+
+def check_postgres(url: str) -> str:
+    try:
+        import psycopg2 as driver  # type: ignore[import-not-found]
+    except ImportError:
+        import psycopg as driver  # type: ignore[no-redef]
+    with driver.connect(url, connect_timeout=2) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        cur.fetchone()
+    return "ok"
+
+
+def check_redis(url: str) -> str:
+    """PING over a raw socket: one round trip needs no client library."""
+    parsed = urlparse(url)
+    with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), 2) as s:
+        if parsed.password:
+            s.sendall(f"AUTH {parsed.password}\r\n".encode())
+            s.recv(64)
+        s.sendall(b"PING\r\n")
+        reply = s.recv(64)
+    if not reply.startswith(b"+PONG"):
+        raise RuntimeError(f"unexpected reply {reply[:20]!r}")
+    return "ok"
+
+
+def health() -> tuple[int, dict[str, Any]]:
+    deps: dict[str, str] = {}
+    for name, env, probe in (("postgres", "DATABASE_URL", check_postgres),
+                             ("redis", "REDIS_URL", check_redis)):
+        url = os.environ.get(env)
+        if not url:
+            continue
+        try:
+            deps[name] = probe(url)
+        except Exception as exc:  # noqa: BLE001 - any failure of a dependency is "unhealthy"
+            deps[name] = f"error: {type(exc).__name__}"
+    if os.environ.get("APP_FORCE_UNHEALTHY"):
+        deps["self"] = "error: forced unhealthy"
+    healthy = all(v == "ok" for v in deps.values())
+    body = {"status": "healthy" if healthy else "unhealthy", "version": VERSION,
+            "uptime_s": round(time.time() - STARTED, 1), "dependencies": deps,
+            "hostname": socket.gethostname()}
+    return (200 if healthy else 503), body
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "tminus-demo"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+        if self.path.startswith("/health"):
+            status, body = health()
+        elif self.path.startswith("/version"):
+            status, body = 200, {"version": VERSION, "hostname": socket.gethostname()}
+        elif self.path == "/":
+            status, body = 200, {"service": "tminus-demo", "version": VERSION}
+        else:
+            status, body = 404, {"error": "not found"}
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if os.environ.get("APP_ACCESS_LOG"):
+            super().log_message(format, *args)
+
+
+def main() -> None:
+    port = int(os.environ.get("APP_PORT", "8000"))
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - inside a container
+    server.daemon_threads = False  # finish requests in flight on shutdown
+    server.block_on_close = True
+
+    def stop(signum: int, _frame: object) -> None:
+        print(f"received signal {signum}, draining", flush=True)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"tminus-demo {VERSION} listening on :{port}", flush=True)
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
