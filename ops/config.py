@@ -122,7 +122,7 @@ class SmokeSettings(_Strict):
 class Settings(_Strict):
     """Everything under the ``ops:`` key."""
 
-    project_root: Path = Field(default=Path("."), description="the service repository")
+    project_root: Path = Field(default=Path(), description="the service repository")
     secrets: SecretsSettings = SecretsSettings()
     migrations: MigrationsSettings = MigrationsSettings()
     artifacts: ArtifactsSettings = ArtifactsSettings()
@@ -190,7 +190,8 @@ def _suggest(loc: list[str]) -> str | None:
     """The closest field name at the place an unknown key was found."""
     model: Any = Settings
     for part in loc[:-1]:
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        fields = getattr(model, "model_fields", {})
+        field = fields.get(part)
         if field is None:
             # inside a dict of environments/services: step into the value model
             model = _dict_value_model(model)

@@ -26,7 +26,7 @@ from ops.errors import UsageError
 class Status(StrEnum):
     """A finding's verdict. ``skip`` means the check could not apply, with the reason."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"
@@ -62,20 +62,20 @@ class Finding:
         return data
 
 
-def passed(id: str, message: str, **kw: Any) -> Finding:  # noqa: A002 - mirrors Finding.id
+def passed(id: str, message: str, **kw: Any) -> Finding:
     """Shorthand constructors keep check modules reading like the checklist they implement."""
     return Finding(id, Status.PASS, message, **kw)
 
 
-def warned(id: str, message: str, **kw: Any) -> Finding:  # noqa: A002
+def warned(id: str, message: str, **kw: Any) -> Finding:
     return Finding(id, Status.WARN, message, **kw)
 
 
-def failed(id: str, message: str, **kw: Any) -> Finding:  # noqa: A002
+def failed(id: str, message: str, **kw: Any) -> Finding:
     return Finding(id, Status.FAIL, message, **kw)
 
 
-def skipped(id: str, message: str, **kw: Any) -> Finding:  # noqa: A002
+def skipped(id: str, message: str, **kw: Any) -> Finding:
     return Finding(id, Status.SKIP, message, **kw)
 
 
@@ -127,7 +127,7 @@ class Report:
             yield from section.findings
 
     def summary(self) -> dict[str, int]:
-        counts = {status.value: 0 for status in (Status.PASS, Status.WARN, Status.FAIL, Status.SKIP)}
+        counts = {status.value: 0 for status in Status}
         for finding in self.findings():
             counts[finding.status.value] += 1
         return counts
@@ -202,7 +202,8 @@ def render_console(report: Report, *, colour: bool = False) -> str:
     for number, section in enumerate(report.sections, start=1):
         lines += ["", f"[{number}/{total}] {section.title}  ({section.duration_s:.2f}s)"]
         for finding in section.findings:
-            lines.append(f"  {label(finding.status, colour=colour)} {finding.message}  ({finding.id})")
+            mark = label(finding.status, colour=colour)
+            lines.append(f"  {mark} {finding.message}  ({finding.id})")
             if finding.hint and finding.status is not Status.PASS:
                 lines.append(f"           → {finding.hint}")
     passed_sections = sum(1 for s in report.sections if s.ok(strict=report.strict)
@@ -244,8 +245,9 @@ def render_junit(report: Report) -> str:
     for section in report.sections:
         failures = sum(1 for f in section.findings if _junit_fails(f, report.strict))
         skips = sum(1 for f in section.findings if f.status is Status.SKIP)
-        suite = ET.SubElement(suites, "testsuite", name=section.id, tests=str(len(section.findings)),
-                              failures=str(failures), skipped=str(skips), errors="0",
+        suite = ET.SubElement(suites, "testsuite", name=section.id,
+                              tests=str(len(section.findings)), failures=str(failures),
+                              skipped=str(skips), errors="0",
                               time=f"{section.duration_s:.3f}")
         for finding in section.findings:
             case = ET.SubElement(suite, "testcase", classname=f"tminus.{section.id}",
@@ -259,7 +261,8 @@ def render_junit(report: Report) -> str:
             else:
                 ET.SubElement(case, "system-out").text = f"[{finding.status.value}] {text}"
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    body = ET.tostring(suites, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
 
 
 def _junit_fails(finding: Finding, strict: bool) -> bool:

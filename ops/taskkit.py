@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from invoke import Context
+from invoke.context import Context
 from invoke.exceptions import Exit
 
 from ops.config import Settings, load_settings
@@ -65,7 +65,7 @@ def settings_from(c: Context) -> Settings:
 
 def project_root(c: Context, settings: Settings) -> Path:
     """The service repository: ``ops.project_root`` relative to the directory invoke runs in."""
-    base = Path(getattr(c, "cwd", "") or os.getcwd())
+    base = Path(getattr(c, "cwd", "") or Path.cwd())
     return (base / settings.project_root).resolve()
 
 

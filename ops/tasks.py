@@ -7,7 +7,9 @@ tasks; this module assembles them into one flat namespace with the configuration
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
 
 from ops.config import defaults
 from ops.errors import ChecksFailed, UsageError
@@ -30,7 +32,7 @@ from ops.taskkit import boundary, optional_path, project_root, settings_from
 )
 @boundary
 def predeploy(c: Context, version: str = "", strict: bool = False, output: str = "",
-              format: str = "", env: str = "production", online: bool = False,  # noqa: A002
+              format: str = "", env: str = "production", online: bool = False,
               only: str = "", no_cache: bool = False) -> None:
     """Run the five T-1 checks for a release: tag, migrations, secrets, artifacts, runbook."""
     import sys

@@ -31,7 +31,8 @@ class ReleaseVersion:
 
     @property
     def tag(self) -> str:
-        return f"v{self.major}.{self.minor}.{self.patch}" + (f"-{'.'.join(self.pre)}" if self.pre else "")
+        core = f"v{self.major}.{self.minor}.{self.patch}"
+        return f"{core}-{'.'.join(self.pre)}" if self.pre else core
 
     def __str__(self) -> str:
         return self.tag

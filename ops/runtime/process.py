@@ -55,9 +55,9 @@ class Runner:
         if shutil.which(args[0]) is None:
             raise UnavailableError(f"{args[0]} is not installed or not on PATH")
         try:
-            proc = subprocess.run(args, cwd=self.cwd, env=None if self.env is None else dict(self.env),
-                                  capture_output=capture, text=True, timeout=timeout,
-                                  input=input_text, check=False)
+            env = None if self.env is None else dict(self.env)
+            proc = subprocess.run(args, cwd=self.cwd, env=env, capture_output=capture,
+                                  text=True, timeout=timeout, input=input_text, check=False)
         except subprocess.TimeoutExpired as exc:
             raise DeployFailed(f"{shlex.join(args[:3])} … timed out after {timeout:.0f}s") from exc
         done = Completed(args, proc.returncode, proc.stdout or "", proc.stderr or "")

@@ -1,0 +1,1 @@
+"""Backup/restore, deploy strategies, smoke tests, rollback, scale, the lock and the audit log."""

@@ -1,0 +1,1 @@
+"""Tagging, checkpoint VERSION files, the artifact manifest, release notes and the checklist."""
