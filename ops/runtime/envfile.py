@@ -16,3 +16,15 @@ def read_env(path: Path) -> dict[str, str]:
     except (UnicodeDecodeError, OSError):
         return {}
     return {key: value or "" for key, value in values.items()}
+
+
+def service_url(root: Path, env_file: Path, configured: str | None, key: str) -> str | None:
+    """A connection URL for an environment: the configured one wins, else ``key`` in its .env.
+
+    Backup, restore, migrations and the db_current check all resolve URLs here, so they always
+    talk to the same database.
+    """
+    if configured:
+        return configured
+    path = env_file if env_file.is_absolute() else root / env_file
+    return read_env(path).get(key) or None
