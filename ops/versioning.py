@@ -14,8 +14,8 @@ from ops.errors import UsageError
 
 _IDENT = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
 _PATTERN = re.compile(
-    r"^v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?$"
+    r"v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
 )
 
 
@@ -50,17 +50,18 @@ class ReleaseVersion:
 
 
 def is_release_tag(text: str) -> bool:
-    return _PATTERN.match(text) is not None
+    return _PATTERN.fullmatch(text) is not None
 
 
 def parse_version(text: str | None) -> ReleaseVersion:
     """Parse a release version or raise a usage error (exit 2) saying what is expected."""
-    raw = (text or "").strip()
-    match = _PATTERN.match(raw)
+    raw = text or ""
+    match = _PATTERN.fullmatch(raw)
     if not match:
-        shown = raw if raw and raw.isprintable() and len(raw) <= 40 else repr(raw[:40])
+        shown = raw if raw.isprintable() and len(raw) <= 40 else repr(raw[:40])
         raise UsageError(
-            f"malformed release version {shown or '(empty)'}: expected vMAJOR.MINOR.PATCH "
+            f"malformed release version {shown if raw.strip() else '(empty)'}: "
+            "expected vMAJOR.MINOR.PATCH "
             "with an optional pre-release, e.g. v0.2.0 or v1.4.0-rc.1"
         )
     pre = tuple(match["pre"].split(".")) if match["pre"] else ()

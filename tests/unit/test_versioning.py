@@ -1,0 +1,35 @@
+"""Release versions: what is accepted, what is refused, and how they order."""
+
+from __future__ import annotations
+
+import pytest
+
+from ops.errors import ExitCode, UsageError
+from ops.versioning import parse_version
+
+
+@pytest.mark.parametrize("text", ["v0.2.0", "v1.4.0-rc.1", "v10.0.3", "v1.0.0-alpha.beta.1"])
+def test_well_formed_versions_parse_and_round_trip(text: str) -> None:
+    assert parse_version(text).tag == text
+
+
+@pytest.mark.parametrize(
+    "text", ["v0.2", "1.2.3", "v1.2.3;rm -rf /", "", "   ", "v01.2.3", "v1.2.3-", "v1.2.3+build",
+             "V1.2.3", "v1.2.3\n", "v1.2.3 && reboot"])
+def test_malformed_versions_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_version(text)
+    assert caught.value.exit_code is ExitCode.USAGE
+    assert "expected vMAJOR.MINOR.PATCH" in caught.value.message
+
+
+def test_prerelease_sorts_below_its_release_and_numeric_identifiers_compare_numerically() -> None:
+    ordered = ["v1.0.0-alpha", "v1.0.0-alpha.1", "v1.0.0-alpha.beta", "v1.0.0-beta.2",
+               "v1.0.0-beta.11", "v1.0.0-rc.1", "v1.0.0", "v1.0.1", "v1.10.0"]
+    assert sorted(parse_version(v) for v in reversed(ordered)) == [parse_version(v) for v in ordered]
+
+
+def test_error_message_does_not_echo_unprintable_input_raw() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_version("v1.2.3\x1b[31m")
+    assert "\x1b" not in caught.value.message
