@@ -7,6 +7,8 @@ tasks; this module assembles them into one flat namespace with the configuration
 
 from __future__ import annotations
 
+import sys
+
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
@@ -35,8 +37,6 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
               format: str = "", env: str = "production", online: bool = False,
               only: str = "", no_cache: bool = False) -> None:
     """Run the five T-1 checks for a release: tag, migrations, secrets, artifacts, runbook."""
-    import sys
-
     from ops.checks import SECTIONS, CheckContext, run_predeploy
     from ops.report import choose_format, emit
     from ops.versioning import parse_version
@@ -60,6 +60,19 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
         raise ChecksFailed(f"predeploy checks failed for {release}")
 
 
+@task(auto_shortflags=False, help={"env": "show only this environment's settings"})
+@boundary
+def config(c: Context, env: str = "") -> None:
+    """Show the effective settings: defaults, invoke.yaml and INVOKE_OPS_* merged and validated."""
+    import yaml
+
+    settings = settings_from(c)
+    data = settings.environment(env).model_dump(mode="json") if env else \
+        settings.model_dump(mode="json")
+    sys.stdout.write(yaml.safe_dump({"ops": data} if not env else {env: data}, sort_keys=False))
+
+
 ns = Collection()
 ns.add_task(predeploy)
+ns.add_task(config)
 ns.configure({"ops": defaults()})
