@@ -1,0 +1,481 @@
+"""Release notes from git history: what changed between two release tags, for people.
+
+Commits are grouped by their Conventional Commits type (``feat:``, ``fix(api):``, ``perf!:``);
+anything else lands in "Other", so a team that never adopted the convention still gets useful
+notes. Breaking changes (``type!:`` or a ``BREAKING CHANGE:`` footer) come first because they
+are what an operator must read before deploying. The notes also say which Alembic migrations
+arrived and which checkpoint files changed, since those decide how risky the deploy is.
+
+Everything is read from git objects (never the working tree), so notes for old releases can be
+written at any time from any checkout. Release bookkeeping commits (the commit that only adds
+``VERSION_vX.Y.Z.txt`` and the manifest) are left out: they are not changes anyone made.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import fnmatch
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from ops.config import Settings
+from ops.errors import UsageError
+from ops.versioning import is_release_tag
+
+if TYPE_CHECKING:
+    import git
+
+#: Conventional-commit type → heading, in the order the headings appear.
+GROUPS: dict[str, str] = {
+    "feat": "Features",
+    "fix": "Fixes",
+    "perf": "Performance",
+    "refactor": "Refactoring",
+    "docs": "Documentation",
+    "test": "Tests",
+    "build": "Build",
+    "ci": "CI",
+    "chore": "Chores",
+}
+_ALIASES = {"feature": "feat", "bugfix": "fix", "doc": "docs", "tests": "test"}
+OTHER = "Other"
+
+_HEADER = re.compile(
+    r"^(?P<type>[A-Za-z]+)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?:[ \t]+(?P<subject>\S.*)$")
+_BREAKING_FOOTER = re.compile(r"^BREAKING[ -]CHANGE:[ \t]*(?P<text>.*)$", re.MULTILINE)
+_SHA256 = re.compile(r"^\s*(?P<name>[^:\s][^:]*?)\s*:\s*(?P<hash>[0-9a-fA-F]{64})\s*$")
+_RELEASE_FILES = ("VERSION_v*.txt", "manifest_v*.json", "manifest_v*.sha256", "signoff_v*.json")
+HASH_PREFIX = 12
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One commit as the notes show it."""
+
+    sha: str
+    author: str
+    date: str
+    group: str
+    subject: str
+    scope: str | None = None
+    breaking: str | None = None  # the breaking-change text, when the commit declares one
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+
+@dataclass(frozen=True)
+class Migration:
+    revision: str
+    message: str
+    down_revision: str | None
+    path: str
+
+
+@dataclass(frozen=True)
+class CheckpointChange:
+    """A checkpoint file whose hash differs between the two releases (None: absent there)."""
+
+    name: str
+    old: str | None
+    new: str | None
+
+    @property
+    def kind(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "changed"
+
+
+@dataclass
+class ReleaseNotes:
+    from_ref: str | None
+    to_ref: str
+    to_commit: str
+    date: str
+    changes: list[Change] = field(default_factory=list)
+    migrations_added: list[Migration] = field(default_factory=list)
+    migrations_removed: list[Migration] = field(default_factory=list)
+    checkpoints: list[CheckpointChange] | None = None  # None: no record on one of the sides
+
+    @property
+    def breaking(self) -> list[Change]:
+        return [c for c in self.changes if c.breaking is not None]
+
+    def grouped(self) -> dict[str, list[Change]]:
+        """Non-breaking changes by heading, headings in GROUPS order then Other."""
+        groups: dict[str, list[Change]] = {}
+        for heading in [*GROUPS.values(), OTHER]:
+            members = [c for c in self.changes if c.group == heading and c.breaking is None]
+            if members:
+                groups[heading] = members
+        return groups
+
+
+# --- commit messages -----------------------------------------------------------------------------
+
+
+def parse_message(message: str) -> tuple[str, str | None, str, str | None]:
+    """(group, scope, subject, breaking text) of a commit message, conventional or not."""
+    lines = message.strip().splitlines() or [""]
+    header = lines[0].strip()
+    footer = _BREAKING_FOOTER.search(message)
+    breaking = _footer_text(message, footer) if footer else None
+    match = _HEADER.match(header)
+    if match is None:
+        return OTHER, None, header, breaking
+    kind = match["type"].lower()
+    kind = _ALIASES.get(kind, kind)
+    group = GROUPS.get(kind, OTHER)
+    subject = match["subject"].strip()
+    if group == OTHER:
+        subject = header  # an unknown type is not a convention we understand: keep it whole
+    if match["bang"] and breaking is None:
+        breaking = subject
+    return group, (match["scope"] or None), subject, breaking
+
+
+def _footer_text(message: str, footer: re.Match[str]) -> str:
+    """The footer's paragraph: its first line plus continuation lines up to a blank line."""
+    parts = [footer["text"].strip()]
+    for line in message[footer.end():].splitlines()[1:]:
+        if not line.strip() or re.match(r"^[A-Za-z-]+: ", line):
+            break
+        parts.append(line.strip())
+    return " ".join(p for p in parts if p)
+
+
+# --- reading history -----------------------------------------------------------------------------
+
+
+def collect_notes(repo: git.Repo, settings: Settings, from_ref: str | None,
+                  to_ref: str = "HEAD") -> ReleaseNotes:
+    """Everything the notes say about ``from_ref..to_ref`` (all history when from_ref is None)."""
+    to_commit = _resolve(repo, to_ref)
+    from_commit = _resolve(repo, from_ref) if from_ref else None
+    notes = ReleaseNotes(from_ref=from_ref, to_ref=to_ref, to_commit=to_commit.hexsha,
+                         date=to_commit.committed_datetime.date().isoformat())
+    notes.changes = list(_changes(repo, from_commit.hexsha if from_commit else None,
+                                  to_commit.hexsha))
+    notes.migrations_added, notes.migrations_removed = _migrations(settings, from_commit,
+                                                                   to_commit)
+    notes.checkpoints = _checkpoints(settings, from_ref, from_commit, to_ref, to_commit)
+    return notes
+
+
+def _resolve(repo: git.Repo, ref: str) -> git.Commit:
+    import git
+
+    try:
+        return repo.commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError):
+        shallow = (Path(repo.git_dir) / "shallow").exists()
+        hint = ("this is a shallow clone: fetch the tags with `git fetch --tags --unshallow`"
+                if shallow else "list release tags with `git tag --list 'v*'`")
+        raise UsageError(f"unknown revision {ref!r}", hint=hint) from None
+
+
+def _changes(repo: git.Repo, from_sha: str | None, to_sha: str) -> Iterable[Change]:
+    """One ``git log`` call for the whole range: subjects, bodies and touched paths."""
+    rev = f"{from_sha}..{to_sha}" if from_sha else to_sha
+    raw = repo.git.log(rev, "--reverse", "--no-merges", "-z", "--name-only",
+                       "--format=%x1e%H%x1f%an%x1f%aI%x1f%B%x1d")
+    for chunk in raw.split("\x1e"):
+        if not chunk.strip("\0\n"):
+            continue
+        header, _, names = chunk.partition("\x1d")
+        sha, author, date, body = [*header.split("\x1f", 3), "", "", ""][:4]
+        paths = [n.strip("\n") for n in names.split("\0") if n.strip("\n")]
+        if paths and all(_is_release_file(p) for p in paths):
+            continue
+        group, scope, subject, breaking = parse_message(body)
+        yield Change(sha=sha, author=author, date=date[:10], group=group, subject=subject,
+                     scope=scope, breaking=breaking)
+
+
+def _is_release_file(path: str) -> bool:
+    name = PurePosixPath(path).name
+    return any(fnmatch.fnmatch(name, pattern) for pattern in _RELEASE_FILES)
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+def _migrations(settings: Settings, from_commit: git.Commit | None,
+                to_commit: git.Commit) -> tuple[list[Migration], list[Migration]]:
+    """Revisions present at ``to`` but not at ``from`` (and the reverse), by revision id."""
+    new = _revisions(to_commit, settings)
+    old = _revisions(from_commit, settings) if from_commit is not None else {}
+    added = [m for rev, m in new.items() if rev not in old]
+    removed = [m for rev, m in old.items() if rev not in new]
+    return _chain_order(added), _chain_order(removed)
+
+
+def _revisions(commit: git.Commit, settings: Settings) -> dict[str, Migration]:
+    found: dict[str, Migration] = {}
+    for folder in _version_folders(commit, settings):
+        for path, text in _blobs_under(commit, folder, ("*.py",)):
+            migration = parse_migration(text, path)
+            if migration is not None:
+                found[migration.revision] = migration
+    return found
+
+
+def _version_folders(commit: git.Commit, settings: Settings) -> list[str]:
+    """Alembic's versions folders, from the alembic.ini committed at that revision.
+
+    Read as INI rather than through Alembic's Config because the file lives in a git blob, not on
+    disk; ``%(here)s`` is the ini's own directory, i.e. the repository root.
+    """
+    ini_path = settings.migrations.alembic_ini.as_posix()
+    text = _blob_text(commit, ini_path)
+    parser = configparser.ConfigParser(interpolation=None)
+    script_location = "migrations"
+    locations: list[str] = []
+    if text is not None:
+        try:
+            parser.read_string(text)
+        except configparser.Error:
+            parser = configparser.ConfigParser(interpolation=None)
+        script_location = parser.get("alembic", "script_location", fallback=script_location)
+        raw = parser.get("alembic", "version_locations", fallback="")
+        locations = [p for p in re.split(r"[\s,;:]+", raw) if p]
+    base = PurePosixPath(ini_path).parent
+    folders = locations or [f"{script_location}/versions"]
+    cleaned = []
+    for raw_folder in folders:
+        folder = raw_folder.replace("%(here)s", ".").strip()
+        if ":" in folder:  # a package resource (pkg:path) cannot be read from git; skip it
+            continue
+        cleaned.append((base / folder).as_posix().removeprefix("./"))
+    return cleaned
+
+
+def parse_migration(text: str, path: str) -> Migration | None:
+    """Revision, down_revision and message of an Alembic script, without importing it."""
+    try:
+        module = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    values: dict[str, object] = {}
+    for node in module.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                values[target.id] = value.value
+    revision = values.get("revision")
+    if not isinstance(revision, str):
+        return None
+    down = values.get("down_revision")
+    doc = ast.get_docstring(module) or ""
+    message = next((line.strip() for line in doc.splitlines() if line.strip()), "")
+    return Migration(revision=revision, message=message or PurePosixPath(path).stem,
+                     down_revision=down if isinstance(down, str) else None, path=path)
+
+
+def _chain_order(migrations: list[Migration]) -> list[Migration]:
+    """Oldest first: follow down_revision links; what cannot be placed keeps path order."""
+    by_down: dict[str | None, list[Migration]] = {}
+    for m in sorted(migrations, key=lambda m: m.path):
+        by_down.setdefault(m.down_revision, []).append(m)
+    revisions = {m.revision for m in migrations}
+    ordered: list[Migration] = []
+    queue = [m for m in sorted(migrations, key=lambda m: m.path)
+             if m.down_revision not in revisions]
+    while queue:
+        current = queue.pop(0)
+        if current in ordered:
+            continue
+        ordered.append(current)
+        queue.extend(by_down.get(current.revision, []))
+    ordered.extend(m for m in sorted(migrations, key=lambda m: m.path) if m not in ordered)
+    return ordered
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def _checkpoints(settings: Settings, from_ref: str | None, from_commit: git.Commit | None,
+                 to_ref: str, to_commit: git.Commit) -> list[CheckpointChange] | None:
+    new = _checkpoint_hashes(settings, to_ref, to_commit)
+    if from_commit is None:
+        old: dict[str, str] | None = {}
+    else:
+        # the older VERSION file may also be read from the newer tree, where it still lives
+        old = _checkpoint_hashes(settings, from_ref, from_commit, also=to_commit)
+    if new is None or old is None:
+        return None
+    return [CheckpointChange(name, old.get(name), new.get(name))
+            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+
+
+def _checkpoint_hashes(settings: Settings, ref: str | None, commit: git.Commit,
+                       also: git.Commit | None = None) -> dict[str, str] | None:
+    """name → sha256 at a release: its VERSION file, else the committed blobs, else unknown."""
+    directory = settings.artifacts.checkpoints_dir.as_posix()
+    if ref and is_release_tag(ref):
+        version_file = f"{directory}/VERSION_{ref}.txt"
+        for source in (commit, also):
+            text = _blob_text(source, version_file) if source is not None else None
+            if text is not None:
+                return parse_version_file(text)
+    blobs = {
+        PurePosixPath(path).relative_to(directory).as_posix(): hashlib.sha256(data).hexdigest()
+        for path, data in _blob_bytes_under(commit, directory, settings.artifacts.patterns)
+    }
+    return blobs or None
+
+
+def parse_version_file(text: str) -> dict[str, str]:
+    """The ``name: sha256`` lines of a VERSION_vX.Y.Z.txt; header lines are ignored."""
+    hashes: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _SHA256.match(line)
+        if match:
+            hashes[match["name"]] = match["hash"].lower()
+    return hashes
+
+
+# --- git blobs -----------------------------------------------------------------------------------
+
+
+def _blob_text(commit: git.Commit, path: str) -> str | None:
+    try:
+        blob = commit.tree / path
+    except KeyError:
+        return None
+    if blob.type != "blob":
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="replace")
+
+
+def _blob_bytes_under(commit: git.Commit, folder: str,
+                      patterns: Sequence[str]) -> Iterable[tuple[str, bytes]]:
+    import git
+
+    try:
+        tree = commit.tree / folder
+    except KeyError:
+        return
+    if not isinstance(tree, git.Tree):
+        return
+    for item in tree.traverse():
+        if not isinstance(item, git.Blob) or item.mode == git.Blob.link_mode:  # never symlinks
+            continue
+        path = str(item.path)
+        if any(fnmatch.fnmatch(PurePosixPath(path).name, p) for p in patterns):
+            data: bytes = item.data_stream.read()
+            yield path, data
+
+
+def _blobs_under(commit: git.Commit, folder: str,
+                 patterns: Sequence[str]) -> Iterable[tuple[str, str]]:
+    for path, data in _blob_bytes_under(commit, folder, patterns):
+        yield path, data.decode("utf-8", errors="replace")
+
+
+# --- Markdown ------------------------------------------------------------------------------------
+
+
+def render_notes(notes: ReleaseNotes, *, title: str | None = None) -> str:
+    """The notes as Markdown: breaking changes, then each group, migrations, checkpoints."""
+    heading = title or (f"{notes.from_ref} → {notes.to_ref}" if notes.from_ref
+                        else notes.to_ref)
+    count = len(notes.changes)
+    lines = [
+        f"# Release notes: {heading}",
+        "",
+        f"{notes.date} · {count} commit{'s' if count != 1 else ''} · "
+        f"{len(notes.migrations_added)} migration{'s' if len(notes.migrations_added) != 1 else ''}"
+        f" added · commit `{notes.to_commit[:12]}`",
+    ]
+    if notes.breaking:
+        lines += ["", "## ⚠ Breaking changes", ""]
+        lines += [f"- {_scope(c)}{c.breaking} ({c.short})"
+                  + (f" — {c.subject}" if c.breaking != c.subject else "")
+                  for c in notes.breaking]
+    for group, changes in notes.grouped().items():
+        lines += ["", f"## {group}", ""]
+        lines += [f"- {_scope(c)}{c.subject} ({c.short})" for c in changes]
+    if not notes.changes:
+        lines += ["", "No commits between these revisions."]
+    lines += ["", "## Database migrations", ""]
+    if notes.migrations_added or notes.migrations_removed:
+        lines += [f"- added `{m.revision}` {m.message}"
+                  + (f" (revises `{m.down_revision}`)" if m.down_revision else "")
+                  for m in notes.migrations_added]
+        lines += [f"- **removed** `{m.revision}` {m.message}" for m in notes.migrations_removed]
+    else:
+        lines.append("No migrations added.")
+    lines += ["", "## Checkpoints", ""]
+    if notes.checkpoints is None:
+        lines.append("No checkpoint record (VERSION file or committed checkpoint files) for one "
+                     "of the revisions: compare the manifests by hand.")
+    elif not notes.checkpoints:
+        lines.append("No checkpoint files changed.")
+    else:
+        lines += [f"- `{c.name}`: {_short(c.old)} → {_short(c.new)} ({c.kind})"
+                  for c in notes.checkpoints]
+    return "\n".join(lines) + "\n"
+
+
+def _scope(change: Change) -> str:
+    return f"**{change.scope}:** " if change.scope else ""
+
+
+def _short(digest: str | None) -> str:
+    return f"`{digest[:HASH_PREFIX]}`" if digest else "—"
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+
+def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
+                  to_ref: str | None = None) -> str:
+    """Markdown notes for ``from_ref..to_ref``.
+
+    ``to_ref`` defaults to the newest release tag (HEAD when there is none); ``from_ref``
+    defaults to the release tag just below ``to_ref`` (all history when there is none).
+    """
+    from ops.runtime.git import open_repo, previous_release, release_tags
+    from ops.versioning import parse_version
+
+    repo = open_repo(root)
+    tags = release_tags(repo)
+    if not to_ref:
+        to_ref = max(tags).tag if tags else "HEAD"
+    if from_ref is None and is_release_tag(to_ref):
+        earlier = previous_release(repo, parse_version(to_ref))
+        from_ref = earlier.name if earlier is not None else None
+    notes = collect_notes(repo, settings, from_ref, to_ref)
+    return render_notes(notes)
+
+
+def notes_for_release(root: Path, settings: Settings, version: str) -> str:
+    """Notes for a release about to be cut from HEAD: what create-release puts in the tag."""
+    from ops.runtime.git import open_repo, previous_release
+    from ops.versioning import parse_version
+
+    repo = open_repo(root)
+    earlier = previous_release(repo, parse_version(version))
+    notes = collect_notes(repo, settings, earlier.name if earlier else None, "HEAD")
+    title = f"{earlier.name} → {version}" if earlier else version
+    return render_notes(notes, title=title)
