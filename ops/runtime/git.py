@@ -51,3 +51,47 @@ def file_at(repo: git.Repo, rev: str, path: str) -> str | None:
         return None
     data: bytes = blob.data_stream.read()
     return data.decode("utf-8", errors="replace")
+
+
+def worktree_changes(repo: git.Repo, paths: list[str] | None = None) -> list[tuple[str, str]]:
+    """``(XY status, path)`` of every uncommitted change, untracked files included.
+
+    Reads ``git status --porcelain -z`` so paths with spaces or newlines survive; ``paths``
+    narrows the question to some pathspecs (e.g. the migrations folder).
+    """
+    args = ["--porcelain=v1", "-z", "--untracked-files=all"]
+    if paths:
+        args += ["--", *paths]
+    fields = repo.git.status(*args, strip_newline_in_stdout=False).split("\0")
+    changes: list[tuple[str, str]] = []
+    index = 0
+    while index < len(fields):
+        entry = fields[index]
+        index += 1
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        if code[0] in "RC":
+            index += 1  # a rename or copy is followed by its original path
+        changes.append((code, path))
+    return changes
+
+
+def tree_paths(repo: git.Repo, rev: str, directory: str) -> set[str] | None:
+    """Repo-relative paths of the files under ``directory`` at ``rev``.
+
+    None when ``rev`` does not resolve; an empty set when the directory did not exist then.
+    """
+    import git
+
+    try:
+        commit = repo.commit(rev)
+    except (ValueError, git.BadName):
+        return None
+    try:
+        tree = commit.tree / directory if directory not in ("", ".") else commit.tree
+    except KeyError:
+        return set()
+    if not isinstance(tree, git.Tree):
+        return set()
+    return {str(item.path) for item in tree.traverse() if isinstance(item, git.Blob)}
