@@ -1,0 +1,297 @@
+"""Cutting a release: VERSION file, manifest and checksum, a release commit, an annotated tag.
+
+The order is what makes an interrupted run harmless: every file is written atomically, then
+committed, and only then tagged. A failure after the commit resets the branch to the source
+commit (``git reset --keep``), so there is never a tag without its files nor files without a tag.
+
+"commit" in the VERSION file and the manifest is the *source* commit the release was cut from.
+The release commit that adds those files is its only child, and the tag points at the release
+commit: ``git rev-parse vX.Y.Z^`` equals the manifest's ``git.commit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ops.config import Settings, resolve_path
+from ops.errors import ExitCode, OpsError, UsageError
+from ops.images import find_compose_file, service_images
+from ops.release import manifest as mf
+from ops.release import version_file as vfile
+from ops.versioning import ReleaseVersion, parse_version
+
+if TYPE_CHECKING:
+    import git
+
+SUMMARY_LIMIT = 30
+
+
+class ReleaseFailed(OpsError):
+    """Cutting or pushing the release did not complete (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
+@dataclass
+class ReleaseResult:
+    version: str
+    branch: str
+    source_commit: str
+    release_commit: str | None  # None under --dry-run
+    version_file: Path
+    manifest: Path
+    checksum: Path
+    checkpoint_count: int
+    checkpoint_bytes: int
+    images: dict[str, str]
+    notes: str
+    pushed_to: str | None = None
+    dry_run: bool = False
+    steps: list[str] = field(default_factory=list)  # what was (or would be) done, in order
+
+
+def create_release(root: Path, settings: Settings, version: str, *, message: str | None = None,
+                   notes_file: Path | None = None, push: bool = False,
+                   dry_run: bool = False) -> ReleaseResult:
+    """Cut ``version`` from HEAD; refuses with a UsageError (exit 2) before touching anything."""
+    from ops.runtime.git import open_repo
+
+    release = parse_version(version)
+    if message and notes_file:
+        raise UsageError("give either --message or --notes-file, not both")
+    root = resolve_path(Path.cwd(), root)
+    repo = open_repo(root)
+    branch = _preconditions(repo, settings, release)
+    notes = _tag_message(root, settings, repo, release, message, notes_file)
+    source = repo.head.commit.hexsha
+
+    current = vfile.hash_checkpoints(root, settings)
+    vf_path = vfile.version_file_path(root, settings, release)
+    manifest_file = mf.manifest_path(root, settings, release)
+    for path in (vf_path, manifest_file):
+        _inside(root, path)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    vf = vfile.VersionFile(release.tag, source, now, current.by_name())
+    vf_text = vfile.render(vf)
+    artifacts = [mf.Artifact(_inside(root, p), current.sizes[p], h)
+                 for p, h in sorted(current.hashes.items())]
+    artifacts.append(mf.Artifact(_inside(root, vf_path), len(vf_text.encode("utf-8")),
+                                 _sha256_text(vf_text), kind="version_file"))
+    images = release_images(root, settings, release)
+    manifest = mf.Manifest(release.tag, now, mf.GitInfo(source, branch, release.tag), artifacts,
+                           {s: mf.ImageRecord(ref) for s, ref in images.items()})
+    paths = [vf_path, manifest_file, mf.checksum_path(manifest_file)]
+    result = ReleaseResult(release.tag, branch, source, None, vf_path, manifest_file, paths[2],
+                           len(current.hashes), current.total_bytes, images, notes,
+                           dry_run=dry_run)
+    rel = [_inside(root, p) for p in paths]
+    result.steps = [
+        f"write {rel[0]} ({result.checkpoint_count} checkpoint file(s), "
+        f"{result.checkpoint_bytes} bytes)",
+        f"write {rel[1]} and {rel[2]} ({len(artifacts)} artifact(s), {len(images)} image(s))",
+        f"commit them on {branch} as `chore(release): {release.tag}` (child of {source[:12]})",
+        f"create annotated tag {release.tag} on that commit",
+    ]
+    if push:
+        result.steps.append(f"push {branch} and {release.tag} to {settings.release.remote}")
+    if dry_run:
+        return result
+
+    result.release_commit = _commit_and_tag(repo, release, source, root, paths, notes,
+                                            lambda: _write(vf_path, vf_text, manifest_file,
+                                                           manifest))
+    if push:
+        push_release(repo, settings.release.remote, branch, release.tag)
+        result.pushed_to = settings.release.remote
+    return result
+
+
+def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> str:
+    """The refusals of the issue, cheapest first; returns the branch being released."""
+    from ops.runtime.git import is_shallow, release_tags
+
+    if is_shallow(repo):
+        raise UsageError("this is a shallow clone, so earlier release tags may be hidden",
+                         hint="run `git fetch --tags --unshallow` first")
+    if repo.head.is_detached:
+        raise UsageError("HEAD is detached: check out a release branch first",
+                         hint="allowed: " + ", ".join(settings.release.branches))
+    branch = repo.active_branch.name
+    if branch not in settings.release.branches:
+        raise UsageError(f"branch {branch!r} is not a release branch",
+                         hint="allowed: " + ", ".join(settings.release.branches)
+                         + " (ops.release.branches)")
+    if release.tag in {t.name for t in repo.tags}:
+        raise UsageError(f"tag {release.tag} already exists",
+                         hint="choose a higher version; a published tag is never moved")
+    tags = release_tags(repo)
+    if tags and max(tags) >= release:
+        raise UsageError(f"{release.tag} is not greater than the latest release {max(tags).tag}",
+                         hint="release versions only go up (SemVer order)")
+    dirty = _uncommitted(repo)
+    if dirty:
+        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        raise UsageError(f"uncommitted changes: {shown}",
+                         hint="commit or stash them; a release is cut from a committed tree")
+    return branch
+
+
+def _uncommitted(repo: git.Repo) -> list[str]:
+    from ops.runtime import git as gitrt
+
+    changes = getattr(gitrt, "worktree_changes", None)
+    if changes is not None:
+        return [str(path) for _, path in changes(repo)]
+    lines = repo.git.status("--porcelain=v1", "--untracked-files=all").splitlines()
+    return [line[3:] for line in lines if len(line) > 3]
+
+
+def _tag_message(root: Path, settings: Settings, repo: git.Repo, release: ReleaseVersion,
+                 message: str | None, notes_file: Path | None) -> str:
+    if message:
+        body = message.strip()
+    elif notes_file is not None:
+        path = resolve_path(Path.cwd(), notes_file)
+        try:
+            body = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read notes file {notes_file} "
+                             f"({type(exc).__name__})") from None
+    else:
+        body = _generated_notes(root, settings, repo, release)
+    return f"Release {release.tag}\n\n{body}\n" if body else f"Release {release.tag}\n"
+
+
+def _generated_notes(root: Path, settings: Settings, repo: git.Repo,
+                     release: ReleaseVersion) -> str:
+    """The release-notes module when present; otherwise the commit subjects since the last tag."""
+    try:
+        from ops.release.notes import notes_for_release
+    except ImportError:
+        pass
+    else:
+        return notes_for_release(root, settings, release.tag).strip()
+    from ops.runtime.git import previous_release
+
+    earlier = previous_release(repo, release)
+    rev = f"{earlier.commit.hexsha}..HEAD" if earlier else "HEAD"
+    subjects = [str(c.summary) for c in repo.iter_commits(rev, max_count=SUMMARY_LIMIT)]
+    since = f"since {earlier.name}" if earlier else "(first release)"
+    lines = [f"Changes {since}:", *(f"- {s}" for s in subjects)]
+    return "\n".join(lines)
+
+
+def release_images(root: Path, settings: Settings, release: ReleaseVersion,
+                   env: str = "production") -> dict[str, str]:
+    """Service → image reference for each built image whose reference carries the version.
+
+    Built images with a fixed reference (a locally built ``db:15``) are infrastructure, not part
+    of the release; rebuilding them for a later release would change ids this one recorded.
+    """
+    configured = settings.environments[env].compose_file if env in settings.environments else None
+    compose = find_compose_file(root, configured)
+    if compose is None:
+        return {}
+    return {img.service: img.reference for img in service_images(compose, release.tag)
+            if img.built and release.tag in img.reference}
+
+
+def _inside(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        raise UsageError(f"{path} is outside the project {root}",
+                         hint="keep checkpoints_dir and releases_dir inside the repository"
+                         ) from None
+
+
+def _sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write(vf_path: Path, vf_text: str, manifest_file: Path, manifest: mf.Manifest) -> None:
+    from ops.atomic import atomic_write_text
+
+    atomic_write_text(vf_path, vf_text)
+    mf.write(manifest_file, manifest)
+
+
+def _commit_and_tag(repo: git.Repo, release: ReleaseVersion, source: str, root: Path,
+                    paths: list[Path], notes: str, write: Callable[[], None]) -> str:
+    """Write, commit, tag; on any failure put the branch and worktree back at ``source``."""
+    import git as gitlib
+
+    names = [_inside(root, p) for p in paths]
+    try:
+        write()
+        repo.git.add("--force", "--", *names)
+        repo.git.commit("-q", "-m", f"chore(release): {release.tag}\n\n"
+                        f"Release files for {release.tag}, cut from {source}.", "--", *names)
+        release_commit = repo.head.commit.hexsha
+        # verbatim: Markdown headings in the notes start with "#", which git would strip
+        repo.git.tag("-a", "--cleanup=verbatim", "-m", notes, release.tag, release_commit)
+    except BaseException as exc:
+        _undo(repo, source, root, paths)
+        if isinstance(exc, gitlib.GitCommandError):
+            tail = (str(exc.stderr or "").strip().splitlines() or ["git failed"])[-1]
+            raise ReleaseFailed(f"could not commit and tag {release.tag}: {tail.strip()}",
+                                hint="nothing was released; fix the cause and run again") from None
+        if isinstance(exc, OSError):
+            raise ReleaseFailed(f"could not write the release files: {exc.strerror or exc}",
+                                hint="nothing was released") from None
+        raise
+    return release_commit
+
+
+def _undo(repo: git.Repo, source: str, root: Path, paths: list[Path]) -> None:
+    """Back to the source commit: the release files, the index and HEAD as they were."""
+    import git as gitlib
+
+    names = [_inside(root, p) for p in paths]
+    try:
+        if repo.head.commit.hexsha != source:
+            repo.git.reset("--keep", source)
+        tracked = set(repo.git.ls_files("--", *names).splitlines())
+        repo.git.reset("-q", source, "--", *names)
+        for name, path in zip(names, paths, strict=True):
+            if name in tracked:
+                repo.git.checkout(source, "--", name)
+            else:
+                path.unlink(missing_ok=True)
+    except gitlib.GitCommandError:
+        return
+
+
+def push_release(repo: git.Repo, remote: str, branch: str, tag: str) -> None:
+    """Push the branch and the tag together (``--atomic``): the remote gets both or neither."""
+    import git as gitlib
+
+    retry = f"git push --atomic {remote} {branch} refs/tags/{tag}"
+    if remote not in {r.name for r in repo.remotes}:
+        raise ReleaseFailed(f"{tag} was created locally, but there is no remote {remote!r}",
+                            hint=f"add it (`git remote add {remote} URL`), then `{retry}`")
+    try:
+        repo.git.push("--atomic", remote, f"refs/heads/{branch}", f"refs/tags/{tag}")
+    except gitlib.GitCommandError as exc:
+        reason = _push_reason(str(exc.stderr or ""))
+        raise ReleaseFailed(f"push to {remote} was rejected ({reason}); the release commit and "
+                            f"tag {tag} are kept locally",
+                            hint=f"fix the cause, then retry with `{retry}`") from None
+
+
+def _push_reason(stderr: str) -> str:
+    for line in stderr.splitlines():
+        text = line.strip().lstrip("!").strip()
+        if "rejected" in text or "error:" in text or "fatal:" in text:
+            return " ".join(text.split())[:160]
+    return "git push failed"
+
+
+__all__ = ["ReleaseFailed", "ReleaseResult", "create_release", "push_release",
+           "release_images"]

@@ -1,0 +1,199 @@
+"""The artifact manifest ``releases/manifest_vX.Y.Z.json`` and its ``.sha256``.
+
+The manifest is what the deploy tamper gate trusts: every shipped file with its size and SHA-256,
+the git coordinates, and each built service image with its id. Its checksum file is in
+``sha256sum`` format with the manifest's bare file name, so it verifies from the releases
+directory: ``cd releases && sha256sum -c manifest_v0.2.0.sha256``.
+
+``git.commit`` is the *source* commit the release was cut from. The release commit that adds the
+VERSION file and this manifest is its child, and the tag points at that release commit: a file
+cannot name the commit that contains it, so the manifest names its parent, and ``git.commit_is``
+spells that relation out for a reader. ``verify_release`` checks it: the tag's commit must be the
+manifest's commit or a child of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ops.atomic import atomic_write_text
+from ops.config import Settings, resolve_path
+from ops.release.version_file import ReleaseFileError
+from ops.versioning import ReleaseVersion
+
+SCHEMA = 1
+COMMIT_MEANING = ("source commit the release was cut from; "
+                  "the tag points at its child, the release commit")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str  # relative to the project root, posix
+    size: int
+    sha256: str
+    kind: str = "checkpoint"  # checkpoint | version_file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image: str  # the reference at this version, from the compose file
+    id: str | None = None  # filled in by `invoke build`
+    repo_digest: str | None = None  # only once the image has been pushed to a registry
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "id": self.id, "repo_digest": self.repo_digest}
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str
+    branch: str
+    tag: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"commit": self.commit, "commit_is": COMMIT_MEANING, "branch": self.branch,
+                "tag": self.tag}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    release_date: str
+    git: GitInfo
+    artifacts: list[Artifact] = field(default_factory=list)
+    docker_images: dict[str, ImageRecord] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "tool": "tminus",
+            "version": self.version,
+            "release_date": self.release_date,
+            "git": self.git.to_dict(),
+            "artifacts": [a.to_dict() for a in self.artifacts],
+            "docker_images": {s: r.to_dict() for s, r in self.docker_images.items()},
+        }
+
+    def with_images(self, images: dict[str, ImageRecord]) -> Manifest:
+        merged = {**self.docker_images, **images}
+        return Manifest(self.version, self.release_date, self.git, list(self.artifacts), merged)
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+
+def releases_dir(root: Path, settings: Settings) -> Path:
+    return resolve_path(root, settings.release.releases_dir)
+
+
+def manifest_path(root: Path, settings: Settings, version: ReleaseVersion) -> Path:
+    return releases_dir(root, settings) / f"manifest_{version.tag}.json"
+
+
+def checksum_path(manifest: Path) -> Path:
+    return manifest.with_suffix(".sha256")
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+
+def render(manifest: Manifest) -> str:
+    return json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_checksum(manifest_file: Path, data: bytes) -> str:
+    """``sha256sum`` text mode format: hex, two spaces, the bare file name."""
+    return f"{hashlib.sha256(data).hexdigest()}  {manifest_file.name}\n"
+
+
+def parse(text: str, *, source: str = "manifest") -> Manifest:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReleaseFileError(f"{source}: not valid JSON (line {exc.lineno})") from None
+    try:
+        git = data["git"]
+        artifacts = [Artifact(str(a["path"]), int(a["size"]), str(a["sha256"]),
+                              str(a.get("kind", "checkpoint"))) for a in data["artifacts"]]
+        images = {str(s): ImageRecord(str(r["image"]), _opt(r.get("id")),
+                                      _opt(r.get("repo_digest")))
+                  for s, r in (data.get("docker_images") or {}).items()}
+        return Manifest(str(data["version"]), str(data["release_date"]),
+                        GitInfo(str(git["commit"]), str(git["branch"]), str(git["tag"])),
+                        artifacts, images)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReleaseFileError(f"{source}: missing or malformed field ({type(exc).__name__}: "
+                               f"{exc})") from None
+
+
+def _opt(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def artifact_location(root: Path, artifact: Artifact) -> Path:
+    """Where an artifact lives; a path that would leave the repository is refused outright."""
+    relative = PurePosixPath(artifact.path)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise ReleaseFileError(f"artifact path {artifact.path!r} leaves the repository")
+    return root.joinpath(*relative.parts)
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def write(path: Path, manifest: Manifest) -> None:
+    """Manifest first, then its checksum; each file is atomic on its own."""
+    text = render(manifest)
+    atomic_write_text(path, text)
+    atomic_write_text(checksum_path(path), render_checksum(path, text.encode("utf-8")))
+
+
+def read(path: Path) -> Manifest:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReleaseFileError(f"{path.name}: cannot be read ({type(exc).__name__})") from None
+    return parse(text, source=path.name)
+
+
+@dataclass(frozen=True)
+class ChecksumResult:
+    ok: bool
+    message: str
+
+
+def verify_checksum(path: Path) -> ChecksumResult:
+    """What ``sha256sum -c`` would say about the manifest's ``.sha256``, in one sentence."""
+    sums = checksum_path(path)
+    if not sums.is_file():
+        return ChecksumResult(False, f"{sums.name} is missing")
+    try:
+        lines = [ln for ln in sums.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        return ChecksumResult(False, f"{sums.name} cannot be read ({type(exc).__name__})")
+    entries = dict(_checksum_entry(line) for line in lines)
+    expected = entries.get(path.name)
+    if expected is None:
+        return ChecksumResult(False, f"{sums.name} has no line for {path.name}")
+    try:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return ChecksumResult(False, f"{path.name} cannot be read ({type(exc).__name__})")
+    if actual != expected:
+        return ChecksumResult(False, f"{path.name} does not match {sums.name}: expected "
+                                     f"{expected[:12]}…, found {actual[:12]}…")
+    return ChecksumResult(True, f"{path.name} matches {sums.name} (sha256 {actual[:12]}…)")
+
+
+def _checksum_entry(line: str) -> tuple[str, str]:
+    """(file name, hex) of a ``sha256sum`` line: ``<hex>  name`` or ``<hex> *name``."""
+    digest, _, rest = line.rstrip("\n").partition(" ")
+    name = rest[1:] if rest[:1] in (" ", "*") else rest
+    return name, digest.lower()

@@ -1,0 +1,307 @@
+"""Does what is on disk (and in the engine) still equal what the release recorded?
+
+``verify_release`` is the tamper gate: ``invoke verify-release`` prints its findings and the deploy
+task refuses to ship when any of them fails. The predeploy artifacts section builds on the same
+functions, so the checklist and the gate can never disagree about a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ops.config import Settings, resolve_path
+from ops.errors import OpsError
+from ops.release import manifest as mf
+from ops.release import version_file as vfile
+from ops.release.version_file import CheckpointHashes, ReleaseFileError, VersionFile
+from ops.report import Finding, Status, failed, passed, skipped
+from ops.versioning import ReleaseVersion
+
+MANIFEST = "artifacts.manifest"
+INTEGRITY = "artifacts.manifest_integrity"
+MODELS_MATCH = "artifacts.models_match_release"
+IMAGES = "artifacts.images"
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """The release's files as found on disk; ``None`` where a file is absent."""
+
+    manifest_file: Path
+    version_file_path: Path
+    manifest: mf.Manifest | None
+    manifest_error: str | None
+    version_file: VersionFile | None
+    version_file_error: str | None
+
+
+def load_record(root: Path, settings: Settings, version: ReleaseVersion) -> ReleaseRecord:
+    manifest_file = mf.manifest_path(root, settings, version)
+    vf_path = vfile.version_file_path(root, settings, version)
+    manifest: mf.Manifest | None = None
+    manifest_error = None
+    if manifest_file.is_file():
+        try:
+            manifest = mf.read(manifest_file)
+        except ReleaseFileError as exc:
+            manifest_error = exc.message
+    vf: VersionFile | None = None
+    vf_error = None
+    if vf_path.is_file():
+        try:
+            vf = vfile.read(vf_path)
+        except ReleaseFileError as exc:
+            vf_error = exc.message
+    return ReleaseRecord(manifest_file, vf_path, manifest, manifest_error, vf, vf_error)
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --- artifacts.manifest / artifacts.manifest_integrity -------------------------------------------
+
+
+def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord, *,
+                      required: bool, tag_commits: tuple[str, list[str]] | None) -> list[Finding]:
+    """The manifest is there, parses, is this version's and agrees with the tag; its sum holds.
+
+    ``tag_commits`` is (tag's commit, its parents) when the tag exists. A missing manifest fails
+    when ``required`` (the tamper gate) and warns otherwise (predeploy, before the release is cut).
+    """
+    name = _rel(root, record.manifest_file)
+    if not record.manifest_file.is_file():
+        status = Status.FAIL if required else Status.WARN
+        return [
+            Finding(MANIFEST, status, f"{name} does not exist",
+                    hint=f"`invoke create-release {version.tag}` writes it"),
+            skipped(INTEGRITY, f"no {record.manifest_file.name} to verify"),
+        ]
+    findings: list[Finding] = [_manifest_content(name, version, record, tag_commits)]
+    result = mf.verify_checksum(record.manifest_file)
+    if result.ok:
+        findings.append(passed(INTEGRITY, result.message))
+    else:
+        findings.append(failed(
+            INTEGRITY, result.message,
+            hint=f"the manifest was changed after it was written; restore it from git "
+                 f"(`git checkout {version.tag} -- {name}`) or re-run `invoke build`"))
+    return findings
+
+
+def _manifest_content(name: str, version: ReleaseVersion, record: ReleaseRecord,
+                      tag_commits: tuple[str, list[str]] | None) -> Finding:
+    manifest = record.manifest
+    if manifest is None:
+        return failed(MANIFEST, record.manifest_error or f"{name} cannot be read",
+                      hint="restore it from git or cut the release again")
+    if manifest.version != version.tag:
+        return failed(MANIFEST, f"{name} is for {manifest.version}, not {version.tag}")
+    source = manifest.git.commit
+    if tag_commits is not None:
+        tagged, parents = tag_commits
+        if source != tagged and source not in parents:
+            return failed(MANIFEST, f"tag {version.tag} points at {tagged[:12]}, which is neither "
+                          f"the manifest's commit {source[:12]} nor its release commit",
+                          hint="the tag was moved or the manifest copied from another release")
+    return passed(MANIFEST, f"{name}: {len(manifest.artifacts)} artifact(s), "
+                  f"{len(manifest.docker_images)} image(s), cut from {source[:12]} on "
+                  f"{manifest.git.branch}",
+                  detail={"commit": source, "branch": manifest.git.branch,
+                          "tag": manifest.git.tag})
+
+
+# --- artifacts.models_match_release --------------------------------------------------------------
+
+
+def _display(current: CheckpointHashes, root: Path, artifact: mf.Artifact) -> str:
+    """Name an artifact the way the VERSION file does, so both sources merge into one list."""
+    try:
+        location = mf.artifact_location(root, artifact)
+    except ReleaseFileError:
+        return artifact.path
+    try:
+        return location.relative_to(current.directory).as_posix()
+    except ValueError:
+        return artifact.path
+
+
+def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion,
+                         record: ReleaseRecord, current: CheckpointHashes, *,
+                         required: bool) -> Finding:
+    """Compare today's checkpoints with the VERSION file and every artifact of the manifest."""
+    sources: list[str] = []
+    problems: list[str] = []
+    changed: set[str] = set()
+    missing: set[str] = set()
+    extra: set[str] = set()
+    actual = current.by_name()
+    if record.version_file_error:
+        problems.append(record.version_file_error)
+    if record.version_file is not None:
+        sources.append(record.version_file_path.name)
+        c, m, e = vfile.compare(record.version_file.files, actual)
+        changed.update(c)
+        missing.update(m)
+        extra.update(e)
+    if record.manifest is not None:
+        sources.append(record.manifest_file.name)
+        expected, found, bad = _manifest_hashes(root, settings, record.manifest, current)
+        problems += bad
+        c, m, e = vfile.compare(expected, {**actual, **found})
+        changed.update(c)
+        missing.update(m)
+        extra.update(e)
+    if not sources and not problems:
+        hint = f"`invoke create-release {version.tag}` writes them"
+        what = f"no {record.version_file_path.name} or {record.manifest_file.name}"
+        if required:
+            return failed(MODELS_MATCH, f"{what}: nothing to compare the checkpoints with",
+                          hint=hint)
+        return skipped(MODELS_MATCH, f"{what} yet: nothing to compare with", hint=hint)
+    parts = [f"{label} {', '.join(sorted(names))}" for label, names in
+             (("changed", changed), ("missing", missing), ("extra", extra)) if names]
+    detail: dict[str, Any] = {"changed": sorted(changed), "missing": sorted(missing),
+                              "extra": sorted(extra), "against": sources}
+    if parts or problems:
+        return failed(MODELS_MATCH,
+                      f"checkpoints differ from release {version.tag}: "
+                      + "; ".join(parts + problems),
+                      hint="restore the released files, or cut a new release for these",
+                      detail=detail)
+    return passed(MODELS_MATCH, f"{len(actual)} checkpoint file(s) match "
+                  + " and ".join(sources), detail=detail)
+
+
+def _manifest_hashes(root: Path, settings: Settings, manifest: mf.Manifest,
+                     current: CheckpointHashes) -> tuple[dict[str, str], dict[str, str],
+                                                         list[str]]:
+    """(expected, found, problems): every manifest artifact, hashed where it is today.
+
+    Artifacts outside the checkpoint patterns (the VERSION file itself) are hashed here too, so
+    an edited VERSION file is caught even though it hashes nothing itself.
+    """
+    expected: dict[str, str] = {}
+    found: dict[str, str] = {}
+    to_hash: dict[Path, str] = {}
+    problems: list[str] = []
+    known = {p.resolve(): h for p, h in current.hashes.items()}
+    for artifact in manifest.artifacts:
+        name = _display(current, root, artifact)
+        expected[name] = artifact.sha256
+        try:
+            location = mf.artifact_location(root, artifact)
+        except ReleaseFileError as exc:
+            problems.append(exc.message)
+            continue
+        if location.is_symlink() or not location.is_file():
+            continue
+        if location.resolve() in known:
+            found[name] = known[location.resolve()]
+        else:
+            to_hash[location] = name
+    if to_hash:
+        hashes = vfile.hash_paths(list(to_hash), settings, root)
+        found.update({to_hash[p]: h for p, h in hashes.items()})
+    return expected, found, problems
+
+
+# --- artifacts.images ----------------------------------------------------------------------------
+
+
+def images_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecord],
+                   engine: Any | None, engine_reason: str | None, *,
+                   require_ids: bool) -> Finding:
+    """Each service's image at this version is in the engine, with the recorded id and digest."""
+    from docker.errors import DockerException
+
+    if not expected:
+        return skipped(IMAGES, "no service builds an image (no `build:` in the compose file)")
+    if engine is None:
+        return skipped(IMAGES, f"image ids not checked: {engine_reason or 'no Docker engine'}")
+    verdicts: list[tuple[Status, str]] = []
+    found: dict[str, Any] = {}
+    try:
+        for service, record in expected.items():
+            verdicts.append(_one_image(engine, service, record, found, require_ids=require_ids))
+    except (OSError, DockerException) as exc:
+        return skipped(IMAGES, f"image ids not checked: the engine stopped answering "
+                       f"({type(exc).__name__})")
+    detail = {"images": found}
+    hint = f"`invoke build {version.tag}` builds the images and records their ids"
+    for status in (Status.FAIL, Status.WARN):
+        bad = [text for s, text in verdicts if s is status]
+        if bad:
+            return Finding(IMAGES, status, "; ".join(bad), hint=hint, detail=detail)
+    return passed(IMAGES, f"{len(verdicts)} image(s) present: "
+                  + ", ".join(text for _, text in verdicts), detail=detail)
+
+
+def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[str, Any], *,
+               require_ids: bool) -> tuple[Status, str]:
+    from ops.runtime.docker_engine import image_info
+
+    info = image_info(engine, record.image)
+    if info is None:
+        return Status.FAIL, f"{service}: {record.image} is not in the engine"
+    found[service] = {"image": record.image, "id": info.id,
+                      "repo_digests": list(info.repo_digests)}
+    if record.id and record.id != info.id:
+        return Status.FAIL, (f"{service}: {record.image} is {info.id[:19]}, the manifest "
+                             f"recorded {record.id[:19]}")
+    if record.repo_digest and record.repo_digest not in info.repo_digests:
+        return Status.FAIL, (f"{service}: {record.image} lacks the recorded digest "
+                             f"{record.repo_digest}")
+    if not record.id and require_ids:
+        return Status.WARN, f"{service}: no image id recorded for {record.image}"
+    return Status.PASS, f"{service} {info.id[:19]}"
+
+
+# --- the tamper gate -----------------------------------------------------------------------------
+
+
+def tag_commits(root: Path, version: ReleaseVersion) -> tuple[str, list[str]] | None:
+    """(commit the tag points at, its parents), or None without a repository or the tag."""
+    from ops.runtime.git import open_repo
+
+    try:
+        repo = open_repo(root)
+    except OpsError:
+        return None
+    try:
+        ref = repo.tags[version.tag]
+    except (IndexError, KeyError):
+        return None
+    commit = ref.commit
+    return commit.hexsha, [p.hexsha for p in commit.parents]
+
+
+def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
+                   use_cache: bool = True, engine: Any | None = None) -> list[Finding]:
+    """Every check of a cut release: manifest, its checksum, each artifact, each image id.
+
+    ``engine`` is a docker client; without one, an engine is looked up and the image check is
+    skipped (with the reason) when none answers. Fails where anything differs; the caller decides
+    what a failure means (exit 1 for verify-release, a refused deploy for the gate).
+    """
+    root = resolve_path(Path.cwd(), root)
+    record = load_record(root, settings, version)
+    findings = manifest_findings(root, version, record, required=True,
+                                 tag_commits=tag_commits(root, version))
+    current = vfile.hash_checkpoints(root, settings, use_cache=use_cache)
+    findings.append(models_match_finding(root, settings, version, record, current,
+                                         required=True))
+    expected = record.manifest.docker_images if record.manifest is not None else {}
+    reason = None
+    if engine is None and expected:
+        from ops.runtime.docker_engine import try_connect
+
+        engine, reason = try_connect()
+    findings.append(images_finding(version, expected, engine, reason, require_ids=True))
+    return findings
