@@ -1,0 +1,510 @@
+"""Section 2, Database Migrations: will ``alembic upgrade`` do what the release expects, and undo?
+
+The graph comes from Alembic itself (``ops.runtime.alembic_scripts``), so these checks see the
+revisions Alembic would run. "New" means added since the previous release tag: only those can
+still be fixed, so only those are judged for downgrades, destructive operations and documentation.
+The live database and Redis are only read, with short timeouts; when they do not answer, the
+check is skipped with the reason — never a pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ops.checks import CheckContext
+from ops.config import MigrationsSettings
+from ops.errors import DatabaseUnavailable
+from ops.report import Finding, failed, passed, skipped, warned
+
+if TYPE_CHECKING:
+    import git
+
+    from ops.runtime.alembic_scripts import RevisionFile, ScriptGraph
+
+#: How many items a message lists before it says "+N more".
+SHOWN = 5
+
+GRAPH_IDS = ("committed", "single_head", "chain", "downgrade", "destructive", "documented",
+             "db_current")
+REDIS_TYPES = {"string", "list", "set", "zset", "hash", "stream"}
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    from ops.runtime.alembic_scripts import MigrationsUnreadable, load_graph
+
+    configured = ctx.settings.migrations.alembic_ini
+    ini = ctx.path(configured)
+    if not ini.is_file():
+        if configured == MigrationsSettings().alembic_ini:
+            reason = f"no {configured} at the project root: this project has no migrations"
+            yield skipped("migrations.present", reason,
+                          hint="set ops.migrations.alembic_ini if alembic.ini lives elsewhere")
+            for rest in GRAPH_IDS:
+                yield skipped(f"migrations.{rest}", reason)
+        else:
+            yield failed("migrations.present",
+                         f"{configured} (ops.migrations.alembic_ini) does not exist",
+                         hint="fix ops.migrations.alembic_ini or restore the file")
+            for rest in GRAPH_IDS:
+                yield skipped(f"migrations.{rest}", f"{configured} is missing")
+        yield from check_redis_schema(ctx)
+        return
+    try:
+        graph = load_graph(ini)
+    except MigrationsUnreadable as exc:
+        yield failed("migrations.present", _relative_text(ctx, exc.message), hint=exc.hint)
+        for rest in GRAPH_IDS:
+            yield skipped(f"migrations.{rest}", "the migrations cannot be loaded")
+        yield from check_redis_schema(ctx)
+        return
+    yield check_present(ctx, graph)
+    yield from check_committed(ctx, graph)
+    chain = list(check_chain(ctx, graph))
+    yield check_single_head(graph)
+    yield from chain
+    since, new = new_revisions(ctx, graph)
+    yield from check_downgrade(ctx, new, since)
+    yield from check_destructive(ctx, new, since)
+    yield from check_documented(ctx, new, since)
+    yield check_db_current(ctx, graph)
+    yield from check_redis_schema(ctx)
+
+
+# --- the files -----------------------------------------------------------------------------------
+
+
+def _rel(ctx: CheckContext, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ctx.root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _relative_text(ctx: CheckContext, text: str) -> str:
+    return text.replace(str(ctx.root.resolve()) + "/", "").replace(str(ctx.root) + "/", "")
+
+
+def _listed(items: list[str]) -> str:
+    more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+    return ", ".join(items[:SHOWN]) + more
+
+
+def check_present(ctx: CheckContext, graph: ScriptGraph) -> Finding:
+    folders = ", ".join(_rel(ctx, d) for d in graph.version_dirs)
+    if not graph.revisions:
+        return warned("migrations.present",
+                      f"{_rel(ctx, graph.ini)} is set up but {folders} holds no revisions",
+                      hint="create one with `alembic revision -m \"...\"`, or remove alembic.ini")
+    return passed("migrations.present",
+                  f"{len(graph.revisions)} revision(s) in {folders} ({_rel(ctx, graph.ini)})")
+
+
+def _repo_path(repo: git.Repo, path: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(Path(repo.working_tree_dir or "").resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def check_committed(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
+    from ops.runtime.git import tree_paths, worktree_changes
+
+    repo = ctx.repo
+    if repo is None:
+        yield skipped("migrations.committed", "no git repository")
+        return
+    folders = [p for p in (_repo_path(repo, d) for d in graph.version_dirs) if p is not None]
+    at_head: set[str] = set()
+    for folder in folders:
+        at_head |= tree_paths(repo, "HEAD", folder) or set()
+    changed = {path: code for code, path in worktree_changes(repo, folders or None)
+               if path.endswith(".py")}
+    problems: list[str] = []
+    for rev in sorted(graph.revisions.values(), key=lambda r: str(r.path)):
+        path = _repo_path(repo, rev.path)
+        if path is None:
+            continue
+        if path in changed:
+            state = "untracked" if changed.pop(path) == "??" else "modified"
+            problems.append(f"{path} ({state})")
+        elif path not in at_head:
+            problems.append(f"{path} (not committed)")
+    problems += [f"{path} ({'untracked' if code == '??' else 'changed'})"
+                 for path, code in sorted(changed.items())]
+    if problems:
+        yield failed("migrations.committed",
+                     f"{len(problems)} migration file(s) differ from the commit: "
+                     f"{_listed(problems)}",
+                     hint="commit them (the release must contain the migrations it runs)",
+                     detail={"files": problems})
+    else:
+        yield passed("migrations.committed",
+                     f"all {len(graph.revisions)} revision file(s) are committed and unmodified")
+
+
+def check_single_head(graph: ScriptGraph) -> Finding:
+    if not graph.sound:
+        return skipped("migrations.single_head", "the revision chain is broken (migrations.chain)")
+    if len(graph.heads) > 1:
+        return failed("migrations.single_head",
+                      f"{len(graph.heads)} heads: {', '.join(graph.heads)} — "
+                      "`alembic upgrade head` would refuse to run",
+                      hint="join them with `alembic merge -m \"merge heads\" heads` and commit")
+    if not graph.heads:
+        return passed("migrations.single_head", "no revisions, no heads")
+    return passed("migrations.single_head", f"single head {graph.heads[0]}")
+
+
+def check_chain(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
+    from ops.runtime.alembic_scripts import chain_length
+
+    if graph.duplicates:
+        for revision in sorted(set(graph.duplicates)):
+            yield failed("migrations.chain",
+                         f"revision id {revision} is defined by more than one file",
+                         hint="give each revision file its own `revision = \"...\"` id")
+    for revision, down in graph.missing:
+        path = _rel(ctx, graph.revisions[revision].path)
+        yield failed("migrations.chain",
+                     f"{path}: down_revision {down!r} of revision {revision} does not exist",
+                     hint=f"point down_revision at an existing revision (`alembic history`) "
+                          f"or restore the file defining {down}")
+    if graph.cycle:
+        files = [_rel(ctx, graph.revisions[r].path) for r in graph.cycle if r in graph.revisions]
+        yield failed("migrations.chain",
+                     f"revision cycle among {', '.join(graph.cycle)} ({_listed(files)})",
+                     hint="follow down_revision from each file: one must lead back to the base")
+    if graph.sound:
+        length = max((chain_length(graph, h) for h in graph.heads), default=0)
+        yield passed("migrations.chain",
+                     f"every down_revision resolves: base → {', '.join(graph.heads) or '-'} "
+                     f"({length} revision(s), no cycles)")
+
+
+def new_revisions(ctx: CheckContext, graph: ScriptGraph) -> tuple[str | None,
+                                                                  list[RevisionFile]]:
+    """The revisions whose files did not exist at the previous release tag."""
+    from ops.runtime.git import previous_release, tree_paths
+
+    revisions = sorted(graph.revisions.values(), key=lambda r: str(r.path))
+    repo = ctx.repo
+    previous = previous_release(repo, ctx.version) if repo is not None else None
+    if repo is None or previous is None:
+        return None, revisions
+    released: set[str] = set()
+    for folder in graph.version_dirs:
+        relative = _repo_path(repo, folder)
+        if relative is not None:
+            released |= tree_paths(repo, previous.name, relative) or set()
+    return previous.name, [r for r in revisions if _repo_path(repo, r.path) not in released]
+
+
+def _since(since: str | None) -> str:
+    return f"since {since}" if since else "(first release: all are new)"
+
+
+def _scope(new: list[RevisionFile], since: str | None) -> str:
+    return f"{len(new)} new revision(s) {_since(since)}"
+
+
+def check_downgrade(ctx: CheckContext, new: list[RevisionFile],
+                    since: str | None) -> Iterator[Finding]:
+    from ops.runtime.alembic_scripts import MigrationsUnreadable, downgrade_problem
+
+    bad = 0
+    for rev in new:
+        try:
+            problem = downgrade_problem(rev.path)
+        except MigrationsUnreadable as exc:
+            problem = (1, exc.message)
+        if problem:
+            bad += 1
+            line, why = problem
+            yield failed("migrations.downgrade",
+                         f"{_rel(ctx, rev.path)}:{line}: revision {rev.revision} {why}",
+                         hint="write a downgrade() that reverses upgrade(), or raise an error "
+                              "saying why it cannot be undone")
+    if not bad:
+        yield passed("migrations.downgrade",
+                     f"{_scope(new, since)} have a downgrade that does something"
+                     if new else f"no new revisions {_since(since)}")
+
+
+def check_destructive(ctx: CheckContext, new: list[RevisionFile],
+                      since: str | None) -> Iterator[Finding]:
+    from ops.runtime.alembic_scripts import (
+        ALLOW_MARKER,
+        MigrationsUnreadable,
+        destructive_operations,
+    )
+
+    acknowledged = 0
+    warnings = 0
+    for rev in new:
+        try:
+            operations = destructive_operations(rev.path)
+        except MigrationsUnreadable:
+            continue  # migrations.downgrade already names the unreadable file
+        for op in operations:
+            if op.acknowledged:
+                acknowledged += 1
+                continue
+            warnings += 1
+            yield warned("migrations.destructive",
+                         f"{_rel(ctx, rev.path)}:{op.line}: revision {rev.revision} "
+                         f"{op.detail} ({op.kind})",
+                         hint="make it backward compatible (expand, deploy, then contract), or "
+                              f"acknowledge it with `# {ALLOW_MARKER}` on that line",
+                         detail={"file": _rel(ctx, rev.path), "line": op.line,
+                                 "operation": op.kind, "revision": rev.revision})
+    if not warnings:
+        extra = f", {acknowledged} acknowledged" if acknowledged else ""
+        yield passed("migrations.destructive",
+                     f"no unacknowledged destructive operation in {_scope(new, since)}{extra}")
+
+
+def check_documented(ctx: CheckContext, new: list[RevisionFile],
+                     since: str | None) -> Iterator[Finding]:
+    configured = ctx.settings.migrations.changelog
+    existing = [p for p in configured if ctx.path(p).is_file()]
+    if not new:
+        yield passed("migrations.documented", f"no new revisions {_since(since)} to document")
+        return
+    if not existing:
+        yield warned("migrations.documented",
+                     f"no schema changelog ({', '.join(str(p) for p in configured)}): "
+                     f"{len(new)} new revision(s) undocumented",
+                     hint=f"create {configured[0] if configured else 'docs/SCHEMA.md'} with one "
+                          "entry per revision (what it changes, how to undo it)")
+        return
+    text = "\n".join(ctx.path(p).read_text(encoding="utf-8", errors="replace") for p in existing)
+    names = ", ".join(str(p) for p in existing)
+    missing = [r for r in new
+               if not re.search(rf"(?<![0-9A-Za-z_]){re.escape(r.revision)}(?![0-9A-Za-z_])",
+                                text)]
+    for rev in missing:
+        yield warned("migrations.documented",
+                     f"revision {rev.revision} ({_rel(ctx, rev.path)}) is not mentioned in "
+                     f"{names}",
+                     hint=f"add an entry such as `## {rev.revision} — {rev.doc or '...'}` "
+                          f"to {existing[0]}")
+    if not missing:
+        yield passed("migrations.documented",
+                     f"{_scope(new, since)} are described in {names}")
+
+
+# --- the live database ---------------------------------------------------------------------------
+
+
+def _service_url(ctx: CheckContext, key: str) -> tuple[str | None, str]:
+    """The URL and where it came from (for messages): configured, or the environment's .env."""
+    from ops.runtime.envfile import service_url
+
+    env = ctx.settings.environment(ctx.env)
+    configured = env.database_url if key == "DATABASE_URL" else env.redis_url
+    url = service_url(ctx.root, env.env_file, configured, key)
+    source = (f"ops.environments.{ctx.env}.{key.lower()}" if configured
+              else f"{key} in {env.env_file}")
+    return url, source
+
+
+def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
+    from ops.runtime.alembic_scripts import pending, unknown
+    from ops.runtime.dbprobe import alembic_revisions, describe_url
+
+    url, source = _service_url(ctx, "DATABASE_URL")
+    if not url:
+        env = ctx.settings.environment(ctx.env)
+        return skipped("migrations.db_current",
+                       f"no database configured (DATABASE_URL in {env.env_file}, or "
+                       f"ops.environments.{ctx.env}.database_url)")
+    shown = describe_url(url)
+    try:
+        current = alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)
+    except DatabaseUnavailable as exc:
+        return skipped("migrations.db_current", f"{exc.message} ({source})", hint=exc.hint)
+    if not graph.sound:
+        return skipped("migrations.db_current",
+                       f"{shown} is at {', '.join(current or ()) or 'no revision'}, but the "
+                       "revision chain is broken (migrations.chain): pending unknown")
+    ahead = unknown(graph, current or ())
+    if ahead:
+        return failed("migrations.db_current",
+                      f"{shown} is at revision {', '.join(ahead)}, which this release does not "
+                      "know: the database is ahead of the code",
+                      hint="deploy the release that added it, or downgrade the database first",
+                      detail={"current": list(current or ())})
+    todo = pending(graph, current or ())
+    where = f"at {', '.join(current)}" if current else "not yet migrated (no alembic_version)"
+    if not todo:
+        return passed("migrations.db_current", f"{shown} is {where}: up to date with the head",
+                      detail={"current": list(current or ()), "pending": []})
+    return passed("migrations.db_current",
+                  f"{shown} is {where}: {len(todo)} pending migration(s) ({_listed(todo)}) "
+                  "to apply on deploy",
+                  detail={"current": list(current or ()), "pending": todo})
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPattern:
+    pattern: str
+    type: str
+    line: int
+
+    def regex(self) -> re.Pattern[str]:
+        parts = re.split(r"(\{[^{}]*\}|\*)", self.pattern)
+        body = "".join("[^:]+" if p.startswith("{") else ".*" if p == "*" else re.escape(p)
+                       for p in parts)
+        return re.compile(f"^{body}$")
+
+
+class SchemaError(Exception):
+    """redis_schema.yaml does not say what it should; the message names the line."""
+
+
+def parse_redis_schema(text: str, name: str) -> list[KeyPattern]:
+    """``keys:`` patterns with their types and line numbers, read with PyYAML's composer."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise SchemaError(f"{name}{line}: {problem}") from None
+    if root is None:
+        raise SchemaError(f"{name}: empty file (expected a `keys:` mapping)")
+    if not isinstance(root, yaml.MappingNode):
+        raise SchemaError(f"{name}:{root.start_mark.line + 1}: expected a mapping with `keys:`")
+    keys_node = next((v for k, v in root.value if k.value == "keys"), None)
+    if keys_node is None:
+        raise SchemaError(f"{name}: no `keys:` mapping")
+    if not isinstance(keys_node, yaml.MappingNode):
+        raise SchemaError(f"{name}:{keys_node.start_mark.line + 1}: `keys:` must be a mapping "
+                          "of pattern → type")
+    patterns: list[KeyPattern] = []
+    for key, value in keys_node.value:
+        line = key.start_mark.line + 1
+        kind = str(value.value).strip().lower() if isinstance(value, yaml.ScalarNode) else ""
+        if kind not in REDIS_TYPES:
+            raise SchemaError(f"{name}:{line}: pattern {key.value!r} has type "
+                              f"{value.value!r}; expected one of "
+                              f"{', '.join(sorted(REDIS_TYPES))}")
+        patterns.append(KeyPattern(str(key.value), kind, line))
+    return patterns
+
+
+def check_redis_schema(ctx: CheckContext) -> Iterator[Finding]:
+    from ops.runtime.git import file_at, previous_release
+
+    relative = ctx.settings.migrations.redis_schema
+    path = ctx.path(relative)
+    if not path.is_file():
+        yield skipped("migrations.redis_schema",
+                      f"no {relative}: the service declares no Redis key schema",
+                      hint="describe the keys the service owns as `keys: {\"session:{id}\": "
+                           "hash}` to have them checked")
+        return
+    try:
+        patterns = parse_redis_schema(path.read_text(encoding="utf-8"), str(relative))
+    except (SchemaError, UnicodeDecodeError) as exc:
+        yield failed("migrations.redis_schema", str(exc) if isinstance(exc, SchemaError)
+                     else f"{relative} is not UTF-8 text",
+                     hint="fix the file: `keys:` then one `\"pattern\": type` per line")
+        return
+    repo = ctx.repo
+    previous = previous_release(repo, ctx.version) if repo is not None else None
+    if repo is None or previous is None:
+        yield passed("migrations.redis_schema",
+                     f"{relative}: {len(patterns)} key pattern(s); no previous release to "
+                     "compare with")
+    else:
+        repo_path = _repo_path(repo, path) or str(relative)
+        old_text = file_at(repo, previous.name, repo_path)
+        yield from _compare(relative, patterns, old_text, previous.name)
+    yield from _sample_live(ctx, relative, patterns)
+
+
+def _compare(relative: Path, patterns: list[KeyPattern], old_text: str | None,
+             since: str) -> Iterator[Finding]:
+    if old_text is None:
+        yield passed("migrations.redis_schema",
+                     f"{relative}: {len(patterns)} key pattern(s), new since {since}")
+        return
+    try:
+        old = {p.pattern: p for p in parse_redis_schema(old_text, f"{relative}@{since}")}
+    except SchemaError as exc:
+        yield warned("migrations.redis_schema", f"cannot compare with {since}: {exc}")
+        return
+    new = {p.pattern: p for p in patterns}
+    breaking = 0
+    for name, before in old.items():
+        after = new.get(name)
+        if after is None:
+            breaking += 1
+            yield failed("migrations.redis_schema",
+                         f"{relative}: pattern {name!r} ({before.type}, line {before.line} at "
+                         f"{since}) was removed — the running release still writes it",
+                         hint="keep the pattern until no release uses it, or migrate the keys "
+                              "and say so in the release notes")
+        elif after.type != before.type:
+            breaking += 1
+            yield failed("migrations.redis_schema",
+                         f"{relative}:{after.line}: pattern {name!r} changed type "
+                         f"{before.type} → {after.type} since {since}: existing keys would "
+                         "fail with WRONGTYPE",
+                         hint="use a new key pattern for the new type, or migrate the keys")
+    added = [n for n in new if n not in old]
+    if not breaking:
+        extra = f", added {_listed(added)}" if added else ""
+        yield passed("migrations.redis_schema",
+                     f"{relative}: no pattern removed or retyped since {since}{extra}")
+
+
+def _sample_live(ctx: CheckContext, relative: Path,
+                 patterns: list[KeyPattern]) -> Iterator[Finding]:
+    from ops.runtime.dbprobe import describe_url, sample_redis_types
+
+    url, source = _service_url(ctx, "REDIS_URL")
+    if not url:
+        yield skipped("migrations.redis_schema",
+                      f"no REDIS_URL configured: live keys not sampled against {relative}")
+        return
+    limit = ctx.settings.migrations.redis_sample
+    try:
+        sample = sample_redis_types(url, limit=limit,
+                                    timeout_s=ctx.settings.migrations.db_timeout_s)
+    except DatabaseUnavailable as exc:
+        yield skipped("migrations.redis_schema",
+                      f"live keys not sampled: {exc.message} ({source})", hint=exc.hint)
+        return
+    compiled = [(p, p.regex()) for p in patterns]
+    matched = 0
+    wrong: list[str] = []
+    for key, kind in sorted(sample.types.items()):
+        pattern = next((p for p, rx in compiled if rx.match(key)), None)
+        if pattern is None:
+            continue
+        matched += 1
+        if kind != pattern.type:
+            wrong.append(f"{key} is a {kind}, {relative}:{pattern.line} says "
+                         f"{pattern.pattern!r} is a {pattern.type}")
+    where = describe_url(url)
+    scope = f"{len(sample.types)} key(s) sampled" + (f" (first {limit})" if sample.truncated
+                                                     else "")
+    if wrong:
+        yield failed("migrations.redis_schema",
+                     f"{where}: {len(wrong)} key(s) disagree with {relative}: {_listed(wrong)}",
+                     hint="fix the schema file, or migrate/delete the stray keys",
+                     detail={"mismatches": len(wrong), "sampled": len(sample.types)})
+    else:
+        yield passed("migrations.redis_schema",
+                     f"{where}: {scope}, {matched} match a pattern, all with the declared type")

@@ -1,0 +1,162 @@
+"""Section 1, Release Tag: is the thing about to be deployed exactly the tagged release?
+
+The tag must exist, be annotated (it records who cut the release and when), point at the commit
+checked out (otherwise the checks below judge something other than what ships), sit above every
+earlier release, and come with its checkpoint VERSION file. A shallow clone hides tags, so there
+the message says so instead of reporting a tag as missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ops.checks import CheckContext
+from ops.report import Finding, failed, passed, skipped, warned
+
+if TYPE_CHECKING:
+    import git
+
+#: How many dirty paths a worktree_clean warning names before it says "+N more".
+SHOWN_PATHS = 5
+
+UNSHALLOW = "shallow clone: tags may be missing, run `git fetch --unshallow --tags`"
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    tag = ctx.version.tag
+    yield passed("release_tag.format", f"{tag} is a valid release version (vMAJOR.MINOR.PATCH)")
+    repo = ctx.repo
+    if repo is None:
+        yield failed("release_tag.exists", f"{ctx.root} is not a git repository: "
+                     f"there is no tag {tag} to deploy",
+                     hint="run predeploy from the root of the service's git checkout")
+        for rest in ("annotated", "points_at_head", "commit", "worktree_clean", "monotonic"):
+            yield skipped(f"release_tag.{rest}", "no git repository")
+        yield from check_checkpoint_version(ctx)
+        return
+    ref = _tag(repo, tag)
+    yield from check_exists(ctx, repo, ref)
+    if ref is None:
+        for rest in ("annotated", "points_at_head", "commit"):
+            yield skipped(f"release_tag.{rest}", f"tag {tag} does not exist")
+    else:
+        yield check_annotated(tag, ref)
+        yield check_points_at_head(repo, tag, ref)
+        yield check_commit(tag, ref)
+    yield check_worktree_clean(repo)
+    yield check_monotonic(ctx, repo)
+    yield from check_checkpoint_version(ctx)
+
+
+def _tag(repo: git.Repo, name: str) -> git.TagReference | None:
+    for ref in repo.tags:
+        if ref.name == name:
+            return ref
+    return None
+
+
+def check_exists(ctx: CheckContext, repo: git.Repo,
+                 ref: git.TagReference | None) -> Iterator[Finding]:
+    from ops.runtime.git import is_shallow
+
+    tag = ctx.version.tag
+    if ref is not None:
+        yield passed("release_tag.exists", f"tag {tag} exists")
+    elif is_shallow(repo):
+        yield failed("release_tag.exists", f"tag {tag} not found — {UNSHALLOW}",
+                     hint="in CI, fetch with full history (actions/checkout: fetch-depth: 0)")
+    else:
+        yield failed("release_tag.exists", f"tag {tag} does not exist",
+                     hint=f"cut the release with `invoke create-release --version {tag}` "
+                          f"(or `git tag -a {tag} -m \"release {tag}\"` on the commit to ship)")
+
+
+def check_annotated(tag: str, ref: git.TagReference) -> Finding:
+    annotation = ref.tag
+    if annotation is None:
+        return warned("release_tag.annotated",
+                      f"{tag} is a lightweight tag: it records no author, date or message",
+                      hint=f"recreate it annotated: `git tag -a -f {tag} -m \"release {tag}\" "
+                           f"{ref.commit.hexsha[:12]}` (then push with --force)")
+    tagger = getattr(annotation.tagger, "name", None) or "unknown"
+    return passed("release_tag.annotated", f"{tag} is annotated (by {tagger})")
+
+
+def check_points_at_head(repo: git.Repo, tag: str, ref: git.TagReference) -> Finding:
+    tagged = ref.commit.hexsha
+    try:
+        head = repo.head.commit.hexsha
+    except ValueError:
+        return failed("release_tag.points_at_head", "HEAD has no commit yet",
+                      hint=f"check out the release: `git checkout {tag}`")
+    if tagged != head:
+        return failed("release_tag.points_at_head",
+                      f"{tag} points at {tagged[:8]} but HEAD is {head[:8]}: "
+                      "these checks would judge something other than what ships",
+                      hint=f"check out the release (`git checkout {tag}`) and run predeploy again")
+    return passed("release_tag.points_at_head", f"{tag} is the checked-out commit (HEAD)")
+
+
+def check_commit(tag: str, ref: git.TagReference) -> Finding:
+    commit = ref.commit
+    subject = str(commit.summary)
+    return passed("release_tag.commit", f"{tag} → {commit.hexsha[:8]} {subject}".rstrip(),
+                  detail={"commit": commit.hexsha})
+
+
+def check_worktree_clean(repo: git.Repo) -> Finding:
+    from ops.runtime.git import worktree_changes
+
+    changes = worktree_changes(repo)
+    if not changes:
+        return passed("release_tag.worktree_clean", "working tree is clean")
+    shown = ", ".join(f"{path} ({_describe(code)})" for code, path in changes[:SHOWN_PATHS])
+    more = f" (+{len(changes) - SHOWN_PATHS} more)" if len(changes) > SHOWN_PATHS else ""
+    return warned("release_tag.worktree_clean",
+                  f"{len(changes)} uncommitted change(s): {shown}{more}",
+                  hint="commit or stash them, so what you check is what the tag holds",
+                  detail={"paths": [path for _, path in changes]})
+
+
+def _describe(code: str) -> str:
+    if code == "??":
+        return "untracked"
+    if "D" in code:
+        return "deleted"
+    if "A" in code:
+        return "added"
+    if "R" in code:
+        return "renamed"
+    return "modified"
+
+
+def check_monotonic(ctx: CheckContext, repo: git.Repo) -> Finding:
+    from ops.runtime.git import is_shallow, release_tags
+
+    version = ctx.version
+    others = [v for v in release_tags(repo) if v != version]
+    not_below = sorted(v for v in others if not v < version)
+    if not_below:
+        listed = ", ".join(v.tag for v in not_below[:SHOWN_PATHS])
+        return failed("release_tag.monotonic",
+                      f"{version} is not above every earlier release: {listed} "
+                      f"{'exists' if len(not_below) == 1 else 'exist'}",
+                      hint=f"release a version above {max(not_below)} instead")
+    note = f" ({UNSHALLOW})" if is_shallow(repo) else ""
+    if not others:
+        return passed("release_tag.monotonic", f"{version} is the first release{note}")
+    return passed("release_tag.monotonic",
+                  f"{version} is above every earlier release (previous: {max(others)}){note}")
+
+
+def check_checkpoint_version(ctx: CheckContext) -> Iterator[Finding]:
+    tag = ctx.version.tag
+    folder = ctx.settings.artifacts.checkpoints_dir
+    relative = folder / f"VERSION_{tag}.txt"
+    if ctx.path(relative).is_file():
+        yield passed("release_tag.checkpoint_version", f"{relative} exists")
+    else:
+        yield failed("release_tag.checkpoint_version", f"{relative} is missing",
+                     hint=f"`invoke create-release --version {tag}` writes it "
+                          "(version, commit, date and each checkpoint's sha256)")
