@@ -1,0 +1,270 @@
+"""Building a release's service images, and recording their ids in the manifest.
+
+The compose file says what to build (``build:`` context, dockerfile, args, target) and how to tag
+it (``image:``, through ``ops.images.service_images``, the single source of image names). The
+docker SDK's low-level ``api.build`` streams the engine's progress, which the task shows as it
+comes. Each image carries the label ``tminus.version`` so what runs can be traced to a release.
+
+Recording rewrites ``manifest_vX.Y.Z.json`` and its ``.sha256`` after the release commit, so the
+manifest in the working tree differs from the committed one until it is committed again. Before
+rewriting, the manifest's checksum must hold: re-hashing a manifest someone edited would launder
+the edit.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ops.config import Settings, resolve_path
+from ops.errors import ExitCode, OpsError, UsageError
+from ops.images import VERSION_VARIABLE, find_compose_file, load_compose, service_images, substitute
+from ops.release import manifest as mf
+from ops.versioning import ReleaseVersion, parse_version
+
+VERSION_LABEL = "tminus.version"
+SERVICE_LABEL = "tminus.service"
+
+
+class BuildFailed(OpsError):
+    """The engine refused or failed a build (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One image to build, fully resolved: what ``docker build`` would be given."""
+
+    service: str
+    reference: str
+    context: Path
+    dockerfile: str  # relative to the context, as the engine expects
+    args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    versioned: bool = True  # the reference carries the version: a release image
+
+    def argv(self, *, no_cache: bool = False) -> list[str]:
+        """The equivalent ``docker build`` command, shown under ``--dry-run``."""
+        argv = ["docker", "build", "--tag", self.reference, "--file",
+                str(self.context / self.dockerfile)]
+        for key, value in self.args.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        for key, value in self.labels.items():
+            argv += ["--label", f"{key}={value}"]
+        if self.target:
+            argv += ["--target", self.target]
+        if no_cache:
+            argv.append("--no-cache")
+        return [*argv, str(self.context)]
+
+
+@dataclass
+class BuiltImage:
+    service: str
+    reference: str
+    id: str
+    repo_digest: str | None
+
+
+@dataclass
+class BuildResult:
+    version: str
+    plans: list[BuildPlan]
+    built: list[BuiltImage] = field(default_factory=list)
+    manifest: Path | None = None  # the manifest that was updated, if any
+    manifest_note: str | None = None  # why it was not updated
+    dry_run: bool = False
+
+
+# --- planning (pure) -----------------------------------------------------------------------------
+
+
+def plan_builds(compose_file: Path, version: str, *, services: Iterable[str] = (),
+                build_args: Mapping[str, str] | None = None,
+                environ: Mapping[str, str] | None = None) -> list[BuildPlan]:
+    """Resolve every ``build:`` of the compose file at ``version``.
+
+    Without ``services``: every built service whose image reference carries the version (the
+    release images). Named services may also be built images with a fixed reference. Compose
+    interpolation uses ``environ`` plus ``TMINUS_VERSION``; ``build_args`` override the file's.
+    """
+    specs = load_compose(compose_file)["services"]
+    variables = {**(environ if environ is not None else os.environ), VERSION_VARIABLE: version}
+    references = {img.service: img for img in service_images(compose_file, version)}
+    built = [name for name, img in references.items() if img.built]
+    wanted = list(dict.fromkeys(services))
+    for name in wanted:
+        if name not in specs:
+            raise UsageError(f"unknown service {name!r} in {compose_file.name}",
+                             hint="services that build an image: " + (", ".join(built) or "none"))
+        if name not in built:
+            raise UsageError(f"service {name!r} does not build an image (no `build:`)",
+                             hint="services that build an image: " + ", ".join(built))
+    chosen = wanted or [name for name in built if version in references[name].reference]
+    plans = []
+    for name in chosen:
+        build = specs[name]["build"]
+        spec: dict[str, Any] = {"context": build} if isinstance(build, str) else dict(build or {})
+        context_raw = substitute(str(spec.get("context", ".")), variables)
+        if "://" in context_raw or context_raw.startswith("git@"):
+            raise UsageError(f"service {name!r}: remote build contexts are not supported",
+                             hint="use a local directory as `build.context`")
+        context = (compose_file.parent / context_raw).resolve()
+        args = _build_args(spec.get("args"), variables)
+        args.update(build_args or {})
+        reference = references[name].reference
+        plans.append(BuildPlan(
+            service=name, reference=reference, context=context,
+            dockerfile=substitute(str(spec.get("dockerfile", "Dockerfile")), variables),
+            args=args, labels={VERSION_LABEL: version, SERVICE_LABEL: name},
+            target=substitute(str(spec["target"]), variables) if spec.get("target") else None,
+            versioned=version in reference))
+    return plans
+
+
+def _build_args(raw: Any, variables: Mapping[str, str]) -> dict[str, str]:
+    """Compose's ``args`` as a mapping or a ``KEY=VALUE`` list; a bare KEY reads the environment."""
+    args: dict[str, str] = {}
+    items: Iterable[tuple[str, Any]]
+    if isinstance(raw, Mapping):
+        items = raw.items()
+    elif isinstance(raw, list):
+        items = [(str(x).partition("=")[0], str(x).partition("=")[2] if "=" in str(x) else None)
+                 for x in raw]
+    else:
+        items = []
+    for key, value in items:
+        if value is None:
+            if key in variables:
+                args[str(key)] = variables[key]
+            continue
+        args[str(key)] = substitute(str(value), dict(variables))
+    return args
+
+
+def parse_build_args(pairs: Iterable[str]) -> dict[str, str]:
+    """``--build-arg KEY=VALUE`` flags."""
+    args: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--build-arg {pair!r}: expected KEY=VALUE")
+        args[key.strip()] = value
+    return args
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def build_images(root: Path, settings: Settings, version: str, *, services: Iterable[str] = (),
+                 no_cache: bool = False, dry_run: bool = False,
+                 build_args: Mapping[str, str] | None = None, env: str = "production",
+                 engine: Any | None = None,
+                 on_line: Callable[[str], None] | None = None) -> BuildResult:
+    """Build each image, then record ids and digests in the release's manifest (when it exists).
+
+    Raises UsageError before building when the compose file is missing or the manifest's checksum
+    does not hold; DockerUnavailable (exit 3) when no engine answers; BuildFailed on a failed
+    build.
+    """
+    release = parse_version(version)
+    root = resolve_path(Path.cwd(), root)
+    compose = find_compose_file(root, settings.environment(env).compose_file)
+    if compose is None:
+        raise UsageError("no compose file: nothing says which images to build",
+                         hint="add docker-compose.yml or set ops.environments.<env>.compose_file")
+    plans = plan_builds(compose, release.tag, services=services, build_args=build_args)
+    result = BuildResult(release.tag, plans, dry_run=dry_run)
+    manifest_file = mf.manifest_path(root, settings, release)
+    manifest = _manifest_to_update(manifest_file, release)
+    if manifest is None:
+        result.manifest_note = (f"{manifest_file.name} does not exist: image ids are not "
+                                f"recorded (run `invoke create-release {release.tag}` first)")
+    if dry_run or not plans:
+        return result
+
+    if engine is None:
+        from ops.runtime.docker_engine import connect
+
+        engine = connect()
+    say = on_line or (lambda _line: None)
+    for plan in plans:
+        say(f"==> {plan.service}: building {plan.reference} from {plan.context}")
+        result.built.append(_build_one(engine, plan, no_cache=no_cache, on_line=say))
+    if manifest is not None:
+        records = {b.service: mf.ImageRecord(b.reference, b.id, b.repo_digest)
+                   for b, plan in zip(result.built, plans, strict=True) if plan.versioned}
+        if records:
+            mf.write(manifest_file, manifest.with_images(records))
+            result.manifest = manifest_file
+        else:
+            result.manifest_note = "no release image was built: the manifest is unchanged"
+    return result
+
+
+def _manifest_to_update(path: Path, release: ReleaseVersion) -> mf.Manifest | None:
+    if not path.is_file():
+        return None
+    check = mf.verify_checksum(path)
+    if not check.ok:
+        raise UsageError(f"refusing to record image ids: {check.message}",
+                         hint=f"restore it (`git checkout {release.tag} -- "
+                              f"{path.parent.name}/{path.name}`) and build again")
+    return mf.read(path)
+
+
+def _build_one(engine: Any, plan: BuildPlan, *, no_cache: bool,
+               on_line: Callable[[str], None]) -> BuiltImage:
+    from docker.errors import APIError, DockerException
+
+    from ops.runtime.docker_engine import image_info
+
+    if not (plan.context / plan.dockerfile).is_file():
+        raise BuildFailed(f"{plan.service}: {plan.context / plan.dockerfile} does not exist",
+                          hint="check `build.context` and `build.dockerfile` in the compose file")
+    try:
+        stream = engine.api.build(
+            path=str(plan.context), dockerfile=plan.dockerfile, tag=plan.reference,
+            buildargs=plan.args or None, labels=plan.labels, target=plan.target,
+            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True)
+        for chunk in stream:
+            _progress(plan.service, chunk, on_line)
+    except APIError as exc:
+        raise BuildFailed(f"{plan.service}: the engine refused the build: "
+                          f"{exc.explanation or exc}") from None
+    except (DockerException, OSError) as exc:
+        from ops.errors import DockerUnavailable
+
+        raise DockerUnavailable(f"{plan.service}: the engine stopped answering during the build "
+                                f"({type(exc).__name__})") from None
+    info = image_info(engine, plan.reference)
+    if info is None:
+        raise BuildFailed(f"{plan.service}: the build finished but {plan.reference} is missing")
+    digest = info.repo_digests[0] if info.repo_digests else None
+    on_line(f"==> {plan.service}: {plan.reference} is {info.id}")
+    return BuiltImage(plan.service, plan.reference, info.id, digest)
+
+
+def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], None]) -> None:
+    if "error" in chunk or "errorDetail" in chunk:
+        detail = chunk.get("errorDetail") or {}
+        message = str(chunk.get("error") or detail.get("message") or "build failed").strip()
+        raise BuildFailed(f"{service}: {message.splitlines()[-1] if message else message}")
+    text = chunk.get("stream")
+    if text:
+        for line in str(text).splitlines():
+            if line.strip():
+                on_line(line.rstrip())
+        return
+    if chunk.get("status"):
+        on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
+
+
+def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:
+    return shlex.join(plan.argv(no_cache=no_cache))
