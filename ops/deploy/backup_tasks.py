@@ -1,0 +1,157 @@
+"""Tasks ``backup``, ``restore`` and ``backups``: thin wrappers over ops.deploy.backup/restore."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from ops.errors import UsageError
+from ops.taskkit import boundary, project_root, say, settings_from
+
+LINE_EVERY_S = 5.0
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+@contextmanager
+def progress_reporter() -> Iterator[Callable[[str, int], None]]:
+    """A live byte counter on a terminal (rich), else one plain line every few seconds."""
+    if sys.stdout.isatty():
+        from rich.progress import (
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(),
+                      TransferSpeedColumn(), TimeElapsedColumn(), transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def update(phase: str, done: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=None)
+                bar.update(tasks[phase], completed=done)
+
+            yield update
+        return
+    last: dict[str, float] = {}
+
+    def line(phase: str, done: int) -> None:
+        now = time.monotonic()
+        if phase not in last:
+            last[phase] = now
+            if done == 0:
+                say(f"{phase}: started")
+                return
+        if now - last[phase] >= LINE_EVERY_S:
+            last[phase] = now
+            say(f"{phase}: {human_bytes(done)} written")
+
+    yield line
+
+
+@task(auto_shortflags=False, help={
+    "env": "environment whose database and Redis are backed up (default: production)",
+    "label": "free text stored in backup.json and shown by `invoke backups`",
+    "dry-run": "print the commands and the target directory; write nothing",
+})
+@boundary
+def backup(c: Context, env: str = "production", label: str = "", dry_run: bool = False) -> None:
+    """Back up an environment's Postgres and Redis into a verified backup directory."""
+    from ops.deploy.backup import create_backup
+
+    settings = settings_from(c)
+    root = project_root(c, settings)
+    with progress_reporter() as progress:
+        made = create_backup(root, settings, env, label=label or None, dry_run=dry_run,
+                             progress=progress)
+    if made.dry_run:
+        say(f"dry run: would write backup {made.id} to {made.path}")
+        return
+    parts = [human_bytes(made.size_bytes)]
+    if made.postgres:
+        parts.append(f"{len(made.row_counts)} tables, {sum(made.row_counts.values())} rows")
+    if made.redis_keys is not None:
+        parts.append(f"{made.redis_keys} Redis keys")
+    say(f"backup {made.id} verified ({', '.join(parts)}) in "
+        f"{made.meta.get('duration_s', 0):.1f}s → {made.path}")
+
+
+@task(auto_shortflags=False, positional=["backup_id"], help={
+    "backup-id": "backup to restore, as listed by `invoke backups` (or `latest`)",
+    "env": "environment to restore into (default: production)",
+    "yes": "do not ask for confirmation (required when stdin is not a terminal)",
+    "dry-run": "verify the backup and print the steps; change nothing",
+})
+@boundary
+def restore(c: Context, backup_id: str = "", env: str = "production", yes: bool = False,
+            dry_run: bool = False) -> None:
+    """Restore an environment's Postgres and Redis from a backup (after a safety backup)."""
+    from ops.deploy.restore import restore_backup
+
+    if not backup_id:
+        raise UsageError("which backup? pass BACKUP_ID", hint="`invoke backups` lists them")
+    settings = settings_from(c)
+    root = project_root(c, settings)
+    confirm = _ask if sys.stdin.isatty() else None
+    with progress_reporter() as progress:
+        result = restore_backup(root, settings, env, backup_id, assume_yes=yes, dry_run=dry_run,
+                                confirm=confirm, progress=progress)
+    if result.dry_run:
+        say(f"dry run: backup {result.backup.id} verified; nothing was changed")
+        return
+    parts = []
+    if result.backup.postgres:
+        parts.append(f"{result.tables} tables, {result.rows} rows")
+    if result.redis_keys is not None:
+        parts.append(f"{result.redis_keys} Redis keys")
+    safety = f"; previous state saved as {result.safety_backup.id}" if result.safety_backup else ""
+    say(f"restored {result.backup.id} into {env} and verified ({', '.join(parts)}) in "
+        f"{result.duration_s:.1f}s{safety}")
+
+
+def _ask(question: str) -> bool:
+    answer = input(f"{question} [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
+@task(auto_shortflags=False, help={
+    "env": "environment whose backups are listed (default: production)",
+})
+@boundary
+def backups(c: Context, env: str = "production") -> None:
+    """List an environment's complete backups, newest first."""
+    from tabulate import tabulate
+
+    from ops.deploy.backup import list_backups, pre_deploy_backup_id
+
+    settings = settings_from(c)
+    root = project_root(c, settings)
+    found = list_backups(root, settings, env)
+    if not found:
+        say(f"no backups for {env}")
+        return
+    pinned = pre_deploy_backup_id(root, settings, env)
+    rows = [[b.id + (" *" if b.id == pinned else ""), b.created_at, b.version,
+             human_bytes(b.size_bytes), b.alembic_revision or "-",
+             "-" if b.postgres is None else sum(b.row_counts.values()),
+             "-" if b.redis_keys is None else b.redis_keys, b.label or ""] for b in found]
+    say(tabulate(rows, headers=["id", "created (UTC)", "version", "size", "alembic", "rows",
+                                "redis keys", "label"]))
+    if pinned in {b.id for b in found}:
+        say("* taken before the current deployment: kept by retention")
