@@ -158,7 +158,7 @@ def test_merge_commits_are_left_out_and_their_branch_commits_kept(git_repo: GitR
 
 
 def test_unknown_tag_is_a_usage_error_naming_it(two_releases: GitRepo) -> None:
-    with pytest.raises(UsageError, match="unknown revision 'v9.9.9'"):
+    with pytest.raises(UsageError, match=r"unknown revision 'v9\.9\.9'"):
         notes(two_releases, "v9.9.9", "v0.2.0")
 
 
