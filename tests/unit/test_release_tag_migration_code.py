@@ -31,7 +31,8 @@ down_revision = "0002"
 '''
 
 
-def revision_file(tmp_path: Path, upgrade: str, downgrade: str = "    op.drop_table('x')\n") -> Path:
+def revision_file(tmp_path: Path, upgrade: str,
+                  downgrade: str = "    op.drop_table('x')\n") -> Path:
     path = tmp_path / "0003_change.py"
     path.write_text(HEADER + "def upgrade() -> None:\n" + upgrade
                     + "\n\ndef downgrade() -> None:\n" + downgrade, encoding="utf-8")
