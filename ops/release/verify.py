@@ -266,14 +266,16 @@ def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[st
 # --- the tamper gate -----------------------------------------------------------------------------
 
 
-def tag_commits(root: Path, version: ReleaseVersion) -> tuple[str, list[str]] | None:
+def tag_commits(root: Path, version: ReleaseVersion,
+                repo: Any | None = None) -> tuple[str, list[str]] | None:
     """(commit the tag points at, its parents), or None without a repository or the tag."""
     from ops.runtime.git import open_repo
 
-    try:
-        repo = open_repo(root)
-    except OpsError:
-        return None
+    if repo is None:
+        try:
+            repo = open_repo(root)
+        except OpsError:
+            return None
     try:
         ref = repo.tags[version.tag]
     except (IndexError, KeyError):

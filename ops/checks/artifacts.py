@@ -1,0 +1,87 @@
+"""Section 4, Artifacts: are the model files and images the ones this release recorded?
+
+The checkpoints are hashed once (through ``ops.hashing``, the one SHA-256 engine), then compared
+with the release's VERSION file and manifest; each service image must be in the engine with the
+id ``invoke build`` recorded; the manifest must still match its ``.sha256``. The comparisons are
+``ops.release.verify``'s, the same ones ``verify-release`` and the deploy gate run, so predeploy
+and the gate can never disagree. Before a release is cut the missing files are reported with the
+task that writes them rather than as failures of this section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ops.checks import CheckContext
+from ops.errors import OpsError
+from ops.release import manifest as mf
+from ops.release import verify
+from ops.release.version_file import CheckpointHashes, ReleaseFileError, hash_checkpoints
+from ops.report import Finding, failed, passed, skipped
+
+HASHED = "artifacts.models_hashed"
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    current = None
+    try:
+        current = hash_checkpoints(ctx.root, ctx.settings, use_cache=ctx.use_cache)
+    except ReleaseFileError as exc:
+        yield failed(HASHED, exc.message, hint=exc.hint)
+    else:
+        yield models_hashed(ctx, current)
+    record = verify.load_record(ctx.root, ctx.settings, ctx.version)
+    if current is None:
+        yield skipped(verify.MODELS_MATCH, "the checkpoints could not be hashed")
+    else:
+        yield verify.models_match_finding(ctx.root, ctx.settings, ctx.version, record, current,
+                                          required=False)
+    yield images(ctx, record)
+    yield from verify.manifest_findings(
+        ctx.root, ctx.version, record, required=False,
+        tag_commits=verify.tag_commits(ctx.root, ctx.version, ctx.repo)
+        if ctx.repo is not None else None)
+
+
+def models_hashed(ctx: CheckContext, current: CheckpointHashes) -> Finding:
+    where = ctx.settings.artifacts.checkpoints_dir.as_posix()
+    if not current.hashes:
+        return skipped(HASHED, f"no checkpoint files under {where}/ matching "
+                       + " ".join(ctx.settings.artifacts.patterns))
+    count = len(current.hashes)
+    return passed(HASHED, f"{count} checkpoint file(s) in {where}/ hashed "
+                  f"({human_bytes(current.total_bytes)})",
+                  detail={"count": count, "bytes": current.total_bytes,
+                          "files": current.by_name()})
+
+
+def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
+    """The manifest's images when it lists any (ids must match); else the compose file's."""
+    from ops.release.create import release_images
+
+    expected: dict[str, mf.ImageRecord] = {}
+    if record.manifest is not None:
+        expected = dict(record.manifest.docker_images)
+    from_manifest = bool(expected)
+    if not expected:
+        try:
+            refs = release_images(ctx.root, ctx.settings, ctx.version, env=ctx.env)
+        except OpsError as exc:
+            return failed(verify.IMAGES, exc.message, hint=exc.hint)
+        expected = {service: mf.ImageRecord(ref) for service, ref in refs.items()}
+    if not expected:
+        return verify.images_finding(ctx.version, expected, None, None, require_ids=False)
+    from ops.runtime.docker_engine import try_connect
+
+    engine, reason = try_connect()
+    return verify.images_finding(ctx.version, expected, engine, reason,
+                                 require_ids=from_manifest)
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
