@@ -75,4 +75,9 @@ def config(c: Context, env: str = "") -> None:
 ns = Collection()
 ns.add_task(predeploy)
 ns.add_task(config)
+from ops.release import notes_tasks  # noqa: E402 - topic modules join the flat namespace here
+
+ns.add_task(notes_tasks.release_notes)
+ns.add_task(notes_tasks.checklist)
+ns.add_task(notes_tasks.demo)
 ns.configure({"ops": defaults()})
