@@ -2,8 +2,13 @@
 
 It has no third-party web framework on purpose, so its image needs only a Python interpreter and
 the Debian packages for Postgres and Redis clients. ``/health`` really asks Postgres and Redis when
-their URLs are set. SIGTERM stops accepting, finishes requests in flight, then exits: that is what
-lets a rolling deploy drain a replica without dropping a request.
+their URLs are set.
+
+SIGTERM does not stop the server at once: for ``APP_DRAIN_S`` seconds ``/health`` answers 503
+"draining" while every other request is still served, so the proxy's health check takes the
+replica out of rotation before it stops listening; then the server stops accepting, finishes the
+requests in flight and exits. That is what lets a rolling deploy remove a replica without dropping
+a request.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
-VERSION = os.environ.get("APP_VERSION", "dev")
+# The image bakes TMINUS_BUILD_VERSION; APP_VERSION (e.g. from an env_file) must not mask it.
+VERSION = os.environ.get("TMINUS_BUILD_VERSION") or os.environ.get("APP_VERSION", "dev")
 STARTED = time.time()
+DRAIN_S = float(os.environ.get("APP_DRAIN_S", "4"))
+draining = threading.Event()
 
 
 def check_postgres(url: str) -> str:
@@ -48,6 +56,8 @@ def check_redis(url: str) -> str:
 
 
 def health() -> tuple[int, dict[str, Any]]:
+    if draining.is_set():
+        return 503, {"status": "draining", "version": VERSION, "hostname": socket.gethostname()}
     deps: dict[str, str] = {}
     for name, env, probe in (("postgres", "DATABASE_URL", check_postgres),
                              ("redis", "REDIS_URL", check_redis)):
@@ -70,6 +80,7 @@ def health() -> tuple[int, dict[str, Any]]:
 class Handler(BaseHTTPRequestHandler):
     server_version = "tminus-demo"
     protocol_version = "HTTP/1.1"
+    timeout = 10  # an idle keep-alive connection must not hold up the shutdown for ever
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
         if self.path.startswith("/health"):
@@ -84,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if draining.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(payload)
 
@@ -100,9 +114,17 @@ def main() -> None:
     server.daemon_threads = False  # finish requests in flight on shutdown
     server.block_on_close = True
 
+    def drain_then_stop() -> None:
+        time.sleep(DRAIN_S)
+        print("drained, stopping", flush=True)
+        server.shutdown()
+
     def stop(signum: int, _frame: object) -> None:
-        print(f"received signal {signum}, draining", flush=True)
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        if draining.is_set():
+            return
+        draining.set()
+        print(f"received signal {signum}, draining for {DRAIN_S:g}s", flush=True)
+        threading.Thread(target=drain_then_stop, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-VERSION = os.environ.get("APP_VERSION", "dev")
+VERSION = os.environ.get("TMINUS_BUILD_VERSION") or os.environ.get("APP_VERSION", "dev")
 running = True
 
 

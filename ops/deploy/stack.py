@@ -1,0 +1,252 @@
+"""The environment a deploy acts on, and the step reporter every deploy-side action shares.
+
+A ``Stack`` bundles what the strategies need — the compose project, the engine client, the Runner,
+the environment's settings — so ``rolling.py`` and ``recreate.py`` read as named steps instead of
+plumbing. ``Steps`` prints each step with its duration and keeps the record the JSON result and
+the audit line carry.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from ops.config import EnvironmentSettings, Settings, resolve_path
+from ops.errors import ConfigError, DeployFailed, UsageError
+from ops.images import ServiceImage, find_compose_file, service_images
+from ops.runtime.compose import Compose, version_env
+from ops.runtime.docker_engine import ContainerState, container_state, project_containers
+from ops.runtime.process import Argv, Runner
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str  # ok | failed | dry_run
+    duration_s: float
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "status": self.status,
+                                "duration_s": round(self.duration_s, 2)}
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+@dataclass
+class Steps:
+    """``with steps.step("start 3 app replicas"):`` prints the step, then its duration."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    dry_run: bool = False
+    records: list[StepRecord] = field(default_factory=list)
+
+    def say(self, message: str) -> None:
+        self.out.write(message + "\n")
+        self.out.flush()
+
+    def waiting(self, what: str) -> None:
+        self.say(f"    … waiting for {what}")
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[StepRecord]:
+        self.say(f"→ {name}")
+        record = StepRecord(name, "dry_run" if self.dry_run else "ok", 0.0)
+        started = time.perf_counter()
+        try:
+            yield record
+        except BaseException as exc:
+            record.status = "failed"
+            record.detail = record.detail or getattr(exc, "message", None) or str(exc)
+            raise
+        finally:
+            record.duration_s = time.perf_counter() - started
+            self.records.append(record)
+            mark = {"ok": "✓", "dry_run": "·", "failed": "✗"}[record.status]
+            self.say(f"  {mark} {name} ({record.duration_s:.1f}s)"
+                     + (f": {record.detail}" if record.detail else ""))
+
+
+@dataclass
+class Stack:
+    """One environment's compose project, as the deploy side sees it."""
+
+    root: Path
+    settings: Settings
+    env_name: str
+    env: EnvironmentSettings
+    compose: Compose
+    client: Any  # docker.DockerClient, or None only under --dry-run without an engine
+    runner: Runner
+    steps: Steps
+
+    @property
+    def dry_run(self) -> bool:
+        return self.runner.dry_run
+
+    @property
+    def project(self) -> str:
+        return self.compose.project
+
+    @property
+    def health_url(self) -> str:
+        return str(self.env.health_url)
+
+    def images(self, version: str) -> list[ServiceImage]:
+        return service_images(self.compose.file, version)
+
+    def versioned_services(self) -> list[str]:
+        """Services whose image carries the release version (the ones a deploy switches)."""
+        return [image.service for image in self.images("probe") if image.built
+                and "probe" in image.reference]
+
+    def all_services(self) -> list[str]:
+        return [image.service for image in self.images("probe")]
+
+    def strategy_of(self, service: str) -> str:
+        configured = self.env.services.get(service)
+        return configured.strategy if configured else "rolling"
+
+    def required(self, service: str) -> bool:
+        configured = self.env.services.get(service)
+        return configured.required if configured else False
+
+    def replicas_default(self, service: str) -> int:
+        configured = self.env.services.get(service)
+        return getattr(configured, "replicas", 1) if configured else 1
+
+    def containers(self, service: str | None = None, *,
+                   include_stopped: bool = False) -> list[ContainerState]:
+        if self.client is None:
+            return []
+        return project_containers(self.client, self.project, service,
+                                  include_stopped=include_stopped)
+
+    def running(self, service: str) -> list[ContainerState]:
+        return [c for c in self.containers(service) if c.status == "running"]
+
+    def state(self, container_id: str) -> ContainerState | None:
+        return None if self.client is None else container_state(self.client, container_id)
+
+    def run_at(self, version: str, argv: Argv, *, timeout: float | None = 600) -> None:
+        """Run a compose command with ``TMINUS_VERSION=version`` in its environment only."""
+        if self.dry_run:
+            self.runner.history.append(argv)
+            self.runner.out.write(f"[dry-run] TMINUS_VERSION={shlex.quote(version)} "
+                                  f"{shlex.join(argv)}\n")
+            return
+        runner = replace(self.runner, env=version_env(version, self.runner.env))
+        runner.run(argv, timeout=timeout)
+
+    def run(self, argv: Argv, *, timeout: float | None = 600) -> None:
+        self.runner.run(argv, timeout=timeout)
+
+
+def project_name(root: Path, env_name: str, configured: str | None) -> str:
+    """Compose project names allow lowercase letters, digits, ``-`` and ``_``."""
+    raw = configured or f"{root.name}-{env_name}"
+    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
+    if not name:
+        raise ConfigError(f"cannot derive a compose project name from {raw!r}",
+                          hint=f"set ops.environments.{env_name}.project_name")
+    return name
+
+
+def open_stack(root: Path, settings: Settings, env_name: str, *, dry_run: bool = False,
+               out: TextIO | None = None, program: tuple[str, ...] | None = None,
+               client: Any = None) -> Stack:
+    """Resolve the environment's compose file, project and engine; fail early and clearly."""
+    from ops.runtime.compose import detect_program
+    from ops.runtime.docker_engine import connect, try_connect
+
+    env = settings.environment(env_name)
+    compose_file = find_compose_file(root, env.compose_file)
+    if compose_file is None:
+        where = env.compose_file or "docker-compose.yml or compose.yaml"
+        raise UsageError(f"no compose file found ({where} under {root})",
+                         hint=f"set ops.environments.{env_name}.compose_file")
+    compose = Compose(project_name(root, env_name, env.project_name), compose_file,
+                      program or detect_program())
+    if client is None:
+        if dry_run:
+            client, _reason = try_connect()
+        else:
+            client = connect()
+    stream = out or sys.stdout
+    runner = Runner(dry_run=dry_run, cwd=root, out=stream)
+    return Stack(root, settings, env_name, env, compose, client, runner,
+                 Steps(out=stream, dry_run=dry_run))
+
+
+def audit_path(stack: Stack) -> Path:
+    return resolve_path(stack.root, stack.settings.audit_log)
+
+
+def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str,
+               on_poll: Callable[[list[ContainerState]], None] | None = None) -> None:
+    """Wait until every container is running and (if it has a HEALTHCHECK) healthy.
+
+    Fails fast when one turns ``unhealthy`` or exits: waiting out the timeout would only delay
+    the rollback.
+    """
+    if stack.dry_run or not ids:
+        return
+    stack.steps.waiting(f"{what} to report healthy (Docker HEALTHCHECK, up to {timeout_s:.0f}s)")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = [stack.state(i) for i in ids]
+        if on_poll:
+            on_poll([s for s in states if s is not None])
+        gone = [i[:12] for i, s in zip(ids, states, strict=True) if s is None]
+        bad = [s for s in states if s is not None and (s.health == "unhealthy"
+                                                      or s.status in {"exited", "dead"})]
+        if gone or bad:
+            names = ", ".join([*gone, *(f"{s.name} ({s.health or s.status})" for s in bad)])
+            raise DeployFailed(f"{what} failed to become healthy: {names}")
+        if all(s is not None and s.ready for s in states):
+            return
+        if time.monotonic() >= deadline:
+            pending = ", ".join(f"{s.name} ({s.health or s.status})" for s in states
+                                if s is not None and not s.ready)
+            raise DeployFailed(f"{what} not healthy after {timeout_s:.0f}s: {pending}")
+        time.sleep(0.5)
+
+
+def wait_entrypoint(stack: Stack, *, timeout_s: float) -> None:
+    """The health URL through the entry point answers 200 with the expected status."""
+    from ops.runtime.probe import wait_until_ok
+
+    if stack.dry_run:
+        stack.steps.say(f"[dry-run] GET {stack.health_url} until 200 "
+                        f"status={stack.settings.smoke.expect_status}")
+        return
+    stack.steps.waiting(f"{stack.health_url} to answer 200 through the entry point")
+    answer = wait_until_ok(stack.health_url, timeout_s,
+                           expect_status=stack.settings.smoke.expect_status)
+    if not (answer.ok and (answer.body or {}).get("status") == stack.settings.smoke.expect_status):
+        seen = answer.error or f"HTTP {answer.status}"
+        raise DeployFailed(f"{stack.health_url} did not become healthy within "
+                           f"{timeout_s:.0f}s (last: {seen})")
+
+
+def remove_replicas(stack: Stack, containers: list[ContainerState], *, batch: int = 1,
+                    grace_s: int = 20) -> None:
+    """Drain and remove replicas a batch at a time: SIGTERM lets each one drain first."""
+    from ops.runtime.compose import remove_containers, stop_containers
+
+    for start in range(0, len(containers), max(1, batch)):
+        chunk = containers[start:start + max(1, batch)]
+        ids = [c.id for c in chunk]
+        names = ", ".join(c.name for c in chunk)
+        if not stack.dry_run:
+            stack.steps.waiting(f"{names} to drain and stop")
+        stack.run(stop_containers(ids, timeout=grace_s), timeout=grace_s + 60)
+        stack.run(remove_containers(ids), timeout=60)

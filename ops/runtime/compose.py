@@ -1,0 +1,138 @@
+"""Pure argv builders for the compose CLI and the few ``docker`` container commands a deploy needs.
+
+Nothing here runs anything (except ``detect_program``, which only asks which CLI is installed):
+every function returns the argv a ``Runner`` executes, or prints under ``--dry-run``. The release
+version is never interpolated into an argument: it reaches compose as ``TMINUS_VERSION`` in the
+Runner's environment (see ``version_env``), and the compose file does the substitution.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.errors import UnavailableError
+from ops.images import VERSION_VARIABLE
+from ops.runtime.process import Argv
+
+COMPOSE_V2 = ("docker", "compose")
+COMPOSE_V1 = ("docker-compose",)
+
+
+@dataclass(frozen=True)
+class Compose:
+    """One compose project: the program (v2 plugin or v1 binary), its name and file."""
+
+    project: str
+    file: Path
+    program: tuple[str, ...] = COMPOSE_V2
+
+    def base(self) -> Argv:
+        return [*self.program, "-p", self.project, "-f", str(self.file)]
+
+    def build(self, services: Iterable[str] = ()) -> Argv:
+        return [*self.base(), "build", *services]
+
+    def up(self, services: Iterable[str] = (), *, no_deps: bool = False,
+           no_recreate: bool = False, force_recreate: bool = False,
+           scale: Mapping[str, int] | None = None, no_build: bool = True) -> Argv:
+        argv = [*self.base(), "up", "-d"]
+        if no_build:
+            argv.append("--no-build")
+        if no_deps:
+            argv.append("--no-deps")
+        if no_recreate:
+            argv.append("--no-recreate")
+        if force_recreate:
+            argv.append("--force-recreate")
+        for service, replicas in (scale or {}).items():
+            argv += ["--scale", f"{service}={replicas}"]
+        return [*argv, *services]
+
+    def scale_to(self, service: str, replicas: int) -> Argv:
+        """Add replicas next to the running ones, leaving those untouched (rolling, scale up)."""
+        return self.up([service], no_deps=True, no_recreate=True, scale={service: replicas})
+
+    def recreate(self, service: str, replicas: int | None = None) -> Argv:
+        """Stop the old containers, then start new ones: for single-writer services."""
+        scale = {service: replicas} if replicas is not None else None
+        return self.up([service], no_deps=True, force_recreate=True, scale=scale)
+
+    def run_rm(self, service: str, command: Iterable[str]) -> Argv:
+        """A one-off container of ``service`` (e.g. migrations), removed afterwards."""
+        return [*self.base(), "run", "--rm", "--no-deps", "-T", service, *command]
+
+    def migrate(self, service: str, revision: str = "head") -> Argv:
+        return self.run_rm(service, ["alembic", "upgrade", revision])
+
+    def downgrade(self, service: str, revision: str) -> Argv:
+        return self.run_rm(service, ["alembic", "downgrade", revision])
+
+    def ps(self, services: Iterable[str] = (), *, quiet: bool = False) -> Argv:
+        argv = [*self.base(), "ps"]
+        if quiet:
+            argv.append("-q")
+        return [*argv, *services]
+
+    def stop(self, services: Iterable[str] = (), *, timeout: int | None = None) -> Argv:
+        argv = [*self.base(), "stop"]
+        if timeout is not None:
+            argv += ["-t", str(timeout)]
+        return [*argv, *services]
+
+    def rm(self, services: Iterable[str] = ()) -> Argv:
+        return [*self.base(), "rm", "-f", "-s", *services]
+
+    def down(self, *, volumes: bool = False, timeout: int | None = None) -> Argv:
+        argv = [*self.base(), "down", "--remove-orphans"]
+        if volumes:
+            argv.append("-v")
+        if timeout is not None:
+            argv += ["-t", str(timeout)]
+        return argv
+
+
+def stop_containers(ids: Iterable[str], *, timeout: int) -> Argv:
+    """``docker stop``: SIGTERM (the app then drains), SIGKILL after ``timeout`` seconds."""
+    return ["docker", "stop", "-t", str(timeout), *ids]
+
+
+def remove_containers(ids: Iterable[str]) -> Argv:
+    return ["docker", "rm", "-f", *ids]
+
+
+def version_env(version: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Runner environment for a compose call at ``version``."""
+    env = dict(os.environ if base is None else base)
+    env[VERSION_VARIABLE] = version
+    return env
+
+
+def detect_program(preference: str | None = None) -> tuple[str, ...]:
+    """``docker compose`` when the plugin answers, else Debian's ``docker-compose`` (1.29).
+
+    This only asks (``… version``), so it runs under ``--dry-run`` too: the printed commands are
+    the ones a real run would execute.
+    """
+    if preference in {"v1", "docker-compose"}:
+        candidates: tuple[tuple[str, ...], ...] = (COMPOSE_V1,)
+    elif preference in {"v2", "docker compose"}:
+        candidates = (COMPOSE_V2,)
+    else:
+        candidates = (COMPOSE_V2, COMPOSE_V1)
+    for program in candidates:
+        if shutil.which(program[0]) is None:
+            continue
+        try:
+            done = subprocess.run([*program, "version"], capture_output=True, text=True,
+                                  timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return program
+    raise UnavailableError("neither `docker compose` nor `docker-compose` is installed",
+                           hint="install the compose plugin, or Debian's docker-compose")
