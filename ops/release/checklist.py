@@ -375,12 +375,11 @@ def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "
     release = parse_version(version)
     names = {role: name for role, name in (("engineer", engineer), ("reviewer", reviewer))
              if name is not None}
-    for role, name in names.items():
-        clean_name(name, role)  # a bad name is a usage error before any check runs
     settings.environment(env)
     target = output or root / f"CHECKLIST_{release.tag}.md"
     record_path = signoff_path(root, settings, release.tag)
     record = read_signoffs(record_path, release.tag)
+    sign(record, names, result="")  # bad names or a self-review fail before any check runs
     report = run_predeploy(CheckContext(root=root, settings=settings, version=release, env=env))
     signed = bool(names) and report.ok
     if signed:
