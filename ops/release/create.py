@@ -239,7 +239,7 @@ def _commit_and_tag(repo: git.Repo, release: ReleaseVersion, source: str, root: 
     except BaseException as exc:
         _undo(repo, source, root, paths)
         if isinstance(exc, gitlib.GitCommandError):
-            tail = (str(exc.stderr or "").strip().splitlines() or ["git failed"])[-1]
+            tail = (_git_stderr(exc).splitlines() or ["git failed"])[-1]
             raise ReleaseFailed(f"could not commit and tag {release.tag}: {tail.strip()}",
                                 hint="nothing was released; fix the cause and run again") from None
         if isinstance(exc, OSError):
@@ -257,15 +257,18 @@ def _undo(repo: git.Repo, source: str, root: Path, paths: list[Path]) -> None:
     try:
         if repo.head.commit.hexsha != source:
             repo.git.reset("--keep", source)
-        tracked = set(repo.git.ls_files("--", *names).splitlines())
+        in_source = set(repo.git.ls_tree("--name-only", source, "--", *names).splitlines())
         repo.git.reset("-q", source, "--", *names)
-        for name, path in zip(names, paths, strict=True):
-            if name in tracked:
-                repo.git.checkout(source, "--", name)
-            else:
-                path.unlink(missing_ok=True)
     except gitlib.GitCommandError:
         return
+    for name, path in zip(names, paths, strict=True):
+        if name in in_source:
+            repo.git.checkout(source, "--", name)
+        else:
+            path.unlink(missing_ok=True)
+    for directory in {p.parent for p in paths}:
+        if directory != root and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 def push_release(repo: git.Repo, remote: str, branch: str, tag: str) -> None:
@@ -279,10 +282,19 @@ def push_release(repo: git.Repo, remote: str, branch: str, tag: str) -> None:
     try:
         repo.git.push("--atomic", remote, f"refs/heads/{branch}", f"refs/tags/{tag}")
     except gitlib.GitCommandError as exc:
-        reason = _push_reason(str(exc.stderr or ""))
+        reason = _push_reason(_git_stderr(exc))
         raise ReleaseFailed(f"push to {remote} was rejected ({reason}); the release commit and "
                             f"tag {tag} are kept locally",
                             hint=f"fix the cause, then retry with `{retry}`") from None
+
+
+def _git_stderr(exc: Exception) -> str:
+    """GitPython wraps git's stderr as ``\n  stderr: '...'``; unwrap it to git's own lines."""
+    text = str(getattr(exc, "stderr", "") or "").strip()
+    text = text.removeprefix("stderr:").strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
 
 
 def _push_reason(stderr: str) -> str:
