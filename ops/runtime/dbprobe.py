@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ops.errors import DatabaseUnavailable
 
@@ -35,7 +35,9 @@ def _scrub(text: str, url: str) -> str:
     except ValueError:
         password = None
     first = text.strip().splitlines()[0] if text.strip() else "no answer"
-    return first.replace(password, "***") if password else first
+    for spelling in {password, unquote(password)} if password else set():
+        first = first.replace(spelling, "***")
+    return first
 
 
 def _libpq_url(url: str) -> str:

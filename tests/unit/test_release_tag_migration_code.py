@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ops.checks.migrations import SchemaError, parse_redis_schema
+from ops.errors import DatabaseUnavailable
 from ops.runtime.alembic_scripts import (
     RevisionFile,
     ScriptGraph,
@@ -19,7 +20,7 @@ from ops.runtime.alembic_scripts import (
     pending,
     unknown,
 )
-from ops.runtime.dbprobe import describe_url
+from ops.runtime.dbprobe import alembic_revisions, describe_url
 
 HEADER = '''"""a revision"""
 import sqlalchemy as sa
@@ -199,3 +200,11 @@ def test_placeholder_matches_one_key_segment() -> None:
 def test_url_is_described_without_its_password() -> None:
     shown = describe_url("postgresql://app:hunter2-secret@db:5432/app")
     assert shown == "postgresql://app@db:5432/app"
+
+
+def test_driver_error_that_echoes_the_password_is_scrubbed() -> None:
+    # libpq rejects this URL while parsing it, before any connection: no server is needed.
+    with pytest.raises(DatabaseUnavailable) as caught:
+        alembic_revisions("postgresql://app:open sesame@127.0.0.1:5432/app", timeout_s=1)
+    assert "open sesame" not in caught.value.message
+    assert "***" in caught.value.message
