@@ -118,10 +118,13 @@ def check_committed(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
         yield skipped("migrations.committed", "no git repository")
         return
     folders = [p for p in (_repo_path(repo, d) for d in graph.version_dirs) if p is not None]
+    if not folders:
+        yield skipped("migrations.committed", "the versions folder lies outside the repository")
+        return
     at_head: set[str] = set()
     for folder in folders:
         at_head |= tree_paths(repo, "HEAD", folder) or set()
-    changed = {path: code for code, path in worktree_changes(repo, folders or None)
+    changed = {path: code for code, path in worktree_changes(repo, folders)
                if path.endswith(".py")}
     problems: list[str] = []
     for rev in sorted(graph.revisions.values(), key=lambda r: str(r.path)):
