@@ -453,7 +453,9 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
     """Markdown notes for ``from_ref..to_ref``.
 
     ``to_ref`` defaults to the newest release tag (HEAD when there is none); ``from_ref``
-    defaults to the release tag just below ``to_ref`` (all history when there is none).
+    defaults to the release tag just below ``to_ref``, or for a revision that is not a release
+    tag (``--to HEAD``: what is unreleased) to the newest release tag it contains; all history
+    when there is none.
     """
     from ops.runtime.git import open_repo, previous_release, release_tags
     from ops.versioning import parse_version
@@ -462,9 +464,14 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
     tags = release_tags(repo)
     if not to_ref:
         to_ref = max(tags).tag if tags else "HEAD"
-    if from_ref is None and is_release_tag(to_ref):
+    if from_ref is None and is_release_tag(to_ref) and to_ref in {t.name for t in tags.values()}:
         earlier = previous_release(repo, parse_version(to_ref))
         from_ref = earlier.name if earlier is not None else None
+    elif from_ref is None:
+        target = _resolve(repo, to_ref)
+        contained = [v for v, t in tags.items()
+                     if repo.is_ancestor(t.commit, target) and t.commit != target]
+        from_ref = tags[max(contained)].name if contained else None
     notes = collect_notes(repo, settings, from_ref, to_ref)
     return render_notes(notes)
 

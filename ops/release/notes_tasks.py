@@ -17,7 +17,8 @@ from ops.taskkit import boundary, optional_path, project_root, say, settings_fro
     auto_shortflags=False,
     name="release-notes",
     help={
-        "from": "older release tag or revision (default: the release before --to)",
+        "from": "older release tag or revision (default: the release before --to, or the "
+                "newest release --to contains)",
         "to": "newer release tag or revision (default: the newest release tag, else HEAD)",
         "output": "write the Markdown to this file instead of printing it",
     },

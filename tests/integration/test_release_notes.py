@@ -133,6 +133,16 @@ def test_default_range_is_the_newest_tag_since_the_release_before_it(
     assert notes(two_releases, None, None) == notes(two_releases)
 
 
+def test_unreleased_changes_are_those_since_the_newest_release_in_head(
+        two_releases: GitRepo) -> None:
+    two_releases.write("later.txt", "x")
+    two_releases.commit("fix: after the release")
+    text = notes(two_releases, None, "HEAD")
+    assert text.startswith("# Release notes: v0.2.0 → HEAD\n")
+    assert section(text, "Fixes").count("\n- ") == 1
+    assert "## Features" not in text
+
+
 def test_non_conventional_history_lists_every_commit_under_other(git_repo: GitRepo) -> None:
     git_repo.commit("Initial import")
     git_repo.tag("v0.1.0")
