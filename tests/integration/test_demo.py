@@ -16,7 +16,7 @@ import git
 import pytest
 
 from ops.checks import SECTIONS
-from ops.demo import checkout_root, demo_env
+from ops.demo import checkout_root, checkpoint_bytes, demo_env, without_sections
 from ops.runtime.envfile import read_env
 
 pytestmark = pytest.mark.integration
@@ -132,3 +132,16 @@ def test_generated_secrets_are_fresh_strong_and_never_the_example_values() -> No
     assert first["STRIPE_API_KEY"].startswith("sk_test_")
     assert "@127.0.0.1:5432/" in first["DATABASE_URL"]
     assert not set(first.values()) & {v for k, v in example.items() if k != "LOG_LEVEL"}
+
+
+def test_checkpoints_are_a_few_kib_of_reproducible_bytes_that_change_per_generation() -> None:
+    first = checkpoint_bytes("ranker.safetensors", 1)
+    assert len(first) == 4096
+    assert first == checkpoint_bytes("ranker.safetensors", 1)
+    assert first != checkpoint_bytes("ranker.safetensors", 2)
+    assert first != checkpoint_bytes("embedder.onnx", 1)
+
+
+def test_the_first_release_changelog_drops_only_the_held_back_revision() -> None:
+    text = "# Schema\n\n## 0002 — add jobs\n- jobs\n\n## 0001 — create users\n- users\n"
+    assert without_sections(text, ["0002"]) == "# Schema\n\n## 0001 — create users\n- users\n"
