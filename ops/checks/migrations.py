@@ -508,6 +508,8 @@ def _sample_live(ctx: CheckContext, relative: Path,
                      f"{where}: {len(wrong)} key(s) disagree with {relative}: {_listed(wrong)}",
                      hint="fix the schema file, or migrate/delete the stray keys",
                      detail={"mismatches": len(wrong), "sampled": len(sample.types)})
+    elif not sample.types:
+        yield passed("migrations.redis_schema", f"{where}: no keys yet, nothing to compare")
     else:
         yield passed("migrations.redis_schema",
                      f"{where}: {scope}, {matched} match a pattern, all with the declared type")
