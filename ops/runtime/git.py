@@ -6,6 +6,7 @@ repository ends with one line instead of a traceback.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,3 +96,33 @@ def tree_paths(repo: git.Repo, rev: str, directory: str) -> set[str] | None:
     if not isinstance(tree, git.Tree):
         return set()
     return {str(item.path) for item in tree.traverse() if isinstance(item, git.Blob)}
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Paths git tracks under ``root`` (``git ls-files -z``, so odd names survive intact).
+
+    Raises UsageError when ``root`` is not inside a git work tree.
+    """
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True,
+                              check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"cannot list the files git tracks in {root}: {exc}") from None
+    if done.returncode != 0:
+        raise UsageError(f"{root} is not a git repository",
+                         hint="run tminus from the root of the service repository")
+    names = done.stdout.decode("utf-8", errors="surrogateescape").split("\0")
+    return [name for name in names if name]
+
+
+def last_commit_date(repo: git.Repo, path: str) -> datetime | None:
+    """When ``path`` last changed in the history of HEAD, or None when never committed."""
+    import git
+
+    try:
+        commit = next(repo.iter_commits(paths=path, max_count=1), None)
+    except (git.GitCommandError, ValueError):
+        return None
+    return commit.committed_datetime if commit is not None else None
