@@ -219,6 +219,24 @@ def test_revision_cycle_fails_chain_without_a_traceback(git_repo: GitRepo) -> No
     assert "cycle" in one(findings, "migrations.chain").message
 
 
+def test_revision_id_defined_twice_fails_chain(git_repo: GitRepo) -> None:
+    project(git_repo)
+    git_repo.write("migrations/versions/0002_copy.py", R0002)
+    git_repo.commit("chore: copied a file")
+    findings = check(git_repo.path, "v0.3.0")
+    assert problems(findings) == {"migrations.chain": Status.FAIL}
+    assert "0002 is defined by more than one file" in one(findings, "migrations.chain").message
+
+
+def test_changelog_configured_elsewhere_is_where_revisions_are_looked_up(
+        git_repo: GitRepo) -> None:
+    project(git_repo)
+    git_repo.write("docs/DATABASE.md", "0001 users\n")
+    findings = check(git_repo.path, migrations={"changelog": ["docs/DATABASE.md"]})
+    assert problems(findings) == {"migrations.documented": Status.WARN}
+    assert "docs/DATABASE.md" in one(findings, "migrations.documented").message
+
+
 def test_bare_pass_downgrade_in_new_revision_fails_with_file_and_line(git_repo: GitRepo) -> None:
     project(git_repo)
     git_repo.write("migrations/versions/0003_nodown.py", revision(
