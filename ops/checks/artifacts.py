@@ -25,7 +25,8 @@ HASHED = "artifacts.models_hashed"
 def run(ctx: CheckContext) -> Iterator[Finding]:
     current = None
     try:
-        current = hash_checkpoints(ctx.root, ctx.settings, use_cache=ctx.use_cache)
+        current = hash_checkpoints(ctx.root, ctx.settings, use_cache=ctx.use_cache,
+                                   progress=ctx.progress)
     except ReleaseFileError as exc:
         yield failed(HASHED, exc.message, hint=exc.hint)
     else:
@@ -35,7 +36,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield skipped(verify.MODELS_MATCH, "the checkpoints could not be hashed")
     else:
         yield verify.models_match_finding(ctx.root, ctx.settings, ctx.version, record, current,
-                                          required=False)
+                                          required=False, use_cache=ctx.use_cache)
     yield images(ctx, record)
     yield from verify.manifest_findings(
         ctx.root, ctx.version, record, required=False,

@@ -132,7 +132,8 @@ def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) 
     if tags and max(tags) >= release:
         raise UsageError(f"{release.tag} is not greater than the latest release {max(tags).tag}",
                          hint="release versions only go up (SemVer order)")
-    dirty = _uncommitted(repo)
+    cache = settings.artifacts.cache_dir.as_posix().rstrip("/") + "/"
+    dirty = [path for path in _uncommitted(repo) if not path.startswith(cache)]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise UsageError(f"uncommitted changes: {shown}",

@@ -134,7 +134,7 @@ def _display(current: CheckpointHashes, root: Path, artifact: mf.Artifact) -> st
 
 def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion,
                          record: ReleaseRecord, current: CheckpointHashes, *,
-                         required: bool) -> Finding:
+                         required: bool, use_cache: bool = True) -> Finding:
     """Compare today's checkpoints with the VERSION file and every artifact of the manifest."""
     sources: list[str] = []
     problems: list[str] = []
@@ -152,7 +152,8 @@ def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion
         extra.update(e)
     if record.manifest is not None:
         sources.append(record.manifest_file.name)
-        expected, found, bad = _manifest_hashes(root, settings, record.manifest, current)
+        expected, found, bad = _manifest_hashes(root, settings, record.manifest, current,
+                                                use_cache=use_cache)
         problems += bad
         c, m, e = vfile.compare(expected, {**actual, **found})
         changed.update(c)
@@ -180,8 +181,8 @@ def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion
 
 
 def _manifest_hashes(root: Path, settings: Settings, manifest: mf.Manifest,
-                     current: CheckpointHashes) -> tuple[dict[str, str], dict[str, str],
-                                                         list[str]]:
+                     current: CheckpointHashes, *, use_cache: bool = True
+                     ) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """(expected, found, problems): every manifest artifact, hashed where it is today.
 
     Artifacts outside the checkpoint patterns (the VERSION file itself) are hashed here too, so
@@ -207,7 +208,7 @@ def _manifest_hashes(root: Path, settings: Settings, manifest: mf.Manifest,
         else:
             to_hash[location] = name
     if to_hash:
-        hashes = vfile.hash_paths(list(to_hash), settings, root)
+        hashes = vfile.hash_paths(list(to_hash), settings, root, use_cache=use_cache)
         found.update({to_hash[p]: h for p, h in hashes.items()})
     return expected, found, problems
 
@@ -298,7 +299,7 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
                                  tag_commits=tag_commits(root, version))
     current = vfile.hash_checkpoints(root, settings, use_cache=use_cache)
     findings.append(models_match_finding(root, settings, version, record, current,
-                                         required=True))
+                                         required=True, use_cache=use_cache))
     expected = record.manifest.docker_images if record.manifest is not None else {}
     reason = None
     if engine is None and expected:

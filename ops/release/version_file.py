@@ -15,7 +15,7 @@ from pathlib import Path
 from ops.atomic import atomic_write_text
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
-from ops.hashing import checkpoint_files, hash_files
+from ops.hashing import checkpoint_files
 from ops.versioning import ReleaseVersion
 
 _HEADER_KEYS = ("version", "commit", "date")
@@ -117,19 +117,25 @@ class CheckpointHashes:
         return sum(self.sizes.values())
 
 
-def hash_paths(paths: list[Path], settings: Settings, root: Path, *,
-               use_cache: bool = True) -> dict[Path, str]:
-    """Every hash goes through ``ops.hashing.hash_files``, the one engine (and its cache)."""
-    del settings, root, use_cache  # hash_files takes no cache options yet
-    return hash_files(paths)
+def hash_paths(paths: list[Path], settings: Settings, root: Path, *, use_cache: bool = True,
+               progress: bool = False) -> dict[Path, str]:
+    """Every hash goes through ``ops.hashing.hash_files``, the one engine, with its cache."""
+    from ops import hashing
+
+    cache_type = getattr(hashing, "HashCache", None)
+    if cache_type is None:  # the first engine took no options
+        return hashing.hash_files(paths)
+    cache = cache_type.for_project(root, settings, use_cache=use_cache)
+    return hashing.hash_files(paths, cache=cache, progress=progress)
 
 
-def hash_checkpoints(root: Path, settings: Settings, *, use_cache: bool = True) -> CheckpointHashes:
+def hash_checkpoints(root: Path, settings: Settings, *, use_cache: bool = True,
+                     progress: bool = False) -> CheckpointHashes:
     directory = resolve_path(root, settings.artifacts.checkpoints_dir)
     paths = checkpoint_files(root, settings.artifacts.checkpoints_dir, settings.artifacts.patterns)
     try:
         sizes = {p: p.stat().st_size for p in paths}
-        hashes = hash_paths(paths, settings, root, use_cache=use_cache)
+        hashes = hash_paths(paths, settings, root, use_cache=use_cache, progress=progress)
     except OSError as exc:
         name = Path(exc.filename).name if exc.filename else "a checkpoint file"
         raise ReleaseFileError(f"cannot read {name}: {exc.strerror or type(exc).__name__}",

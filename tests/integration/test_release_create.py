@@ -365,3 +365,12 @@ def test_verify_release_task_exits_1_on_a_tampered_checkpoint(repo: GitRepo) -> 
     done = invoke(repo, "verify-release", "v0.2.0")
     assert done.returncode == 1
     assert "changed model.pt  (artifacts.models_match_release)" in done.stdout
+
+
+def test_tminus_hash_cache_in_the_worktree_does_not_block_the_next_release(
+        repo: GitRepo) -> None:
+    cache = repo.path / ".tminus/cache/hashes.json"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("{}")
+    cut(repo)
+    assert repo.git("tag") == "v0.2.0"
