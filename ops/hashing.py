@@ -41,8 +41,8 @@ log = logging.getLogger("ops.hashing")
 #: Read size. 1 MiB stays in the L2 cache between the copy and the hash and keeps syscalls rare;
 #: larger buffers measured no faster here.
 CHUNK = 1024 * 1024
-#: A file whose mtime or ctime is this close to "now" may still be changing within one timestamp
-#: tick, so its digest is not cached (2 s covers filesystems with coarse timestamps).
+#: A file whose mtime is this close to "now" may still change within one timestamp tick, so its
+#: digest is not cached (2 s covers filesystems with coarse timestamps).
 RACY_WINDOW_NS = 2_000_000_000
 #: Below this many bytes to read, a progress bar would only flicker.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
@@ -73,8 +73,9 @@ class FileIdentity:
         return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
     def settled(self, now_ns: int) -> bool:
-        """False while a same-size rewrite could still keep the same timestamps."""
-        return max(self.mtime_ns, self.ctime_ns) < now_ns - RACY_WINDOW_NS
+        """False while a same-size rewrite could still land in the same mtime tick (git's
+        "racily clean" rule). A future mtime is never settled."""
+        return self.mtime_ns < now_ns - RACY_WINDOW_NS
 
 
 class HashCache:
