@@ -286,7 +286,9 @@ def push_release(repo: git.Repo, remote: str, branch: str, tag: str) -> None:
         reason = _push_reason(_git_stderr(exc))
         raise ReleaseFailed(f"push to {remote} was rejected ({reason}); the release commit and "
                             f"tag {tag} are kept locally",
-                            hint=f"fix the cause, then retry with `{retry}`") from None
+                            hint=f"fix the cause, then retry with `{retry}`; if {remote}/"
+                                 f"{branch} has moved on, `git tag -d {tag}`, integrate the "
+                                 "remote work and cut the release again") from None
 
 
 def _git_stderr(exc: Exception) -> str:
@@ -299,10 +301,12 @@ def _git_stderr(exc: Exception) -> str:
 
 
 def _push_reason(stderr: str) -> str:
-    for line in stderr.splitlines():
-        text = line.strip().lstrip("!").strip()
-        if "rejected" in text or "error:" in text or "fatal:" in text:
-            return " ".join(text.split())[:160]
+    """The most telling line of git's push output: the rejection, else the fatal error."""
+    lines = [" ".join(line.strip().lstrip("!").split()) for line in stderr.splitlines()]
+    for marker in ("rejected", "fatal:", "error:"):
+        found = next((line for line in lines if marker in line), None)
+        if found:
+            return found[:160]
     return "git push failed"
 
 
