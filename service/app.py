@@ -13,6 +13,7 @@ a request.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -31,10 +32,11 @@ draining = threading.Event()
 
 
 def check_postgres(url: str) -> str:
+    # psycopg2 in the Debian-based image, psycopg 3 where tminus itself runs
     try:
-        import psycopg2 as driver  # type: ignore[import-not-found]
+        driver: Any = importlib.import_module("psycopg2")
     except ImportError:
-        import psycopg as driver  # type: ignore[no-redef]
+        driver = importlib.import_module("psycopg")
     with driver.connect(url, connect_timeout=2) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
         cur.fetchone()
@@ -66,7 +68,7 @@ def health() -> tuple[int, dict[str, Any]]:
             continue
         try:
             deps[name] = probe(url)
-        except Exception as exc:  # noqa: BLE001 - any failure of a dependency is "unhealthy"
+        except Exception as exc:  # any failure of a dependency means "unhealthy"
             deps[name] = f"error: {type(exc).__name__}"
     if os.environ.get("APP_FORCE_UNHEALTHY"):
         deps["self"] = "error: forced unhealthy"
@@ -82,7 +84,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 10  # an idle keep-alive connection must not hold up the shutdown for ever
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:
         if self.path.startswith("/health"):
             status, body = health()
         elif self.path.startswith("/version"):
@@ -101,9 +103,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    do_HEAD = do_GET
+    do_HEAD = do_GET  # noqa: N815 - the stdlib's naming
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("APP_ACCESS_LOG"):
             super().log_message(format, *args)
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 
 VERSION = os.environ.get("TMINUS_BUILD_VERSION") or os.environ.get("APP_VERSION", "dev")
-running = True
+stopping = threading.Event()
 
 
 def stop(_signum: int, _frame: object) -> None:
-    global running
-    running = False
+    stopping.set()
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
 
         client = redis.Redis.from_url(url, socket_timeout=5)
     print(f"worker {VERSION} started", flush=True)
-    while running:
+    while not stopping.is_set():
         if client is None:
             time.sleep(1)
             continue

@@ -117,7 +117,7 @@ class Stack:
 
     def required(self, service: str) -> bool:
         configured = self.env.services.get(service)
-        return configured.required if configured else False
+        return configured.required if configured else True
 
     def replicas_default(self, service: str) -> int:
         configured = self.env.services.get(service)

@@ -67,10 +67,10 @@ class Compose:
         return [*self.base(), "run", "--rm", "--no-deps", "-T", service, *command]
 
     def migrate(self, service: str, revision: str = "head") -> Argv:
-        return self.run_rm(service, ["alembic", "upgrade", revision])
+        return self.run_rm(service, ["python3", "-m", "alembic", "upgrade", revision])
 
     def downgrade(self, service: str, revision: str) -> Argv:
-        return self.run_rm(service, ["alembic", "downgrade", revision])
+        return self.run_rm(service, ["python3", "-m", "alembic", "downgrade", revision])
 
     def ps(self, services: Iterable[str] = (), *, quiet: bool = False) -> Argv:
         argv = [*self.base(), "ps"]

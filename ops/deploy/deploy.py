@@ -1,0 +1,394 @@
+"""The deploy action: lock → gates → backup → migrations → strategy → watch → audit line.
+
+When a new replica fails its health check, or the post-deploy watch sees more than 5 % errors or
+a p95 latency above twice the pre-deploy baseline, the services already switched are rolled back
+to the version that was running (its images are still in the engine; rolling, so still no
+dropped request) and the deploy ends with exit 1 and "deploy of v0.3.0 failed, rolled back to
+v0.2.0", in the JSON result as well, so CI can tell.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ops.config import Settings
+from ops.deploy.audit import AuditEvent, record
+from ops.deploy.lock import LockInfo, deploy_lock, lock_path
+from ops.deploy.recreate import recreate
+from ops.deploy.rolling import Rollout, current_version, roll
+from ops.deploy.stack import Stack, audit_path, open_stack
+from ops.errors import ChecksFailed, DeployFailed, OpsError, UsageError
+from ops.report import Status
+from ops.versioning import parse_version
+
+#: The seed's decision tree: these figures in the watch window mean "roll back".
+MAX_ERROR_RATE = 0.05
+MAX_P95_FACTOR = 2.0
+#: Below this, a doubled p95 is noise (2 ms → 4 ms), not a regression.
+P95_FLOOR_MS = 50.0
+
+
+@dataclass
+class DeployOptions:
+    env: str
+    version: str
+    strategy: str = ""  # "" = per service from the configuration
+    dry_run: bool = False
+    skip_checks: bool = False
+    skip_backup: bool = False
+    auto_rollback: bool = True
+    lock_wait_s: float = 0.0
+    watch_s: float | None = None  # None = the environment's watch_s
+    batch: int = 1
+
+
+@dataclass
+class DeployResult:
+    action: str
+    env: str
+    to_version: str
+    from_version: str | None = None
+    result: str = "success"  # success | rolled_back | failed | dry_run
+    reason: str | None = None
+    rolled_back_to: str | None = None
+    backup_id: str | None = None
+    watch: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duration_s: float = 0.0
+    skipped_checks: bool = False
+    skipped_backup: bool = False
+    db: str | None = None
+
+    @property
+    def message(self) -> str:
+        was = self.from_version or "nothing"
+        if self.result == "rolled_back":
+            return (f"{self.action} of {self.to_version} failed, rolled back to "
+                    f"{self.rolled_back_to}: {self.reason}")
+        if self.result == "failed":
+            return f"{self.action} of {self.to_version} failed: {self.reason}"
+        if self.result == "dry_run":
+            return f"dry run: {self.action} {was} → {self.to_version} changed nothing"
+        return f"{self.action} {was} → {self.to_version} succeeded in {self.duration_s:.1f}s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tool": "tminus", "action": self.action, "env": self.env,
+                "from_version": self.from_version, "to_version": self.to_version,
+                "result": self.result, "message": self.message, "reason": self.reason,
+                "rolled_back_to": self.rolled_back_to, "backup_id": self.backup_id,
+                "db": self.db, "watch": self.watch, "services": self.services,
+                "steps": self.steps, "skipped_checks": self.skipped_checks,
+                "skipped_backup": self.skipped_backup, "duration_s": round(self.duration_s, 2)}
+
+
+# --- the procedure -------------------------------------------------------------------------------
+
+
+def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
+           out: TextIO | None = None, stack: Stack | None = None,
+           on_result: Callable[[DeployResult], None] | None = None) -> DeployResult:
+    """Deploy ``opts.version`` to ``opts.env``; raises DeployFailed (exit 1) after a rollback.
+
+    ``on_result`` sees the result whether the deploy succeeds or not (for ``--json``/``--output``,
+    which CI reads precisely when it failed).
+    """
+    started = time.perf_counter()
+    version = parse_version(opts.version).tag
+    if opts.strategy not in {"", "rolling", "recreate"}:
+        raise UsageError(f"unknown strategy {opts.strategy!r}", hint="use rolling or recreate")
+    stack = stack or open_stack(root, settings, opts.env, dry_run=opts.dry_run, out=out)
+    services = stack.versioned_services()
+    if not services:
+        raise UsageError(f"{stack.compose.file.name}: no service image uses ${{TMINUS_VERSION}}",
+                         hint="name built images like `image: <name>/app:${TMINUS_VERSION}`")
+    require_images(stack, version)
+    result = DeployResult("deploy", opts.env, version, skipped_checks=opts.skip_checks,
+                          skipped_backup=opts.skip_backup)
+    result.from_version = running_version(stack, services)
+    stack.steps.say(f"deploy {result.from_version or 'nothing'} → {version} to {opts.env} "
+                    f"(project {stack.project}, {' '.join(stack.compose.program)})")
+    try:
+        with hold_lock(stack, "deploy", version, opts.lock_wait_s):
+            run_deploy(stack, services, version, opts, result)
+    except OpsError as exc:
+        if result.result == "success":
+            result.result, result.reason = "failed", exc.message
+        raise
+    finally:
+        result.duration_s = time.perf_counter() - started
+        result.steps = [r.to_dict() for r in stack.steps.records]
+        write_audit(stack, result)
+        if on_result is not None:
+            on_result(result)
+    return result
+
+
+def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOptions,
+               result: DeployResult) -> None:
+    run_gates(stack, version, skip_checks=opts.skip_checks)
+    if not opts.skip_backup:
+        result.backup_id = take_backup(stack, result.from_version)
+    else:
+        stack.steps.say("  backup skipped (--skip-backup; recorded in the audit log)")
+    ensure_infrastructure(stack, version, services)
+    baseline = measure_baseline(stack) if result.from_version else None
+    if stack.env.migrate == "before":
+        migrate(stack, services[0], version)
+    switched: list[Rollout] = []
+    try:
+        for service in services:
+            switched.append(switch(stack, service, version, opts))
+        if stack.env.migrate == "after":
+            migrate(stack, services[0], version)
+        watch_s = stack.env.watch_s if opts.watch_s is None else opts.watch_s
+        result.watch = post_deploy_watch(stack, watch_s, baseline)
+    except DeployFailed as exc:
+        result.reason = exc.message
+        previous = result.from_version
+        if not (opts.auto_rollback and previous) or stack.dry_run:
+            result.result = "failed"
+            why = ("--no-auto-rollback" if previous else "nothing ran before to go back to")
+            raise DeployFailed(f"deploy of {version} failed ({why}): {exc.message}") from None
+        restore_previous(stack, switched, previous, opts)
+        result.result, result.rolled_back_to = "rolled_back", previous
+        raise DeployFailed(f"deploy of {version} failed, rolled back to {previous}",
+                           hint=exc.message) from None
+    result.services = {r.service: {"replicas": r.replicas, "started": r.started,
+                                   "removed": r.removed, "from": r.previous}
+                       for r in switched}
+    if stack.dry_run:
+        result.result = "dry_run"
+
+
+def switch(stack: Stack, service: str, version: str, opts: DeployOptions) -> Rollout:
+    strategy = "recreate" if opts.strategy == "recreate" else stack.strategy_of(service)
+    stack.steps.say(f"[{service}] {strategy}")
+    if strategy == "recreate":
+        return recreate(stack, service, version)
+    return roll(stack, service, version, batch=opts.batch)
+
+
+def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
+                     opts: DeployOptions) -> None:
+    """Put back the version that ran: the rolled service's old replicas were never removed
+    before the new ones were healthy, so only services already switched need redeploying."""
+    stack.steps.say(f"automatic rollback to {previous}")
+    touched = {r.service for r in switched}
+    for service in stack.versioned_services():
+        running = stack.running(service)
+        if service in touched or any(c.version != previous for c in running):
+            switch(stack, service, previous, opts)
+
+
+# --- the steps -----------------------------------------------------------------------------------
+
+
+def running_version(stack: Stack, services: list[str]) -> str | None:
+    """What runs now, from the engine's labels (the first versioned service decides)."""
+    for service in services:
+        version = current_version(stack.running(service))
+        if version:
+            return version
+    return None
+
+
+def require_images(stack: Stack, version: str) -> None:
+    """A deploy never builds: every versioned image must already be in the engine."""
+    from ops.runtime.docker_engine import image_info
+
+    if stack.client is None:
+        return
+    missing = [i.reference for i in stack.images(version)
+               if i.built and image_info(stack.client, i.reference) is None]
+    if missing:
+        usable = usable_versions(stack)
+        raise UsageError(f"image(s) {', '.join(missing)} not in the local engine",
+                         hint=("build them first (invoke build / docker compose build); usable: "
+                               + (", ".join(usable) or "none")))
+
+
+def usable_versions(stack: Stack) -> list[str]:
+    """Release versions whose every built image is present locally, oldest first."""
+    from ops.runtime.docker_engine import local_tags
+    from ops.versioning import is_release_tag
+
+    if stack.client is None:
+        return []
+    built = [i for i in stack.images("{version}") if i.built]
+    sets = []
+    for image in built:
+        repository = image.reference.rsplit(":", 1)[0]
+        sets.append({t for t in local_tags(stack.client, repository) if is_release_tag(t)})
+    common = set.intersection(*sets) if sets else set()
+    return sorted(common, key=parse_version)
+
+
+class _DryLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def hold_lock(stack: Stack, action: str, version: str | None, wait_s: float) -> Any:
+    from ops.deploy.audit import _who
+
+    if stack.dry_run:
+        stack.steps.say(f"[dry-run] take the {stack.env_name} deploy lock "
+                        f"({lock_path(stack.root, stack.env_name)})")
+        return _DryLock()
+    info = LockInfo(env=stack.env_name, action=action, version=version, holder=_who())
+    return deploy_lock(stack.root, info, wait_s=wait_s,
+                       warn=lambda m: stack.steps.say(f"  warning: {m}"),
+                       progress=stack.steps.waiting)
+
+
+def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
+    if skip_checks:
+        stack.steps.say("  checks skipped (--skip-checks; recorded in the audit log)")
+        return
+    from ops.checks import CheckContext, run_predeploy
+
+    release = parse_version(version)
+    with stack.steps.step(f"predeploy checks for {version} (strict)") as rec:
+        ctx = CheckContext(root=stack.root, settings=stack.settings, version=release,
+                           env=stack.env_name)
+        report = run_predeploy(ctx, strict=True)
+        bad = [f.id for f in report.findings() if f.status in {Status.FAIL, Status.WARN}]
+        rec.detail = f"{report.summary()}"
+        if not report.ok:
+            raise ChecksFailed(f"predeploy checks failed for {version}: {', '.join(bad[:6])}",
+                               hint=f"run `invoke predeploy --version {version} --strict`")
+    verify = _optional(lambda: __import__("ops.release.verify", fromlist=["verify_release"]))
+    if verify is None:
+        stack.steps.say("  tamper gate skipped: ops.release.verify is not available")
+        return
+    with stack.steps.step(f"tamper gate: checkpoints and images match the {version} manifest"):
+        findings = verify.verify_release(stack.root, stack.settings, release,
+                                         engine=stack.client)
+        failed = [f for f in findings if f.status is Status.FAIL]
+        if failed:
+            raise ChecksFailed(f"release {version} does not match its manifest: "
+                               + "; ".join(f.message for f in failed[:3]),
+                               hint=f"run `invoke verify-release {version}`")
+
+
+def _optional(load: Callable[[], Any]) -> Any:
+    try:
+        return load()
+    except ImportError:
+        return None
+
+
+def take_backup(stack: Stack, running: str | None) -> str | None:
+    backup_mod = _optional(lambda: __import__("ops.deploy.backup", fromlist=["create_backup"]))
+    if backup_mod is None:
+        stack.steps.say("  backup skipped: ops.deploy.backup is not available")
+        return None
+    with stack.steps.step("backup before deploy") as rec:
+        backup = backup_mod.create_backup(stack.root, stack.settings, stack.env_name,
+                                          label="pre-deploy", version=running,
+                                          dry_run=stack.dry_run, out=stack.steps.out)
+        rec.detail = backup.id
+        return str(backup.id)
+
+
+def ensure_infrastructure(stack: Stack, version: str, services: list[str]) -> None:
+    """Start the unversioned services (proxy, db, redis) when any of them is not running."""
+    infra = [s for s in stack.all_services() if s not in services]
+    if not infra:
+        return
+    missing = [s for s in infra if not stack.running(s)]
+    if stack.dry_run or missing:
+        with stack.steps.step(f"start infrastructure: {', '.join(missing or infra)}"):
+            stack.run_at(version, stack.compose.up(missing or infra, no_recreate=True))
+            if not stack.dry_run:
+                from ops.deploy.stack import wait_ready
+
+                ids = [c.id for s in missing for c in stack.running(s)]
+                wait_ready(stack, ids, timeout_s=stack.env.health_timeout_s,
+                           what=", ".join(missing))
+
+
+def measure_baseline(stack: Stack) -> float | None:
+    """The p95 before the switch: what "twice as slow" is measured against."""
+    from ops.runtime.probe import sample
+
+    if stack.dry_run:
+        stack.steps.say(f"[dry-run] GET {stack.health_url} x {stack.settings.smoke.requests} "
+                        "(latency baseline)")
+        return None
+    with stack.steps.step("latency baseline") as rec:
+        stats = sample(stack.health_url, stack.settings.smoke.requests, timeout=5)
+        rec.detail = f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
+        return stats.p95_ms if stats.failed < stats.total else None
+
+
+def migrate(stack: Stack, service: str, version: str) -> None:
+    """``alembic upgrade head`` in a one-off container of the new version, inside the lock."""
+    with stack.steps.step(f"migrations: alembic upgrade head ({service} {version})"):
+        stack.run_at(version, stack.compose.migrate(service), timeout=600)
+
+
+def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None
+                      ) -> dict[str, Any] | None:
+    from ops.runtime.probe import watch
+
+    if seconds <= 0:
+        stack.steps.say("  post-deploy watch skipped (--watch 0)")
+        return None
+    if stack.dry_run:
+        stack.steps.say(f"[dry-run] watch {stack.health_url} for {seconds:g}s "
+                        f"(roll back on > {MAX_ERROR_RATE:.0%} errors or p95 > "
+                        f"{MAX_P95_FACTOR:g}x baseline)")
+        return None
+    with stack.steps.step(f"post-deploy watch ({seconds:g}s)") as rec:
+        stack.steps.waiting(f"{seconds:g}s of probes of {stack.health_url}")
+        stats = watch(stack.health_url, seconds)
+        figures = stats.summary()
+        figures["baseline_p95_ms"] = round(baseline_p95, 1) if baseline_p95 else None
+        rec.detail = (f"{stats.total} requests, {stats.error_rate:.1%} errors, "
+                      f"p95 {stats.p95_ms:.0f} ms"
+                      + (f" (baseline {baseline_p95:.0f} ms)" if baseline_p95 else ""))
+        verdict = watch_verdict(stats.error_rate, stats.p95_ms, baseline_p95)
+        if verdict:
+            raise DeployFailed(f"post-deploy watch: {verdict}")
+        return figures
+
+
+def watch_verdict(error_rate: float, p95_ms: float, baseline_p95: float | None) -> str | None:
+    """The decision tree: a reason to roll back, or None."""
+    if error_rate > MAX_ERROR_RATE:
+        return f"error rate {error_rate:.1%} > {MAX_ERROR_RATE:.0%}"
+    if baseline_p95 is not None:
+        limit = max(MAX_P95_FACTOR * baseline_p95, P95_FLOOR_MS)
+        if p95_ms > limit:
+            return (f"p95 {p95_ms:.0f} ms > {MAX_P95_FACTOR:g}x baseline "
+                    f"{baseline_p95:.0f} ms")
+    return None
+
+
+def write_audit(stack: Stack, result: DeployResult) -> None:
+    if stack.dry_run:
+        return
+    details: dict[str, Any] = {"strategy_steps": len(result.steps), "project": stack.project}
+    for key in ("reason", "rolled_back_to", "backup_id", "watch", "db"):
+        value = getattr(result, key)
+        if value:
+            details[key] = value
+    record(audit_path(stack), AuditEvent(
+        action=result.action, env=result.env, result=result.result,
+        from_version=result.from_version, to_version=result.to_version,
+        duration_s=result.duration_s, skipped_checks=result.skipped_checks,
+        skipped_backup=result.skipped_backup, details=details))
+
+
+def print_result(result: DeployResult, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(result.message + "\n")

@@ -1,0 +1,164 @@
+"""Rollback: an earlier version's images back in place, rolling; optionally the data too.
+
+Without a version it takes the one the audit log says ran before the current one. A version whose
+images are gone from the engine is refused with the list of versions that can be used. With
+``--with-db`` the database follows, the way the environment's ``db_rollback`` says: ``restore``
+the backup taken before the deploy being undone, or ``downgrade`` to the Alembic revision that
+release ran (from its manifest, else from that backup's record) — and the output says which.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ops.config import Settings, resolve_path
+from ops.deploy.audit import read_events
+from ops.deploy.deploy import (
+    DeployOptions,
+    DeployResult,
+    hold_lock,
+    running_version,
+    switch,
+    usable_versions,
+    write_audit,
+)
+from ops.deploy.stack import Stack, audit_path, open_stack
+from ops.errors import DeployFailed, OpsError, UsageError
+from ops.versioning import parse_version
+
+
+def previous_version(events: list[dict[str, Any]], current: str | None) -> str | None:
+    """The version that ran before ``current``: the newest successful change *to* it says so."""
+    for event in reversed(events):
+        if event.get("action") not in {"deploy", "rollback"}:
+            continue
+        if event.get("result") != "success" or event.get("to_version") != current:
+            continue
+        before = event.get("from_version")
+        if before and before != current:
+            return str(before)
+    return None
+
+
+def undone_deploy(events: list[dict[str, Any]], current: str | None) -> dict[str, Any] | None:
+    """The successful deploy that brought ``current`` in: its backup is the data to go back to."""
+    for event in reversed(events):
+        if (event.get("action") == "deploy" and event.get("result") == "success"
+                and event.get("to_version") == current):
+            return dict(event)
+    return None
+
+
+def rollback(root: Path, settings: Settings, env: str, version: str | None = None, *,
+             with_db: bool = False, dry_run: bool = False, lock_wait_s: float = 0.0,
+             out: TextIO | None = None, stack: Stack | None = None,
+             on_result: Callable[[DeployResult], None] | None = None) -> DeployResult:
+    started = time.perf_counter()
+    stack = stack or open_stack(root, settings, env, dry_run=dry_run, out=out)
+    services = stack.versioned_services()
+    current = running_version(stack, services)
+    events = list(read_events(audit_path(stack), env=env))
+    target = parse_version(version).tag if version else previous_version(events, current)
+    if target is None:
+        raise UsageError(f"no earlier version of {env} in the audit log",
+                         hint="name the version: invoke rollback vX.Y.Z (see invoke releases)")
+    usable = usable_versions(stack)
+    if stack.client is not None and target not in usable:
+        raise UsageError(f"cannot roll back to {target}: its images are not in the local engine",
+                         hint="usable: " + (", ".join(usable) or "none"))
+    result = DeployResult("rollback", env, target, from_version=current)
+    stack.steps.say(f"rollback {current or 'nothing'} → {target} on {env} "
+                    f"(project {stack.project})")
+    try:
+        with hold_lock(stack, "rollback", target, lock_wait_s):
+            if with_db:
+                result.db = roll_back_data(stack, events, current, target)
+            opts = DeployOptions(env=env, version=target, dry_run=dry_run)
+            for service in services:
+                switch(stack, service, target, opts)
+        if dry_run:
+            result.result = "dry_run"
+    except OpsError as exc:
+        result.result, result.reason = "failed", exc.message
+        raise DeployFailed(f"rollback to {target} failed: {exc.message}",
+                           hint=exc.hint) from None
+    finally:
+        result.duration_s = time.perf_counter() - started
+        result.steps = [r.to_dict() for r in stack.steps.records]
+        write_audit(stack, result)
+        if on_result is not None:
+            on_result(result)
+    return result
+
+
+def roll_back_data(stack: Stack, events: list[dict[str, Any]], current: str | None,
+                   target: str) -> str:
+    """Restore or downgrade the database, per ``db_rollback``; returns what was done."""
+    undone = undone_deploy(events, current) or {}
+    backup_id = (undone.get("details") or {}).get("backup_id")
+    if stack.env.db_rollback == "restore":
+        if not backup_id:
+            raise UsageError(f"no backup was taken before the deploy of {current}",
+                             hint="set db_rollback: downgrade, or restore a backup by hand")
+        from ops.deploy.restore import restore_backup
+
+        with stack.steps.step(f"database: restore backup {backup_id} (db_rollback: restore)"):
+            restore_backup(stack.root, stack.settings, stack.env_name, str(backup_id),
+                           assume_yes=True, dry_run=stack.dry_run, out=stack.steps.out)
+        return f"restored backup {backup_id}"
+    revision = manifest_revision(stack, target) or backup_revision(stack, backup_id)
+    if not revision:
+        raise UsageError(f"no Alembic revision recorded for {target}",
+                         hint="its manifest and the pre-deploy backup name none")
+    newer = current or target
+    with stack.steps.step(f"database: alembic downgrade {revision} (db_rollback: downgrade, "
+                          f"with {newer}'s migrations)"):
+        stack.run_at(newer, stack.compose.downgrade(stack.versioned_services()[0], revision))
+    return f"downgraded to {revision}"
+
+
+def manifest_revision(stack: Stack, version: str) -> str | None:
+    path = resolve_path(stack.root, stack.settings.release.releases_dir) / \
+        f"manifest_{version}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for keys in (("migrations", "head"), ("alembic", "head"), ("alembic_revision",)):
+        value: Any = data
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def backup_revision(stack: Stack, backup_id: Any) -> str | None:
+    if not backup_id:
+        return None
+    try:
+        from ops.deploy.backup import find_backup
+
+        backup = find_backup(stack.root, stack.settings, stack.env_name, str(backup_id))
+    except (ImportError, OpsError):
+        return None
+    return backup.alembic_revision
+
+
+def releases(stack: Stack) -> list[dict[str, Any]]:
+    """Versions that can be rolled back to (images present), newest first, with what ran when."""
+    services = stack.versioned_services()
+    current = running_version(stack, services)
+    last_seen: dict[str, str] = {}
+    for event in read_events(audit_path(stack), env=stack.env_name):
+        if event.get("result") == "success" and event.get("to_version"):
+            last_seen[str(event["to_version"])] = str(event.get("at", ""))
+    rows = []
+    for version in reversed(usable_versions(stack)):
+        rows.append({"version": version, "running": version == current,
+                     "last_deployed": last_seen.get(version)})
+    return rows
