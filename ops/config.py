@@ -80,6 +80,8 @@ class ReleaseSettings(_Strict):
 class ServiceSettings(_Strict):
     strategy: Literal["rolling", "recreate"] = "rolling"
     required: bool = True
+    replicas: int = Field(default=1, ge=0,
+                          description="replicas on a first deploy; later deploys keep the count")
 
 
 class EnvironmentSettings(_Strict):
