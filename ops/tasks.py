@@ -80,4 +80,13 @@ from ops.release import notes_tasks  # noqa: E402 - topic modules join the flat 
 ns.add_task(notes_tasks.release_notes)
 ns.add_task(notes_tasks.checklist)
 ns.add_task(notes_tasks.demo)
+from ops.deploy import tasks as deploy_tasks  # noqa: E402
+
+ns.add_task(deploy_tasks.deploy)
+ns.add_task(deploy_tasks.smoke_test)
+ns.add_task(deploy_tasks.rollback)
+ns.add_task(deploy_tasks.scale)
+ns.add_task(deploy_tasks.history)
+ns.add_task(deploy_tasks.releases)
+ns.add_task(deploy_tasks.base_image)
 ns.configure({"ops": defaults()})
