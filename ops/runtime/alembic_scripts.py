@@ -68,13 +68,16 @@ class ScriptGraph:
 
 
 @contextmanager
-def _no_bytecode() -> Iterator[None]:
-    previous = sys.dont_write_bytecode
+def _loading(extra_paths: list[str]) -> Iterator[None]:
+    """While revision files load: no bytecode written, the ini's sys.path entries, then undone."""
+    previous_flag, previous_path = sys.dont_write_bytecode, list(sys.path)
     sys.dont_write_bytecode = True
+    sys.path[:0] = extra_paths
     try:
         yield
     finally:
-        sys.dont_write_bytecode = previous
+        sys.dont_write_bytecode = previous_flag
+        sys.path[:] = previous_path
 
 
 def _config(ini: Path) -> tuple[Any, Path]:
@@ -86,6 +89,7 @@ def _config(ini: Path) -> tuple[Any, Path]:
     import configparser
 
     from alembic.config import Config
+    from alembic.util import CommandError
 
     if not ini.is_file():
         raise MigrationsUnreadable(f"{ini} does not exist",
@@ -93,6 +97,10 @@ def _config(ini: Path) -> tuple[Any, Path]:
     try:
         config = Config(str(ini))
         location = config.get_main_option("script_location")
+    except CommandError:
+        raise MigrationsUnreadable(f"{ini} has no [alembic] section",
+                                   hint="start it with `[alembic]` and "
+                                        "`script_location = migrations`") from None
     except (configparser.Error, UnicodeDecodeError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MigrationsUnreadable(f"{ini} is not a valid alembic.ini: {first}",
@@ -112,10 +120,20 @@ def _config(ini: Path) -> tuple[Any, Path]:
         raise MigrationsUnreadable(
             f"{ini}: script_location {location!r} is not a folder ({resolved} is missing)",
             hint="point script_location at the folder holding env.py and versions/")
-    config.set_main_option("script_location", str(resolved))
-    # prepend_sys_path would be resolved against the current directory and leak into sys.path.
-    config.set_main_option("prepend_sys_path", "")
+    config.set_main_option("script_location", str(resolved).replace("%", "%%"))
     return config, resolved
+
+
+def _sys_paths(config: Any, ini: Path) -> list[str]:
+    """``prepend_sys_path`` anchored at the ini's folder, and taken away from Alembic.
+
+    Alembic would resolve it against the current directory and leave it in sys.path for good;
+    revision files that import the application still need it while they load.
+    """
+    raw = config.get_main_option("prepend_sys_path") or ""
+    config.set_main_option("prepend_sys_path", "")
+    return [str((ini.parent / entry).resolve())
+            for entry in re.split(r"[\s,:;]+", raw) if entry]
 
 
 def load_graph(ini: Path) -> ScriptGraph:
@@ -125,13 +143,14 @@ def load_graph(ini: Path) -> ScriptGraph:
     from alembic.util import CommandError
 
     config, location = _config(ini)
+    extra_paths = _sys_paths(config, ini)
     try:
         script_dir = ScriptDirectory.from_config(config)
         version_dirs = [Path(p) for p in script_dir._version_locations]
     except (CommandError, OSError) as exc:
         raise MigrationsUnreadable(f"{ini}: {exc}") from None
     graph = ScriptGraph(ini=ini, script_location=location, version_dirs=version_dirs)
-    with _no_bytecode(), warnings.catch_warnings():
+    with _loading(extra_paths), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for script in _each_script(script_dir):
             if script.revision in graph.revisions:

@@ -143,6 +143,16 @@ def test_garbage_alembic_ini_fails_present_without_a_traceback(git_repo: GitRepo
     assert "alembic.ini" in one(findings, "migrations.present").message
 
 
+@pytest.mark.parametrize("content", ["", "[loggers]\nkeys = root\n"])
+def test_alembic_ini_without_alembic_section_fails_present(git_repo: GitRepo,
+                                                           content: str) -> None:
+    project(git_repo)
+    git_repo.write("alembic.ini", content)
+    findings = check(git_repo.path)
+    assert problems(findings) == {"migrations.present": Status.FAIL}
+    assert "has no [alembic] section" in one(findings, "migrations.present").message
+
+
 def test_script_location_pointing_nowhere_fails_present(git_repo: GitRepo) -> None:
     project(git_repo)
     git_repo.write("alembic.ini", "[alembic]\nscript_location = db/migrations\n")
@@ -158,6 +168,21 @@ def test_revision_file_with_a_syntax_error_fails_present_naming_the_file(
     findings = check(git_repo.path)
     assert problems(findings) == {"migrations.present": Status.FAIL}
     assert "0002_add_jobs.py" in one(findings, "migrations.present").message
+
+
+def test_revision_importing_the_application_loads_and_sys_path_is_restored(
+        git_repo: GitRepo) -> None:
+    project(git_repo)
+    git_repo.write("tminus_demo_app/__init__.py", "TABLE = 'audit'\n")
+    git_repo.write("migrations/versions/0003_audit.py", "from tminus_demo_app import TABLE\n"
+                   + revision("0003", "0002", "    op.create_table(TABLE)\n",
+                              "    op.drop_table(TABLE)\n"))
+    git_repo.write("docs/SCHEMA.md", SCHEMA + "## 0003 — audit\n")
+    git_repo.commit("feat: audit")
+    before = list(sys.path)
+    findings = check(git_repo.path, "v0.3.0")
+    assert problems(findings) == {}
+    assert sys.path == before
 
 
 def test_untracked_migration_fails_committed_naming_the_file(git_repo: GitRepo) -> None:
