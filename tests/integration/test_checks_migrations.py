@@ -474,6 +474,20 @@ def test_live_keys_matching_the_schema_pass(git_repo: GitRepo, redis_url: str) -
     assert "3 key(s) sampled, 2 match a pattern" in live.message
 
 
+def test_live_sample_is_bounded_by_redis_sample(git_repo: GitRepo, redis_url: str) -> None:
+    import redis
+
+    client: Any = redis.Redis.from_url(redis_url)
+    for number in range(30):
+        client.hset(f"session:{number}", "user", "1")
+    project(git_repo)
+    write_env(git_repo, REDIS_URL=redis_url)
+    live = by_id(check(git_repo.path, migrations={"redis_sample": 5}),
+                 "migrations.redis_schema")[-1]
+    assert live.status is Status.PASS
+    assert "5 key(s) sampled (first 5)" in live.message
+
+
 def test_unreachable_redis_skips_the_live_sample(git_repo: GitRepo) -> None:
     project(git_repo)
     write_env(git_repo, REDIS_URL="redis://:r3dis-pass@127.0.0.1:9/0")
