@@ -38,10 +38,12 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield verify.models_match_finding(ctx.root, ctx.settings, ctx.version, record, current,
                                           required=False, use_cache=ctx.use_cache)
     yield images(ctx, record)
+    repo = ctx.repo
     yield from verify.manifest_findings(
         ctx.root, ctx.version, record, required=False,
-        tag_commits=verify.tag_commits(ctx.root, ctx.version, ctx.repo)
-        if ctx.repo is not None else None)
+        tag_commits=verify.tag_commits(ctx.root, ctx.version, repo) if repo is not None else None,
+        tagged=verify.tagged_manifest(ctx.root, ctx.version, record.manifest_file, repo)
+        if repo is not None else None)
 
 
 def models_hashed(ctx: CheckContext, current: CheckpointHashes) -> Finding:

@@ -69,11 +69,15 @@ def _rel(root: Path, path: Path) -> str:
 
 
 def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord, *,
-                      required: bool, tag_commits: tuple[str, list[str]] | None) -> list[Finding]:
+                      required: bool, tag_commits: tuple[str, list[str]] | None,
+                      tagged: mf.Manifest | None = None) -> list[Finding]:
     """The manifest is there, parses, is this version's and agrees with the tag; its sum holds.
 
-    ``tag_commits`` is (tag's commit, its parents) when the tag exists. A missing manifest fails
-    when ``required`` (the tamper gate) and warns otherwise (predeploy, before the release is cut).
+    ``tag_commits`` is (tag's commit, its parents) when the tag exists; ``tagged`` the manifest
+    as committed at the tag. A manifest rewritten together with its checksum still fails when it
+    drifts from the committed one in anything but the image ids ``build`` adds. A missing
+    manifest fails when ``required`` (the tamper gate) and warns otherwise (predeploy, before the
+    release is cut).
     """
     name = _rel(root, record.manifest_file)
     if not record.manifest_file.is_file():
@@ -85,7 +89,14 @@ def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord
         ]
     findings: list[Finding] = [_manifest_content(name, version, record, tag_commits)]
     result = mf.verify_checksum(record.manifest_file)
-    if result.ok:
+    drift = drift_from_tag(record.manifest, tagged) if record.manifest and tagged else []
+    if result.ok and drift:
+        findings.append(failed(
+            INTEGRITY, f"{record.manifest_file.name} differs from the one committed at "
+            f"{version.tag} in {', '.join(drift)}",
+            hint=f"restore it with `git checkout {version.tag} -- {name}` and re-run "
+                 f"`invoke build {version.tag}`"))
+    elif result.ok:
         findings.append(passed(INTEGRITY, result.message))
     else:
         findings.append(failed(
@@ -115,6 +126,42 @@ def _manifest_content(name: str, version: ReleaseVersion, record: ReleaseRecord,
                   f"{manifest.git.branch}",
                   detail={"commit": source, "branch": manifest.git.branch,
                           "tag": manifest.git.tag})
+
+
+def drift_from_tag(current: mf.Manifest, tagged: mf.Manifest) -> list[str]:
+    """What differs from the committed manifest beyond the ids and digests build records."""
+    drift = [name for name, a, b in (
+        ("version", current.version, tagged.version),
+        ("release_date", current.release_date, tagged.release_date),
+        ("git", current.git, tagged.git),
+        ("artifacts", current.artifacts, tagged.artifacts)) if a != b]
+    for service, was in tagged.docker_images.items():
+        now = current.docker_images.get(service)
+        if now is None or now.image != was.image or (was.id and now.id != was.id) or (
+                was.repo_digest and now.repo_digest != was.repo_digest):
+            drift.append(f"docker_images.{service}")
+    return drift
+
+
+def tagged_manifest(root: Path, version: ReleaseVersion, manifest_file: Path,
+                    repo: Any | None = None) -> mf.Manifest | None:
+    """The manifest as committed at the release tag, or None (no repo, tag or file there)."""
+    from ops.runtime.git import file_at, open_repo
+
+    if repo is None:
+        try:
+            repo = open_repo(root)
+        except OpsError:
+            return None
+    if version.tag not in {t.name for t in repo.tags}:
+        return None
+    text = file_at(repo, version.tag, _rel(root, manifest_file))
+    if text is None:
+        return None
+    try:
+        return mf.parse(text)
+    except ReleaseFileError:
+        return None
 
 
 # --- artifacts.models_match_release --------------------------------------------------------------
@@ -296,7 +343,8 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
     root = resolve_path(Path.cwd(), root)
     record = load_record(root, settings, version)
     findings = manifest_findings(root, version, record, required=True,
-                                 tag_commits=tag_commits(root, version))
+                                 tag_commits=tag_commits(root, version),
+                                 tagged=tagged_manifest(root, version, record.manifest_file))
     current = vfile.hash_checkpoints(root, settings, use_cache=use_cache)
     findings.append(models_match_finding(root, settings, version, record, current,
                                          required=True, use_cache=use_cache))

@@ -118,6 +118,11 @@ def test_built_release_verifies_every_image(repo: GitRepo) -> None:
     assert finding.message.startswith("1 image(s) present: app sha256:")
 
 
+def test_recorded_image_ids_are_not_drift_from_the_tagged_manifest(repo: GitRepo) -> None:
+    cut_and_build(repo)
+    assert findings(repo)["artifacts.manifest_integrity"].status is Status.PASS
+
+
 def test_image_rebuilt_under_the_same_tag_fails_verification_naming_the_service(
         repo: GitRepo, name: str, docker_client: Any) -> None:
     cut_and_build(repo)

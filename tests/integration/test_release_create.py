@@ -305,17 +305,26 @@ def test_edited_manifest_fails_integrity(repo: GitRepo) -> None:
     assert "does not match manifest_v0.2.0.sha256" in finding.message
 
 
-def test_re_hashed_manifest_with_altered_hash_still_fails_on_the_file(repo: GitRepo) -> None:
-    """An attacker who rewrites the manifest and its checksum is caught by the file hashes."""
+def test_manifest_rewritten_with_a_matching_checksum_still_fails_against_the_tag(
+        repo: GitRepo) -> None:
+    """Someone swaps a checkpoint, puts its hash in the manifest and re-hashes the manifest."""
+    from dataclasses import replace
+
     from ops.release import manifest as mf
+    from ops.release.version_file import hash_checkpoints
 
     cut(repo)
     (repo.path / "checkpoints/model.pt").write_bytes(b"poisoned")
     path = repo.path / "releases/manifest_v0.2.0.json"
-    mf.write(path, mf.read(path))  # a consistent checksum for the same content
-    found = verify(repo)
-    assert found["artifacts.manifest_integrity"].status is Status.PASS
-    assert found["artifacts.models_match_release"].status is Status.FAIL
+    poisoned = hash_checkpoints(repo.path, SETTINGS).by_name()["model.pt"]
+    manifest = mf.read(path)
+    forged = [replace(a, sha256=poisoned) if a.path.endswith("model.pt") else a
+              for a in manifest.artifacts]
+    mf.write(path, replace(manifest, artifacts=forged))
+    finding = verify(repo)["artifacts.manifest_integrity"]
+    assert finding.status is Status.FAIL
+    assert finding.message == ("manifest_v0.2.0.json differs from the one committed at v0.2.0 "
+                               "in artifacts")
 
 
 def test_missing_manifest_fails_the_gate_and_names_the_task_that_writes_it(
