@@ -80,6 +80,11 @@ from ops.release import notes_tasks  # noqa: E402 - topic modules join the flat 
 ns.add_task(notes_tasks.release_notes)
 ns.add_task(notes_tasks.checklist)
 ns.add_task(notes_tasks.demo)
+from ops.release import tasks as release_tasks  # noqa: E402
+
+ns.add_task(release_tasks.create_release)
+ns.add_task(release_tasks.build)
+ns.add_task(release_tasks.verify_release)
 from ops.deploy import tasks as deploy_tasks  # noqa: E402
 
 ns.add_task(deploy_tasks.deploy)
