@@ -14,9 +14,10 @@ the edit.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -266,5 +267,15 @@ def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], N
         on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
 
 
+_SECRETISH = re.compile(r"SECRET|TOKEN|PASSW|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
+
+
+def mask(value: str) -> str:
+    """The house mask for a secret-looking value: its first four characters and its length."""
+    return f"{value[:4]}…({len(value)} chars)" if len(value) > 8 else f"…({len(value)} chars)"
+
+
 def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:
-    return shlex.join(plan.argv(no_cache=no_cache))
+    """The dry-run line; build args whose names look secret are masked, never printed."""
+    shown = {k: mask(v) if _SECRETISH.search(k) else v for k, v in plan.args.items()}
+    return shlex.join(replace(plan, args=shown).argv(no_cache=no_cache))

@@ -117,6 +117,9 @@ def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) 
     if is_shallow(repo):
         raise UsageError("this is a shallow clone, so earlier release tags may be hidden",
                          hint="run `git fetch --tags --unshallow` first")
+    if not repo.head.is_valid():
+        raise UsageError("the repository has no commits yet: nothing to release",
+                         hint="commit the service first")
     if repo.head.is_detached:
         raise UsageError("HEAD is detached: check out a release branch first",
                          hint="allowed: " + ", ".join(settings.release.branches))

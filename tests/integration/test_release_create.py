@@ -167,6 +167,16 @@ def test_untracked_file_is_refused(repo: GitRepo) -> None:
     assert refusal(repo).message == "uncommitted changes: stray.txt"
 
 
+def test_repository_without_commits_is_refused(git_repo: GitRepo) -> None:
+    with pytest.raises(UsageError, match="the repository has no commits yet"):
+        create_release(git_repo.path, SETTINGS, "v0.1.0")
+
+
+def test_detached_head_is_refused(repo: GitRepo) -> None:
+    repo.git("checkout", "-q", "--detach")
+    assert refusal(repo).message == "HEAD is detached: check out a release branch first"
+
+
 def test_message_and_notes_file_together_are_refused(repo: GitRepo, tmp_path: Path) -> None:
     error = refusal(repo, message="a", notes_file=tmp_path / "n.md")
     assert error.message == "give either --message or --notes-file, not both"

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from ops.errors import UsageError
-from ops.release.build import BuildFailed, BuildPlan, _progress, parse_build_args, plan_builds
+from ops.release.build import (
+    BuildFailed,
+    BuildPlan,
+    _progress,
+    describe_plan,
+    parse_build_args,
+    plan_builds,
+)
 
 COMPOSE = """\
 services:
@@ -139,3 +146,13 @@ def test_stream_lines_are_passed_on_without_blank_lines() -> None:
     seen: list[str] = []
     _progress("app", {"stream": "Step 1/2 : FROM scratch\n\n ---> abc\n"}, seen.append)
     assert seen == ["Step 1/2 : FROM scratch", " ---> abc"]
+
+
+def test_dry_run_line_masks_build_args_whose_names_look_secret() -> None:
+    token = "ghp_" + "x" * 36
+    plan = BuildPlan("app", "demo/app:v1.0.0", Path("/src"), "Dockerfile",
+                     {"NPM_TOKEN": token, "BASE_IMAGE": "b:1"})
+    line = describe_plan(plan)
+    assert token not in line
+    assert "NPM_TOKEN=ghp_…(40 chars)" in line
+    assert "BASE_IMAGE=b:1" in line
