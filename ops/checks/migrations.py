@@ -363,9 +363,26 @@ class KeyPattern:
 
     def regex(self) -> re.Pattern[str]:
         parts = re.split(r"(\{[^{}]*\}|\*)", self.pattern)
-        body = "".join("[^:]+" if p.startswith("{") else ".*" if p == "*" else re.escape(p)
+        body = "".join("([^:]+)" if p.startswith("{") else "(.*)" if p == "*" else re.escape(p)
                        for p in parts)
         return re.compile(f"^{body}$")
+
+    def shown(self, key: str) -> str:
+        """The key with its variable segments masked: they may be session ids or tokens."""
+        match = self.regex().match(key)
+        if match is None:
+            return key
+        pieces, last = [], 0
+        for index in range(1, (match.lastindex or 0) + 1):
+            start, end = match.span(index)
+            pieces += [key[last:start], _mask(key[start:end])]
+            last = end
+        return "".join([*pieces, key[last:]])
+
+
+def _mask(value: str) -> str:
+    """Short segments (numbers, names) stay readable; long ones keep 4 characters and a length."""
+    return value if len(value) <= 8 else f"{value[:4]}…({len(value)} chars)"
 
 
 class SchemaError(Exception):
@@ -498,7 +515,7 @@ def _sample_live(ctx: CheckContext, relative: Path,
             continue
         matched += 1
         if kind != pattern.type:
-            wrong.append(f"{key} is a {kind}, {relative}:{pattern.line} says "
+            wrong.append(f"{pattern.shown(key)} is a {kind}, {relative}:{pattern.line} says "
                          f"{pattern.pattern!r} is a {pattern.type}")
     where = describe_url(url)
     scope = f"{len(sample.types)} key(s) sampled" + (f" (first {limit})" if sample.truncated

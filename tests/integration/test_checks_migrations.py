@@ -459,6 +459,19 @@ def test_live_key_of_the_wrong_type_fails_naming_the_key(git_repo: GitRepo,
     assert "session:abc" not in message
 
 
+def test_live_session_token_in_a_key_name_is_masked(git_repo: GitRepo, redis_url: str) -> None:
+    import redis
+
+    token = "tok_5b1d7c0e9a3f48d2b6e1"
+    client: Any = redis.Redis.from_url(redis_url)
+    client.set(f"session:{token}", "oops")
+    project(git_repo)
+    write_env(git_repo, REDIS_URL=redis_url)
+    message = failing(check(git_repo.path), "migrations.redis_schema").message
+    assert token not in message
+    assert "session:tok_…(22 chars) is a string" in message
+
+
 def test_live_keys_matching_the_schema_pass(git_repo: GitRepo, redis_url: str) -> None:
     import redis
 

@@ -208,3 +208,14 @@ def test_driver_error_that_echoes_the_password_is_scrubbed() -> None:
         alembic_revisions("postgresql://app:open sesame@127.0.0.1:5432/app", timeout_s=1)
     assert "open sesame" not in caught.value.message
     assert "***" in caught.value.message
+
+
+def test_long_variable_key_segment_is_masked_in_messages() -> None:
+    [pattern] = parse_redis_schema('keys:\n  "session:{id}:data": hash\n', "s.yaml")
+    shown = pattern.shown("session:9f2c44e1b7a04d5e8c1f:data")
+    assert shown == "session:9f2c…(20 chars):data"
+
+
+def test_short_variable_key_segment_stays_readable() -> None:
+    [pattern] = parse_redis_schema('keys:\n  "job:{id}": hash\n', "s.yaml")
+    assert pattern.shown("job:42") == "job:42"
