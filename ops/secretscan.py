@@ -1,0 +1,507 @@
+"""The hardcoded-secret scan: detect-secrets' own plugins and engine, fast enough for predeploy.
+
+Why not just call ``detect-secrets scan``: it runs ~27 plugins and a dozen filters through Python
+for every line of every file, and tries to parse every file as an INI file first; on a tree of a
+few thousand files that takes minutes. The findings must still be exactly detect-secrets', so this
+module never decides that something *is* a secret. It only proves cheaply that a file *cannot*
+yield one, and hands every other file to ``detect_secrets.core.scan.scan_file`` unchanged:
+
+1. A file whose contents (sha256) and path were scanned before under the same engine settings
+   reuses the cached result (``<cache_dir>/secrets.json``).
+2. A file that may be rewritten by one of detect-secrets' transformers (YAML, INI-shaped files)
+   always gets the full scan, since the transformed lines are not the file's lines.
+3. Otherwise every plugin's own pattern is searched once over the whole file (MULTILINE, lines
+   right-stripped as detect-secrets strips them). A plugin can only report a line its pattern
+   matches, so when nothing matches the file is clean. High-entropy plugins also apply their own
+   entropy limit here, or every quoted word would send a file to the full scan.
+
+Files are scanned in parallel processes. Only git-tracked files are read; binary, vendored and
+excluded files are skipped. A finding carries file, line and the kind of secret; the value is
+never kept (only detect-secrets' SHA-1 of it, to honour a baseline, which is what a
+``.secrets.baseline`` stores).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib
+import json
+import locale
+import math
+import os
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import chdir, suppress
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import metadata
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from ops.atomic import atomic_write_text
+from ops.errors import UsageError
+
+#: Bumped whenever the gate's logic changes, so stale cache entries are never trusted.
+ENGINE_VERSION = "1"
+CACHE_FILE = "secrets.json"
+#: Below this many files to scan, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 64
+BINARY_SNIFF = 8192
+
+
+@dataclass(frozen=True)
+class SecretHit:
+    """One potential secret: where and what kind. ``hashed`` is detect-secrets' SHA-1 of it."""
+
+    path: str
+    line: int
+    kind: str
+    hashed: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    use_cache: bool = True
+    cache_dir: Path = Path(".tminus/cache")
+    baseline: Path | None = Path(".secrets.baseline")
+    exclude: tuple[str, ...] = ("vendor/*", "node_modules/*", "*.min.js")
+    workers: int | None = None
+
+
+@dataclass
+class ScanResult:
+    findings: list[SecretHit] = field(default_factory=list)
+    files: int = 0
+    scanned: int = 0
+    cached: int = 0
+    binary: int = 0
+    excluded: int = 0
+    baselined: int = 0
+    baseline_used: bool = False
+
+
+# --- the engine ----------------------------------------------------------------------------------
+
+
+def scan_repository(root: Path, options: ScanOptions | None = None) -> ScanResult:
+    """Scan every git-tracked text file under ``root``; raise UsageError for a broken baseline."""
+    options = options or ScanOptions()
+    root = root.resolve()
+    baseline_path = _resolve(root, options.baseline)
+    baseline = load_baseline(baseline_path) if baseline_path and baseline_path.is_file() else None
+    cache_path = root / options.cache_dir / CACHE_FILE if not options.cache_dir.is_absolute() \
+        else options.cache_dir / CACHE_FILE
+
+    result = ScanResult(baseline_used=baseline is not None)
+    wanted = _candidates(root, options, baseline_path, result)
+    result.files = len(wanted)
+
+    fingerprint = _fingerprint(baseline)
+    cache = _read_cache(cache_path, fingerprint) if options.use_cache else {}
+    hits: dict[str, list[SecretHit]] = {}
+    misses: list[str] = []
+    for rel, digest in wanted:
+        entry = cache.get(rel)
+        if entry is not None and entry.get("sha256") == digest:
+            hits[rel] = [SecretHit(rel, int(n), str(k), str(h)) for n, k, h in entry["hits"]]
+            result.cached += 1
+        else:
+            misses.append(rel)
+    if misses:
+        hits.update(_scan_files(root, misses, baseline, options.workers))
+    result.scanned = len(misses)
+
+    if misses or len(cache) != len(wanted):
+        digests = dict(wanted)
+        _write_cache(cache_path, fingerprint, {
+            rel: {"sha256": digests[rel], "hits": [[h.line, h.kind, h.hashed] for h in found]}
+            for rel, found in hits.items()})
+
+    accepted = _baseline_entries(baseline)
+    for rel in sorted(hits):
+        for hit in sorted(hits[rel], key=lambda h: (h.line, h.kind)):
+            if (hit.path, hit.kind, hit.hashed) in accepted:
+                result.baselined += 1
+            else:
+                result.findings.append(hit)
+    return result
+
+
+def _candidates(root: Path, options: ScanOptions, baseline_path: Path | None,
+                result: ScanResult) -> list[tuple[str, str]]:
+    """(relative path, content sha256) of each tracked text file that is not excluded."""
+    from ops.runtime.git import tracked_files
+
+    skip_dir = _inside(root, _resolve(root, options.cache_dir))
+    wanted: list[tuple[str, str]] = []
+    for rel in tracked_files(root):
+        if _excluded(rel, options.exclude) or (skip_dir and rel.startswith(skip_dir)) or (
+                baseline_path is not None and root / rel == baseline_path):
+            result.excluded += 1
+            continue
+        path = root / rel
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if b"\0" in data[:BINARY_SNIFF]:
+            result.binary += 1
+            continue
+        wanted.append((rel, hashlib.sha256(data).hexdigest()))
+    return wanted
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """A detect-secrets baseline as data; a broken one is a usage error naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path.name} is not a readable detect-secrets baseline ({exc})",
+                         hint="regenerate it with `detect-secrets scan > .secrets.baseline`") \
+            from None
+    if not isinstance(data, dict) or not isinstance(data.get("results", {}), dict):
+        raise UsageError(f"{path.name} is not a detect-secrets baseline (no results mapping)",
+                         hint="regenerate it with `detect-secrets scan > .secrets.baseline`")
+    return data
+
+
+def _baseline_entries(baseline: dict[str, Any] | None) -> set[tuple[str, str, str]]:
+    if not baseline:
+        return set()
+    return {(name, str(item.get("type")), str(item.get("hashed_secret")))
+            for name, items in baseline.get("results", {}).items()
+            for item in items if isinstance(item, dict)}
+
+
+def _scan_files(root: Path, files: Sequence[str], baseline: dict[str, Any] | None,
+                workers: int | None) -> dict[str, list[SecretHit]]:
+    settings = configure_detect_secrets(baseline)
+    count = workers or os.cpu_count() or 1
+    if count <= 1 or len(files) < PARALLEL_THRESHOLD:
+        _init_worker(settings, str(root), change_dir=False)
+        with chdir(root):
+            return dict(zip(files, map(_scan_one, files), strict=True))
+    import multiprocessing
+
+    chunk = max(8, len(files) // (count * 8))
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_init_worker, initargs=(settings, str(root))) as pool:
+        return dict(zip(files, pool.map(_scan_one, files, chunksize=chunk), strict=True))
+
+
+def configure_detect_secrets(baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """Configure detect-secrets exactly as ``detect-secrets scan --no-verify [--baseline]`` would.
+
+    No verification: tminus never sends a candidate secret to a third-party API.
+    """
+    from detect_secrets.core import baseline as ds_baseline
+    from detect_secrets.core.usage import ParserBuilder
+    from detect_secrets.settings import get_settings
+
+    ParserBuilder().add_console_use_arguments().parse_args(["scan", "--no-verify"])
+    if baseline is not None:
+        ds_baseline.load(dict(baseline))
+        get_settings().disable_filters(
+            "detect_secrets.filters.common.is_ignored_due_to_verification_policies")
+    settings: dict[str, Any] = get_settings().json()
+    return settings
+
+
+# --- per file (runs in worker processes) --------------------------------------------------------
+
+_gate: _Gate | None = None
+
+
+def _init_worker(settings: dict[str, Any], root: str, *, change_dir: bool = True) -> None:
+    from detect_secrets.settings import cache_bust, configure_settings_from_baseline
+
+    global _gate  # noqa: PLW0603 - one gate per worker process, built once from its settings
+    cache_bust()
+    configure_settings_from_baseline(settings)
+    _gate = _Gate()
+    if change_dir:
+        os.chdir(root)
+
+
+def _scan_one(rel: str) -> list[SecretHit]:
+    """detect-secrets' findings for one file (relative to the worker's cwd, as the CLI names it)."""
+    from detect_secrets.core.scan import scan_file
+
+    assert _gate is not None  # noqa: S101 - set by _init_worker
+    if not _gate.may_hold_secret(rel):
+        return []
+    return sorted({SecretHit(rel, int(s.line_number), str(s.type), str(s.secret_hash))
+                   for s in scan_file(rel)}, key=lambda h: (h.line, h.kind))
+
+
+class _Gate:
+    """Proves a file clean with each plugin's own patterns, or sends it to the full scan."""
+
+    def __init__(self) -> None:
+        from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+        from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+        from detect_secrets.plugins.keyword import (
+            QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+            REGEX_BY_FILETYPE,
+            KeywordDetector,
+        )
+        from detect_secrets.settings import get_plugins
+
+        self.patterns: list[_Probe] = []
+        self.entropy: list[Any] = []
+        self.keyword = False
+        self.opaque = False  # a plugin whose logic we cannot see through: always full scan
+        for plugin in get_plugins():
+            kind = type(plugin)
+            if isinstance(plugin, HighEntropyStringsPlugin) and \
+                    kind.analyze_line is HighEntropyStringsPlugin.analyze_line and \
+                    kind.analyze_string is HighEntropyStringsPlugin.analyze_string:
+                self.entropy.append(plugin)
+            elif kind is KeywordDetector:
+                self.keyword = True
+            elif isinstance(plugin, RegexBasedDetector) and \
+                    kind.analyze_line is BasePlugin.analyze_line:
+                self.patterns.extend(_Probe(p) for p in plugin.denylist)
+            else:
+                self.opaque = True
+        self.keyword_default = [_Probe(p) for p in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP]
+        self.keyword_by_type = {kind: [_Probe(p) for p in table]
+                                for kind, table in REGEX_BY_FILETYPE.items()}
+        self.encoding = locale.getpreferredencoding(False)
+
+    def may_hold_secret(self, rel: str) -> bool:
+        from detect_secrets.util.filetype import FileType, determine_file_type
+
+        if self.opaque:
+            return True
+        try:
+            with open(rel, encoding=self.encoding) as handle:  # noqa: PTH123 - as detect-secrets
+                content = handle.read()
+        except UnicodeDecodeError:
+            return False  # detect-secrets ignores undecodable files too
+        except OSError:
+            return True  # let detect-secrets report it the way it does
+        lines = [line.rstrip() for line in content.split("\n")]
+        filetype = determine_file_type(rel)
+        if filetype is FileType.YAML or _may_parse_as_ini(lines) or (
+                filetype is FileType.OTHER and not _headerless_ini_fails(lines)):
+            return True
+        text = _Text(lines)
+        keyword = self.keyword_by_type.get(filetype, self.keyword_default) if self.keyword else []
+        return any(p.found(text) for p in [*self.patterns, *keyword]) or any(
+            _entropic(plugin, match.group(2))
+            for plugin in self.entropy for match in plugin.regex.finditer(text.joined))
+
+
+class _Text:
+    """A file's lines as detect-secrets sees them (right-stripped), joined and case-folded once."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.joined = "\n".join(lines)
+        self._folded: str | None = None
+
+    @property
+    def folded(self) -> str:
+        if self._folded is None:
+            self._folded = _fold(self.joined)
+        return self._folded
+
+    @cached_property
+    def ends(self) -> list[int]:
+        """Offset just past each line in ``joined``, for mapping a match to its line."""
+        return list(accumulate(len(line) + 1 for line in self.lines))
+
+    @cached_property
+    def folded_ends(self) -> list[int]:
+        # casefold never makes or removes a newline, so folded lines stay aligned with ``lines``
+        return list(accumulate(len(line) + 1 for line in self.folded.split("\n")))
+
+
+class _Probe:
+    """One plugin pattern, asked of a whole file at once.
+
+    When every match must contain one of a few literals, a substring test over the whole file
+    rules most files out in microseconds, and only the lines holding a literal are searched, with
+    the original pattern, exactly as detect-secrets searches a line. Otherwise the pattern is
+    re-compiled with MULTILINE (``^``/``$`` at line edges, as for one line) and searched once.
+    """
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.regex = pattern
+        self.multiline = re.compile(pattern.pattern, pattern.flags | re.MULTILINE)
+        self.ignore_case = bool(pattern.flags & re.IGNORECASE)
+        needed = _required_literals(pattern)
+        if needed and self.ignore_case:
+            needed = tuple(_fold(t) for t in needed)
+        self.needed = None if needed is None else re.compile(
+            "|".join(re.escape(t) for t in sorted(set(needed), key=len, reverse=True)))
+
+    def found(self, text: _Text) -> bool:
+        if self.needed is None:
+            return self.multiline.search(text.joined) is not None
+        whole, ends = (text.folded, text.folded_ends) if self.ignore_case else \
+            (text.joined, text.ends)
+        lines = {bisect_right(ends, m.start()) for m in self.needed.finditer(whole)}
+        return any(self.regex.search(text.lines[n]) is not None for n in sorted(lines))
+
+
+def _fold(text: str) -> str:
+    """Case-fold as ``re.IGNORECASE`` compares: it also lets ``i`` match dotless and dotted I."""
+    return text.translate(_DOTTED_I).casefold()
+
+
+_DOTTED_I = {0x130: "i", 0x131: "i"}
+
+
+_SRE_PARSER: Any = importlib.import_module("re._parser")  # the stdlib's own regex parser
+_SRE: Any = importlib.import_module("re._constants")
+
+
+def _required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Strings of which every match of ``pattern`` contains at least one, or None.
+
+    Read from the parsed pattern: a run of literals at the top level, or a group at the top
+    level whose alternatives each contain a literal run. The most selective candidate wins.
+    """
+    try:
+        items = list(_SRE_PARSER.parse(pattern.pattern, pattern.flags))
+    except (re.error, TypeError, ValueError):
+        return None
+    candidates: list[tuple[str, ...]] = [(run,) for run in _literal_runs(items)]
+    for op, av in items:
+        alternatives = _alternatives(op, av)
+        if alternatives:
+            candidates.append(alternatives)
+    candidates = [c for c in candidates if c and all(c)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (min(len(t) for t in c), -len(c)))
+
+
+def _literal_runs(items: Sequence[tuple[Any, Any]]) -> list[str]:
+    runs: list[str] = []
+    current = ""
+    for op, av in items:
+        if op is _SRE.LITERAL:
+            current += chr(av)
+            continue
+        if current:
+            runs.append(current)
+        current = ""
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _alternatives(op: Any, av: Any) -> tuple[str, ...] | None:
+    """For a plain group (no flag changes) around alternatives: one required run per branch."""
+    if op is _SRE.SUBPATTERN:
+        _group, add_flags, del_flags, inner = av
+        if add_flags or del_flags or len(inner) != 1:
+            runs = _literal_runs(list(inner)) if not (add_flags or del_flags) else []
+            return (max(runs, key=len),) if runs else None
+        op, av = inner[0]
+    if op is not _SRE.BRANCH:
+        return None
+    found: list[str] = []
+    for branch in av[1]:
+        runs = _literal_runs(list(branch))
+        if not runs:
+            return None
+        found.append(max(runs, key=len))
+    return tuple(found)
+
+
+def _entropic(plugin: Any, value: str) -> bool:
+    """The plugin's own entropy test, skipped when too few distinct characters make it
+    impossible (Shannon entropy is at most log2 of the distinct count)."""
+    distinct = len(set(value))
+    if distinct and math.log2(distinct) < plugin.entropy_limit - 1e-6:
+        return False
+    return bool(plugin.calculate_shannon_entropy(value) > plugin.entropy_limit)
+
+
+def _may_parse_as_ini(lines: Iterable[str]) -> bool:
+    """detect-secrets' ConfigFileTransformer rewrites a file only when configparser accepts it,
+    which needs a ``[section]`` header before any option."""
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        return stripped.startswith("[")
+    return False
+
+
+def _headerless_ini_fails(lines: Iterable[str]) -> bool:
+    """True when configparser would certainly reject the file even with a header added (what
+    detect-secrets' eager transformer tries on unknown file types): an unindented line that is
+    neither comment, section nor ``key = value`` / ``key: value``."""
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or line[0].isspace() or stripped[0] in "#;[":
+            continue
+        if "=" not in stripped and ":" not in stripped:
+            return True
+    return False
+
+
+# --- cache ---------------------------------------------------------------------------------------
+
+
+def _fingerprint(baseline: dict[str, Any] | None) -> str:
+    """What a cached result depends on besides the file: engine, detect-secrets, its settings."""
+    try:
+        version = metadata.version("detect-secrets")
+    except metadata.PackageNotFoundError:
+        version = "?"
+    config = {k: baseline.get(k) for k in ("plugins_used", "filters_used")} if baseline else {}
+    blob = json.dumps([ENGINE_VERSION, version, locale.getpreferredencoding(False), config],
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _read_cache(path: Path, fingerprint: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or data.get("engine") != fingerprint:
+        return {}
+    files = data.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _write_cache(path: Path, fingerprint: str, files: dict[str, Any]) -> None:
+    with suppress(OSError):  # a cache that cannot be written only costs time next run
+        atomic_write_text(path, json.dumps({"engine": fingerprint, "files": files},
+                                           separators=(",", ":")), mode=0o600)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _resolve(root: Path, path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    return path if path.is_absolute() else root / path
+
+
+def _inside(root: Path, path: Path | None) -> str:
+    """``path`` as a relative prefix ("dir/") when it lies inside ``root``, else ""."""
+    if path is None:
+        return ""
+    try:
+        return path.resolve().relative_to(root).as_posix().rstrip("/") + "/"
+    except ValueError:
+        return ""
+
+
+def _excluded(rel: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns)
