@@ -97,8 +97,11 @@ def copy_service(source: Path, target: Path) -> None:
     (target / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
 
 
-def newest_migrations(root: Path, versions: Path) -> list[Path]:
-    """The head revision's script: what the second release adds (none when there is only one)."""
+def newest_migrations(versions: Path) -> dict[Path, str]:
+    """The head revision's script → its revision: what the second release adds.
+
+    Nothing is held back when there is only one migration: the first release needs a schema.
+    """
     from ops.release.notes import parse_migration
 
     scripts = {}
@@ -107,9 +110,9 @@ def newest_migrations(root: Path, versions: Path) -> list[Path]:
         if migration is not None:
             scripts[migration.revision] = (path, migration)
     if len(scripts) < 2:
-        return []
+        return {}
     parents = {m.down_revision for _, m in scripts.values()}
-    return [path for revision, (path, _) in scripts.items() if revision not in parents]
+    return {path: revision for revision, (path, _) in scripts.items() if revision not in parents}
 
 
 def without_sections(markdown: str, words: Iterable[str]) -> str:
@@ -150,8 +153,12 @@ def demo_env(example: dict[str, str], version: str) -> dict[str, str]:
     return values
 
 
-def build_demo(target: Path, *, source: Path | None = None) -> DemoRepo:
-    """Lay the service into ``target`` as a git repository with two real releases."""
+def build_demo(target: Path, *, source: Path | None = None,
+               deployed: str = RELEASES[-1]) -> DemoRepo:
+    """Lay the service into ``target`` as a git repository with two real releases.
+
+    ``deployed`` is the release the generated ``.env`` describes (its APP_VERSION).
+    """
     import git
 
     from ops.release.create import create_release
@@ -161,9 +168,9 @@ def build_demo(target: Path, *, source: Path | None = None) -> DemoRepo:
     copy_service(source, target)
     settings = demo_settings(target)
     versions = target / "migrations" / "versions"
-    held = newest_migrations(target, versions) if versions.is_dir() else []
+    held = newest_migrations(versions) if versions.is_dir() else {}
     held_text = {path: path.read_bytes() for path in held}
-    revisions = [path.name.split("_", 1)[0] for path in held]
+    revisions = list(held.values())
     schema = target / "docs" / "SCHEMA.md"
     schema_text = schema.read_text(encoding="utf-8") if schema.is_file() else None
     for path in held:
@@ -198,7 +205,7 @@ def build_demo(target: Path, *, source: Path | None = None) -> DemoRepo:
     create_release(target, settings, RELEASES[1])
 
     example = read_env(target / ".env.example")
-    write_env(target / ".env", demo_env(example, RELEASES[1]))
+    write_env(target / ".env", demo_env(example, deployed))
     return DemoRepo(target, RELEASES, tuple(p.name for p in held))
 
 
@@ -243,7 +250,7 @@ def run_demo(*, keep: bool = False, output: Path | None = None, version: str = R
     target = Path(tempfile.mkdtemp(prefix="tminus-demo-"))
     try:
         out.write(f"Laying the demo service into {target} …\n")
-        demo = build_demo(target)
+        demo = build_demo(target, deployed=release.tag)
         out.write(f"Released {', '.join(demo.releases)}; running predeploy for {release}.\n\n")
         out.flush()
         if release.tag != demo.releases[-1]:
