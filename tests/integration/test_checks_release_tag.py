@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,33 @@ def test_first_release_is_monotonic(git_repo: GitRepo) -> None:
     findings = check(git_repo.path, "v0.1.0")
     assert not_passing(findings) == {}
     assert "first release" in by_id(findings, "release_tag.monotonic").message
+
+
+# --- through the real invoke program -------------------------------------------------------------
+
+
+def predeploy(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real program, with a tasks.py git does not see (the tree stays clean)."""
+    (root / "tasks.py").write_text("from ops.tasks import ns\n", encoding="utf-8")
+    (root / ".git/info/exclude").write_text("tasks.py\n__pycache__/\n", encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "invoke", "predeploy", "--version", "v0.2.0",
+                           "--only", "release_tag", *args], cwd=root, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_lightweight_tag_passes_the_run_but_fails_it_under_strict(git_repo: GitRepo) -> None:
+    released(git_repo)
+    git_repo.git("tag", "-d", "v0.2.0")
+    git_repo.tag("v0.2.0", annotated=False)
+    assert predeploy(git_repo.path).returncode == 0
+    strict = predeploy(git_repo.path, "--strict")
+    assert strict.returncode == 1
+    assert "(release_tag.annotated)" in strict.stdout
+
+
+def test_json_report_carries_every_release_tag_id(git_repo: GitRepo) -> None:
+    released(git_repo)
+    done = predeploy(git_repo.path, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    [section] = json.loads(done.stdout)["sections"]
+    assert [f["id"] for f in section["findings"]] == IDS
