@@ -37,6 +37,15 @@ class SecretsSettings(_Strict):
     baseline: Path | None = Field(default=Path(".secrets.baseline"),
                                   description="detect-secrets baseline of accepted findings")
     exclude: list[str] = Field(default_factory=lambda: ["vendor/*", "node_modules/*", "*.min.js"])
+    min_distinct_chars: int = Field(
+        default=10, description="a key with fewer distinct characters is too regular to be random")
+    insecure_prefixes: list[str] = Field(
+        default_factory=lambda: ["django-insecure-", "changeme", "change-me", "insecure",
+                                 "secret", "dev-", "test-"],
+        description="key prefixes frameworks and tutorials use for throwaway keys")
+    providers: dict[str, str] = Field(
+        default_factory=dict,
+        description="scheme → 'module:factory' of a provider resolving kms://, vault://, awssm://")
 
 
 class MigrationsSettings(_Strict):
