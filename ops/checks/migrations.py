@@ -38,28 +38,23 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
 
     configured = ctx.settings.migrations.alembic_ini
     ini = ctx.path(configured)
+    if not ini.is_file() and configured == MigrationsSettings().alembic_ini:
+        reason = f"no {configured} at the project root: this project has no migrations"
+        yield skipped("migrations.present", reason,
+                      hint="set ops.migrations.alembic_ini if alembic.ini lives elsewhere")
+        yield from _without_graph(ctx, reason)
+        return
     if not ini.is_file():
-        if configured == MigrationsSettings().alembic_ini:
-            reason = f"no {configured} at the project root: this project has no migrations"
-            yield skipped("migrations.present", reason,
-                          hint="set ops.migrations.alembic_ini if alembic.ini lives elsewhere")
-            for rest in GRAPH_IDS:
-                yield skipped(f"migrations.{rest}", reason)
-        else:
-            yield failed("migrations.present",
-                         f"{configured} (ops.migrations.alembic_ini) does not exist",
-                         hint="fix ops.migrations.alembic_ini or restore the file")
-            for rest in GRAPH_IDS:
-                yield skipped(f"migrations.{rest}", f"{configured} is missing")
-        yield from check_redis_schema(ctx)
+        yield failed("migrations.present",
+                     f"{configured} (ops.migrations.alembic_ini) does not exist",
+                     hint="fix ops.migrations.alembic_ini or restore the file")
+        yield from _without_graph(ctx, f"{configured} is missing")
         return
     try:
         graph = load_graph(ini)
     except MigrationsUnreadable as exc:
         yield failed("migrations.present", _relative_text(ctx, exc.message), hint=exc.hint)
-        for rest in GRAPH_IDS:
-            yield skipped(f"migrations.{rest}", "the migrations cannot be loaded")
-        yield from check_redis_schema(ctx)
+        yield from _without_graph(ctx, "the migrations cannot be loaded (migrations.present)")
         return
     yield check_present(ctx, graph)
     yield from check_committed(ctx, graph)
@@ -71,6 +66,13 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     yield from check_destructive(ctx, new, since)
     yield from check_documented(ctx, new, since)
     yield check_db_current(ctx, graph)
+    yield from check_redis_schema(ctx)
+
+
+def _without_graph(ctx: CheckContext, reason: str) -> Iterator[Finding]:
+    """Every graph check skips with the reason; the Redis schema does not need the graph."""
+    for rest in GRAPH_IDS:
+        yield skipped(f"migrations.{rest}", reason)
     yield from check_redis_schema(ctx)
 
 
