@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -70,10 +71,16 @@ class Measured:
     nbytes: int
     peak_rss_mib: float | None = None
     inner_seconds: float | None = None
+    cpu_seconds: float = 0.0
 
     @property
     def gbps(self) -> float:
         return self.nbytes / self.seconds / 1e9 if self.seconds else 0.0
+
+    @property
+    def gb_per_cpu_s(self) -> float:
+        """Bytes per CPU second: efficiency, which other load on the machine barely moves."""
+        return self.nbytes / self.cpu_seconds / 1e9 if self.cpu_seconds else 0.0
 
 
 @dataclass
@@ -124,11 +131,12 @@ def run_all(files: list[Path], *, cpus: int, quick: bool, json_out: Path | None)
     by_name = {r.name: r for r in results}
     first, cached, single = results[-3:]
     print()
-    print(f"{'tool':<44}{'wall s':>9}{'GB/s':>8}{'peak RSS MiB':>14}")
+    print(f"{'tool':<40}{'wall s':>8}{'GB/s':>7}{'CPU s':>8}{'GB/CPU-s':>9}{'RSS MiB':>9}")
     for r in results:
-        rate = f"{r.gbps:8.2f}" if r.nbytes else f"{'-':>8}"
-        rss = f"{r.peak_rss_mib:14.1f}" if r.peak_rss_mib is not None else f"{'n/a':>14}"
-        print(f"{r.name:<44}{r.seconds:9.3f}{rate}{rss}")
+        rate = f"{r.gbps:7.2f}" if r.nbytes else f"{'-':>7}"
+        per_cpu = f"{r.gb_per_cpu_s:9.2f}" if r.nbytes else f"{'-':>9}"
+        rss = f"{r.peak_rss_mib:9.1f}" if r.peak_rss_mib is not None else f"{'n/a':>9}"
+        print(f"{r.name:<40}{r.seconds:8.3f}{rate}{r.cpu_seconds:8.3f}{per_cpu}{rss}")
     print(f"(inside the tminus process: first run {first_run.seconds:.3f} s, cached run "
           f"{cached_run.seconds:.4f} s reading {cached_run.files_read} file(s) with "
           f"{cached_run.cache_hits} cache hit(s))")
@@ -267,17 +275,20 @@ def timed(name: str, argv: list[str], nbytes: int, *,
     """Run ``argv`` under ``/usr/bin/time -v`` (when present) for its peak RSS."""
     use_time = TIME.exists()
     full = [str(TIME), "-v", *argv] if use_time else argv
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(full, input=stdin, capture_output=True, text=True, cwd=ROOT,
                           env=os.environ | {"PYTHONPATH": str(ROOT)}, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode:
         raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
     rss = None
     if use_time:
         match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
         rss = int(match.group(1)) / 1024 if match else None
-    return done.stdout, Measured(name, seconds, nbytes, rss)
+    return done.stdout, Measured(name, seconds, nbytes, rss, cpu_seconds=cpu)
 
 
 def tminus(name: str, cache: str, names: list[str], nbytes: int) -> tuple[Measured, TminusRun]:
