@@ -116,9 +116,9 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
     try:
         with hold_lock(stack, "deploy", version, opts.lock_wait_s):
             run_deploy(stack, services, version, opts, result)
-    except OpsError as exc:
-        if result.result == "success":
-            result.result, result.reason = "failed", exc.message
+    except BaseException as exc:
+        if result.result in {"success", "dry_run"}:
+            result.result, result.reason = "failed", failure_reason(exc)
         raise
     finally:
         result.duration_s = time.perf_counter() - started
@@ -127,6 +127,14 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
         if on_result is not None:
             on_result(result)
     return result
+
+
+def failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, OpsError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOptions,
@@ -204,8 +212,9 @@ def require_images(stack: Stack, version: str) -> None:
 
     if stack.client is None:
         return
+    versioned = set(stack.versioned_services())
     missing = [i.reference for i in stack.images(version)
-               if i.built and image_info(stack.client, i.reference) is None]
+               if i.service in versioned and image_info(stack.client, i.reference) is None]
     if missing:
         usable = usable_versions(stack)
         raise UsageError(f"image(s) {', '.join(missing)} not in the local engine",
@@ -220,9 +229,9 @@ def usable_versions(stack: Stack) -> list[str]:
 
     if stack.client is None:
         return []
-    built = [i for i in stack.images("{version}") if i.built]
+    versioned = set(stack.versioned_services())
     sets = []
-    for image in built:
+    for image in (i for i in stack.images("{version}") if i.service in versioned):
         repository = image.reference.rsplit(":", 1)[0]
         sets.append({t for t in local_tags(stack.client, repository) if is_release_tag(t)})
     common = set.intersection(*sets) if sets else set()

@@ -20,6 +20,7 @@ from ops.deploy.audit import read_events
 from ops.deploy.deploy import (
     DeployOptions,
     DeployResult,
+    failure_reason,
     hold_lock,
     running_version,
     switch,
@@ -82,8 +83,10 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
                 switch(stack, service, target, opts)
         if dry_run:
             result.result = "dry_run"
-    except OpsError as exc:
-        result.result, result.reason = "failed", exc.message
+    except BaseException as exc:
+        result.result, result.reason = "failed", failure_reason(exc)
+        if not isinstance(exc, OpsError):
+            raise
         raise DeployFailed(f"rollback to {target} failed: {exc.message}",
                            hint=exc.hint) from None
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ops.config import Settings
-from ops.deploy.deploy import DeployResult, hold_lock, write_audit
+from ops.deploy.deploy import DeployResult, failure_reason, hold_lock, write_audit
 from ops.deploy.rolling import STOP_GRACE_S, clear_leftovers, current_version
 from ops.deploy.stack import (
     Stack,
@@ -72,8 +72,10 @@ def scale(root: Path, settings: Settings, env: str, targets: dict[str, int], *, 
             for service, count in targets.items():
                 changes[service] = scale_service(stack, service, count, step=step)
         result.result = "dry_run" if dry_run else "success"
-    except OpsError as exc:
-        result.result, result.reason = "failed", exc.message
+    except BaseException as exc:
+        result.result, result.reason = "failed", failure_reason(exc)
+        if not isinstance(exc, OpsError):
+            raise
         raise DeployFailed(f"scale {label} failed: {exc.message}", hint=exc.hint) from None
     finally:
         result.services = {k: dict(v) for k, v in changes.items()}

@@ -60,8 +60,9 @@ class DemoStack:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def app_containers(self) -> list[Any]:
-        return self.client.containers.list(filters={"label": [
+        found: list[Any] = self.client.containers.list(filters={"label": [
             f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=app"]})
+        return found
 
     def app_versions(self) -> list[str]:
         return sorted(c.labels.get("tminus.version", "?") for c in self.app_containers())

@@ -1,0 +1,124 @@
+"""The deploy side's pure decisions: watch verdicts, rollback targets, scale arguments, the base
+image's mirror and commands, percentiles and the history table."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.deploy.deploy import watch_verdict
+from ops.deploy.history import history_rows
+from ops.deploy.rollback import previous_version, undone_deploy
+from ops.deploy.scale import parse_targets
+from ops.errors import UsageError
+from ops.runtime.baseimage import apt_mirror, debootstrap_argv, import_argv
+from ops.runtime.probe import percentile, require_loopback
+
+
+def test_error_rate_above_five_percent_means_roll_back() -> None:
+    assert watch_verdict(0.06, 10.0, 10.0) == "error rate 6.0% > 5%"
+
+
+def test_error_rate_of_exactly_five_percent_is_tolerated() -> None:
+    assert watch_verdict(0.05, 10.0, 10.0) is None
+
+
+def test_p95_above_twice_the_baseline_means_roll_back() -> None:
+    assert watch_verdict(0.0, 250.0, 100.0) == "p95 250 ms > 2x baseline 100 ms"
+
+
+def test_doubling_of_a_tiny_p95_is_noise_not_a_regression() -> None:
+    assert watch_verdict(0.0, 8.0, 3.0) is None
+
+
+def test_without_a_baseline_only_the_error_rate_counts() -> None:
+    assert watch_verdict(0.0, 5000.0, None) is None
+
+
+EVENTS: list[dict[str, Any]] = [
+    {"action": "deploy", "result": "success", "from_version": None, "to_version": "v0.1.0"},
+    {"action": "deploy", "result": "success", "from_version": "v0.1.0", "to_version": "v0.2.0",
+     "details": {"backup_id": "b-2"}},
+    {"action": "deploy", "result": "rolled_back", "from_version": "v0.2.0",
+     "to_version": "v0.3.0"},
+    {"action": "scale", "result": "success", "from_version": "app=3", "to_version": "app=6"},
+]
+
+
+def test_previous_version_is_what_ran_before_the_deploy_of_the_current_one() -> None:
+    assert previous_version(EVENTS, "v0.2.0") == "v0.1.0"
+
+
+def test_a_rolled_back_deploy_is_not_a_version_to_return_to() -> None:
+    assert previous_version(EVENTS, "v0.3.0") is None
+
+
+def test_the_deploy_being_undone_carries_the_backup_taken_before_it() -> None:
+    undone = undone_deploy(EVENTS, "v0.2.0")
+    assert undone is not None
+    assert undone["details"]["backup_id"] == "b-2"
+
+
+def test_scale_targets_accept_several_assignments_in_one_argument() -> None:
+    assert parse_targets(["app=5,worker=1"]) == {"app": 5, "worker": 1}
+    assert parse_targets(["app=5 worker=1"]) == {"app": 5, "worker": 1}
+
+
+def test_scale_target_without_a_count_is_a_usage_error_naming_it() -> None:
+    with pytest.raises(UsageError, match="cannot read 'app' as SERVICE=N"):
+        parse_targets(["app"])
+
+
+def test_apt_mirror_comes_from_the_deb822_sources_and_skips_security(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n")
+    assert apt_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+def test_apt_mirror_falls_back_to_the_one_line_sources_list(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text(
+        "# local\ndeb [arch=amd64] http://apt.example/debian bookworm main\n")
+    assert apt_mirror(tmp_path) == "http://apt.example/debian"
+
+
+def test_debootstrap_builds_a_minbase_with_the_demo_packages() -> None:
+    line = shlex.join(debootstrap_argv(Path("/tmp/root"), "http://m/debian",
+                                       packages=("python3", "haproxy")))
+    assert line == ("debootstrap --variant=minbase --include=python3,haproxy bookworm /tmp/root "
+                    "http://m/debian")
+
+
+def test_import_gives_the_image_a_path_and_a_command() -> None:
+    line = shlex.join(import_argv(Path("/tmp/rootfs.tar"), "tminus/debian-base:bookworm"))
+    assert line.startswith("docker import --change 'ENV PATH=")
+    assert line.endswith("/tmp/rootfs.tar tminus/debian-base:bookworm")
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 95) == 95.0
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([], 95) == 0.0
+
+
+def test_load_is_refused_for_anything_but_loopback() -> None:
+    require_loopback("http://127.0.0.1:8080/health")
+    with pytest.raises(UsageError, match="only loopback"):
+        require_loopback("http://example.com/health")
+
+
+def test_history_row_shows_the_change_and_what_was_skipped() -> None:
+    event = {"at": "2026-11-26T12:00:00Z", "env": "production", "action": "deploy",
+             "from_version": "v0.2.0", "to_version": "v0.3.0", "result": "rolled_back",
+             "duration_s": 16.7, "who": "ci", "host": "runner", "skipped_checks": True,
+             "details": {"rolled_back_to": "v0.2.0"}}
+    assert history_rows([event]) == [[
+        "2026-11-26 12:00:00", "production", "deploy", "v0.2.0 → v0.3.0", "rolled_back",
+        "16.7s", "ci@runner", "checks skipped; rolled back to v0.2.0"]]
