@@ -238,10 +238,12 @@ def _read_all(paths: list[Path], workers: int | None,
         for path in paths:
             yield _read_one(path, buffer, progress)
         return
-    buffers: dict[int, bytearray] = {}
+    local = threading.local()
 
     def job(path: Path) -> _Result:
-        buffer = buffers.setdefault(threading.get_ident(), bytearray(CHUNK))
+        buffer: bytearray | None = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = bytearray(CHUNK)  # one per worker thread: constant memory
         return _read_one(path, buffer, progress)
 
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="sha256") as pool:
