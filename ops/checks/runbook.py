@@ -1,0 +1,325 @@
+"""Runbook Review: the operations runbook exists, covers what an on-call engineer needs at 3 a.m.,
+is kept current, links to things that exist, and names real people to call.
+
+The Markdown is read with markdown-it-py's tokens, so a heading is a heading (not a ``#`` inside
+a code block) and a link is a link; GitHub's slug rules give the anchors.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from ops.checks import CheckContext
+from ops.report import Finding, failed, passed, skipped, warned
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
+REQUIRED_SECTIONS = ("health", "rollback", "scaling", "monitoring")
+CONTENT_TOKENS = {"paragraph_open", "bullet_list_open", "ordered_list_open", "fence",
+                  "code_block", "table_open", "blockquote_open", "html_block"}
+CONTACT_PLACEHOLDER = re.compile(
+    r"\[[^\]]+\]|<[^>]+>|\b(?:TBD|TBA|TODO|XXX+|FIXME|N/A)\b|\?\?\?|\bname here\b",
+    re.IGNORECASE)
+MAX_LISTED = 8
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+    line: int
+    start: int  # token index of heading_open
+    end: int = 0  # token index where the section ends (next heading of same or higher level)
+    slug: str = ""
+
+
+@dataclass
+class Link:
+    target: str
+    line: int
+
+
+@dataclass
+class Document:
+    """One parsed Markdown file: its tokens, headings (with GitHub slugs) and links."""
+
+    tokens: list[Token]
+    headings: list[Heading] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+
+    @property
+    def slugs(self) -> set[str]:
+        return {h.slug for h in self.headings}
+
+    def has_content(self, heading: Heading) -> bool:
+        return any(t.type in CONTENT_TOKENS and (t.type != "paragraph_open" or
+                                                 _inline_text(self.tokens, i).strip())
+                   for i, t in enumerate(self.tokens[heading.start:heading.end], heading.start))
+
+    def section_text(self, heading: Heading) -> list[tuple[int, str]]:
+        """(line, text) of every inline run under ``heading``, table cells included."""
+        out = []
+        for token in self.tokens[heading.start + 3:heading.end]:
+            if token.type == "inline" and token.children is not None:
+                line = token.map[0] + 1 if token.map else heading.line
+                text = "".join(c.content for c in token.children
+                               if c.type in ("text", "code_inline", "html_inline"))
+                out.append((line, text))
+        return out
+
+
+def parse_markdown(text: str) -> Document:
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark", {"html": False}).enable("table").parse(text)
+    doc = Document(tokens)
+    used: dict[str, int] = {}
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open":
+            title = _plain_text(tokens[index + 1])
+            line = token.map[0] + 1 if token.map else 0
+            doc.headings.append(Heading(int(token.tag[1:]), title, line, index,
+                                        slug=_unique(github_slug(title), used)))
+        elif token.type == "inline" and token.children:
+            line = token.map[0] + 1 if token.map else 0
+            for child in token.children:
+                target = child.attrGet("href") if child.type == "link_open" else \
+                    child.attrGet("src") if child.type == "image" else None
+                if isinstance(target, str) and target:
+                    doc.links.append(Link(target, line))
+    for number, heading in enumerate(doc.headings):
+        later = [h.start for h in doc.headings[number + 1:] if h.level <= heading.level]
+        heading.end = later[0] if later else len(tokens)
+    return doc
+
+
+def github_slug(text: str) -> str:
+    """GitHub's anchor for a heading: lower-case, punctuation dropped, spaces to hyphens."""
+    kept = "".join(ch for ch in text.lower()
+                   if ch in " -_" or unicodedata.category(ch)[0] in "LNM")
+    return kept.replace(" ", "-")
+
+
+def _unique(slug: str, used: dict[str, int]) -> str:
+    """GitHub suffixes repeated slugs: ``setup``, ``setup-1``, ``setup-2``."""
+    count = used.get(slug)
+    used[slug] = 0 if count is None else count + 1
+    return slug if count is None else f"{slug}-{count + 1}"
+
+
+def _plain_text(inline: Token) -> str:
+    return "".join(c.content for c in (inline.children or [])
+                   if c.type in ("text", "code_inline"))
+
+
+def _inline_text(tokens: Sequence[Token], index: int) -> str:
+    following = tokens[index + 1] if index + 1 < len(tokens) else None
+    return following.content if following is not None and following.type == "inline" else ""
+
+
+# --- the checklist -------------------------------------------------------------------------------
+
+
+def run(ctx: CheckContext) -> Iterator[Finding]:
+    conf = ctx.settings.runbook
+    path = ctx.path(conf.path)
+    name = _rel(ctx, path)
+    doc, problem = _load(path)
+    if doc is None:
+        yield failed("runbook.exists", f"{name} {problem}",
+                     hint="write a runbook with health checks, rollback, scaling, monitoring and "
+                          "emergency contacts")
+        for section in REQUIRED_SECTIONS:
+            yield skipped(f"runbook.section.{section}", f"no readable runbook ({name})")
+        yield from check_fresh(ctx, path)
+        for check_id in ("runbook.links", "runbook.contacts"):
+            yield skipped(check_id, f"no readable runbook ({name})")
+        return
+    yield passed("runbook.exists", f"{name} ({len(doc.headings)} headings)")
+    for section in REQUIRED_SECTIONS:
+        yield check_section(doc, section, conf.sections.get(section, [section]), name)
+    yield from check_fresh(ctx, path)
+    yield from check_links(ctx, doc, path)
+    yield check_contacts(doc, conf.sections.get("contacts", ["contacts"]), name)
+
+
+def _load(path: Path) -> tuple[Document | None, str]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, "does not exist"
+    except IsADirectoryError:
+        return None, "is a directory, not a Markdown file"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, f"is not UTF-8 text (first bad byte on line {line})"
+    return parse_markdown(text), ""
+
+
+def find_section(doc: Document, synonyms: Sequence[str]) -> Heading | None:
+    """The first heading naming one of ``synonyms`` (one with content under it preferred)."""
+    matching = [h for h in doc.headings if _names(h.text, synonyms)]
+    with_content = [h for h in matching if doc.has_content(h)]
+    candidates = with_content or matching
+    return candidates[0] if candidates else None
+
+
+def check_section(doc: Document, section: str, synonyms: Sequence[str], name: str) -> Finding:
+    check_id = f"runbook.section.{section}"
+    heading = find_section(doc, synonyms)
+    if heading is None:
+        return failed(check_id, f"{name} has no {section} section",
+                      hint=f"add a heading such as '## {synonyms[0].title()}' with the steps")
+    if not doc.has_content(heading):
+        return failed(check_id, f"{name}:{heading.line} heading '{heading.text}' has nothing "
+                                "under it", hint="write the procedure under the heading")
+    return passed(check_id, f"'{heading.text}' ({name}:{heading.line})")
+
+
+def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
+    from ops.runtime.git import last_commit_date
+
+    name = _rel(ctx, path)
+    if ctx.repo is None:
+        yield skipped("runbook.fresh", f"{ctx.root} is not a git repository: age unknown")
+        return
+    if not path.is_file():
+        yield skipped("runbook.fresh", f"{name} does not exist")
+        return
+    changed = last_commit_date(ctx.repo, name)
+    if changed is None:
+        yield warned("runbook.fresh", f"{name} has never been committed",
+                     hint=f"git add {name} && git commit")
+        return
+    days = (datetime.now(UTC) - changed.astimezone(UTC)).days
+    dirty = _is_dirty(ctx.repo, name)
+    note = " (and has uncommitted changes)" if dirty else ""
+    max_age = ctx.settings.runbook.max_age_days
+    when = f"last changed {days} day(s) ago ({changed.astimezone(UTC):%Y-%m-%d}){note}"
+    if days > max_age:
+        yield warned("runbook.fresh", f"{name} {when}, more than {max_age}",
+                     hint="review the runbook against the current release and commit it")
+    else:
+        yield passed("runbook.fresh", f"{name} {when}")
+
+
+def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Finding]:
+    name = _rel(ctx, path)
+    broken: list[str] = []
+    external: list[Link] = []
+    local = 0
+    for link in doc.links:
+        scheme = urlsplit(link.target).scheme.lower()
+        if scheme in ("http", "https"):
+            external.append(link)
+            continue
+        if scheme:  # mailto:, tel:, ...: nothing to resolve
+            continue
+        local += 1
+        problem = _local_problem(ctx.root, path, doc, link.target)
+        if problem:
+            broken.append(f"line {link.line}: {link.target} ({problem})")
+    online_note = ""
+    if external and ctx.online:
+        from ops.runtime.http import check_links as check_urls
+
+        statuses = check_urls([link.target for link in external],
+                              timeout=ctx.settings.runbook.link_timeout_s)
+        for link in external:
+            status = statuses[link.target]
+            if not status.ok:
+                broken.append(f"line {link.line}: {link.target} ({status.reason})")
+        online_note = f", {len(external)} external checked"
+    elif external:
+        online_note = f"; {len(external)} external not checked (use --online)"
+    if broken:
+        more = f" and {len(broken) - MAX_LISTED} more" if len(broken) > MAX_LISTED else ""
+        yield failed("runbook.links", f"{name}: {len(broken)} broken link(s): "
+                                      + "; ".join(broken[:MAX_LISTED]) + more,
+                     hint="fix the path or heading the link points to")
+    else:
+        yield passed("runbook.links", f"{local} local link(s) resolve{online_note}")
+
+
+def check_contacts(doc: Document, synonyms: Sequence[str], name: str) -> Finding:
+    heading = find_section(doc, synonyms)
+    if heading is None:
+        return warned("runbook.contacts", f"{name} has no emergency contacts section",
+                      hint="add '## Emergency contacts' with on-call names and how to reach them")
+    text = doc.section_text(heading)
+    if not any(t.strip() for _, t in text):
+        return warned("runbook.contacts", f"{name}:{heading.line} '{heading.text}' lists nobody",
+                      hint="name the on-call engineer, the database owner and the escalation")
+    found = [f"line {line}: {match.group(0)}" for line, t in text
+             for match in CONTACT_PLACEHOLDER.finditer(t)]
+    if found:
+        return warned("runbook.contacts",
+                      f"{name}: contacts still hold placeholders: {'; '.join(found[:MAX_LISTED])}",
+                      hint="replace each placeholder with a real person and how to reach them")
+    return passed("runbook.contacts", f"'{heading.text}' ({name}:{heading.line}) names real "
+                                      "contacts")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _names(heading: str, synonyms: Sequence[str]) -> bool:
+    text = " ".join(re.sub(r"[^\w\s-]", " ", heading.lower()).split())
+    for synonym in synonyms:
+        wanted = " ".join(synonym.lower().split())
+        if not wanted:
+            continue
+        if not wanted.isascii():
+            if wanted in text:
+                return True
+        elif re.search(rf"(?<![\w-]){re.escape(wanted)}(?![\w-])", text):
+            return True
+    return False
+
+
+def _local_problem(root: Path, runbook: Path, doc: Document, target: str) -> str | None:
+    """Why a relative link does not resolve, or None when it does."""
+    raw_path, _, anchor = target.partition("#")
+    raw_path = unquote(raw_path.split("?", 1)[0])
+    if not raw_path:
+        return None if (anchor and unquote(anchor).lower() in doc.slugs) or not anchor \
+            else "no such heading"
+    base = root if raw_path.startswith("/") else runbook.parent
+    resolved = (base / raw_path.lstrip("/")).resolve()
+    try:
+        resolved.relative_to(root.resolve())
+    except ValueError:
+        return "points outside the repository"
+    if not resolved.exists():
+        return "no such file"
+    if anchor and resolved.is_file() and resolved.suffix.lower() in (".md", ".markdown"):
+        target_doc, _ = _load(resolved)
+        if target_doc is not None and unquote(anchor).lower() not in target_doc.slugs:
+            return f"no heading #{anchor} in {resolved.name}"
+    return None
+
+
+def _is_dirty(repo: Any, name: str) -> bool:
+    try:
+        return bool(repo.is_dirty(path=name))
+    except Exception:
+        return False
+
+
+def _rel(ctx: CheckContext, path: Path) -> str:
+    try:
+        return path.relative_to(ctx.root).as_posix()
+    except ValueError:
+        return str(path)
