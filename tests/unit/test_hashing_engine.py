@@ -3,13 +3,24 @@ order or number of workers, and it never walks a symlink out of the repository."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ops.hashing import CHUNK, checkpoint_files, hash_files, hash_many, sha256_file
+from ops.hashing import (
+    CHUNK,
+    PROGRESS_MIN_BYTES,
+    checkpoint_files,
+    hash_files,
+    hash_many,
+    sha256_file,
+)
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -91,3 +102,24 @@ def test_checkpoint_files_match_patterns_at_any_depth_sorted(tmp_path: Path) -> 
     top = write(root / "checkpoints" / "a.pt", b"a")
     write(root / "checkpoints" / "notes.txt", b"not a model")
     assert checkpoint_files(root, Path("checkpoints"), ["*.pt", "*.onnx"]) == [top, deep]
+
+
+def test_progress_bar_is_drawn_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    model = tmp_path / "model.bin"
+    with model.open("wb") as handle:
+        handle.truncate(PROGRESS_MIN_BYTES)  # sparse: enough bytes to earn a bar, no disk
+    terminal, child_end = pty.openpty()
+    script = ("import sys; from pathlib import Path; from ops.hashing import hash_files; "
+              "print(hash_files([Path(sys.argv[1])], progress=True)[Path(sys.argv[1])])")
+    done = subprocess.run([sys.executable, "-c", script, str(model)], stderr=child_end,
+                          stdout=subprocess.PIPE, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    os.close(child_end)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO once the child's end is closed and drained
+        while chunk := os.read(terminal, 65536):
+            drawn += chunk
+    os.close(terminal)
+    assert done.stdout.strip() == hashlib.sha256(bytes(PROGRESS_MIN_BYTES)).hexdigest()
+    assert b"hashing" in drawn
+    assert b"67.1 MB" in drawn  # the total, in rich's decimal units
