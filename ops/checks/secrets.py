@@ -68,7 +68,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from check_references(review)
         yield from check_key_strength(review, ctx)
         yield from check_url_format(review)
-    yield from check_hardcoded(ctx)
+    yield from check_hardcoded(ctx, review)
 
 
 def _review(ctx: CheckContext) -> EnvReview:
@@ -320,8 +320,12 @@ def check_url_format(review: EnvReview) -> Iterator[Finding]:
         yield passed("secrets.url_format", f"{len(urls)} URL(s) parse with scheme and host")
 
 
-def check_hardcoded(ctx: CheckContext) -> Iterator[Finding]:
-    """detect-secrets over the files git tracks; file:line and kind, never the value."""
+def check_hardcoded(ctx: CheckContext, review: EnvReview | None = None) -> Iterator[Finding]:
+    """detect-secrets over the files git tracks; file:line and kind, never the value.
+
+    One policy on top of detect-secrets: a placeholder in the env template (``change-me`` as
+    the password of an example URL) is the template doing its job, not a leaked secret.
+    """
     from ops.secretscan import ScanOptions, scan_repository
 
     if ctx.repo is None:
@@ -336,17 +340,21 @@ def check_hardcoded(ctx: CheckContext) -> Iterator[Finding]:
     except OpsError as exc:
         yield failed("secrets.hardcoded", exc.message, hint=exc.hint)
         return
+    template_lines = _template_placeholder_lines(ctx, review)
+    hits = [h for h in result.findings if (h.path, h.line) not in template_lines]
+    in_template = len(result.findings) - len(hits)
     counts = (f"{result.files} tracked files, {result.cached} from cache"
-              + (f", {result.baselined} accepted by the baseline" if result.baselined else ""))
-    if result.findings:
-        listed = _listed(f"{h.path}:{h.line} ({h.kind})" for h in result.findings)
+              + (f", {result.baselined} accepted by the baseline" if result.baselined else "")
+              + (f", {in_template} template placeholder(s) ignored" if in_template else ""))
+    if hits:
+        listed = _listed(f"{h.path}:{h.line} ({h.kind})" for h in hits)
         yield failed("secrets.hardcoded",
-                     f"{len(result.findings)} potential secret(s) in tracked files: {listed}",
+                     f"{len(hits)} potential secret(s) in tracked files: {listed}",
                      hint="move it to .env or a secret manager and rotate it; if it is not a "
                           "secret, add `# pragma: allowlist secret` or accept it in "
                           f"{conf.baseline or '.secrets.baseline'}",
                      detail={"findings": [{"file": h.path, "line": h.line, "type": h.kind}
-                                          for h in result.findings]})
+                                          for h in hits]})
     else:
         yield passed("secrets.hardcoded", f"no hardcoded secret ({counts})")
 
@@ -360,6 +368,22 @@ def _last_entries(env: EnvFile) -> list[EnvEntry]:
     for entry in env.entries:
         last[entry.key] = entry
     return sorted(last.values(), key=lambda e: e.line)
+
+
+def _template_placeholder_lines(ctx: CheckContext,
+                                review: EnvReview | None) -> set[tuple[str, int]]:
+    """(file, line) of template entries whose value is a placeholder or a reference."""
+    if review is None or not review.example.entries:
+        return set()
+    name = _rel(ctx, review.example.path)
+    lines: set[tuple[str, int]] = set()
+    for entry in review.example.entries:
+        value = (entry.value or "").strip()
+        password = _url_password(value)
+        if scheme_of(value) or PLACEHOLDER.search(value) or (
+                password is not None and PLACEHOLDER.search(password)):
+            lines.add((name, entry.line))
+    return lines
 
 
 def _resolved(review: EnvReview, value: str) -> str | None:
