@@ -253,44 +253,58 @@ def _describe_dry_run(runner: Runner, found: Targets, final: Path) -> None:
 
 def _build(found: Targets, partial: Path, runner: Runner,
            progress: ProgressFn | None) -> dict[str, Any]:
-    """Dump everything into ``partial``; returns backup.json's content minus identity fields."""
+    """Dump everything into ``partial``; returns backup.json's content minus identity fields.
+
+    Redis is exported while pg_dump runs, right after the Postgres snapshot is taken, so both
+    halves describe (nearly) the same moment and Redis costs no extra wall time.
+    """
     redis_client = rds.connect(found.redis_url) if found.redis_url else None  # fail before dumping
     partial.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)
     meta: dict[str, Any] = {"postgres": None, "redis": None}
-    if found.database_url:
-        meta["postgres"] = _dump_postgres(found.database_url, partial / PG_FILE, runner, progress)
+    export: Callable[[], dict[str, Any]] | None = None
     if redis_client is not None and found.redis_url:
-        if progress:
-            progress("redis", 0)
-        keys = rds.export_keys(redis_client, partial / REDIS_FILE)
-        meta["redis"] = {"url": pg.mask_url(found.redis_url), "file": REDIS_FILE,
-                         "format": rds.FILE_FORMAT, "db": rds.db_index(redis_client),
-                         "keys": keys, "server_version": rds.server_version(redis_client)}
-        redis_client.close()
+        redis_url = found.redis_url
+
+        def export() -> dict[str, Any]:
+            keys = rds.export_keys(redis_client, partial / REDIS_FILE)
+            return {"url": pg.mask_url(redis_url), "file": REDIS_FILE,
+                    "format": rds.FILE_FORMAT, "db": rds.db_index(redis_client),
+                    "keys": keys, "server_version": rds.server_version(redis_client)}
+
+    try:
+        if found.database_url:
+            meta["postgres"], meta["redis"] = _dump_postgres(
+                found.database_url, partial / PG_FILE, runner, progress, alongside=export)
+        elif export is not None:
+            meta["redis"] = export()
+    finally:
+        if redis_client is not None:
+            redis_client.close()
     return meta
 
 
-def _dump_postgres(url: str, target: Path, runner: Runner,
-                   progress: ProgressFn | None) -> dict[str, Any]:
-    """pg_dump under an exported snapshot while the same snapshot counts every table's rows."""
-    with pg.exported_snapshot(url) as (conn, snapshot), ThreadPoolExecutor(2) as pool:
+def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn | None, *,
+                   alongside: Callable[[], dict[str, Any]] | None = None
+                   ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """pg_dump under an exported snapshot while the same snapshot counts every table's rows
+    (and ``alongside`` runs in a third thread); returns both results."""
+    with pg.exported_snapshot(url) as (conn, snapshot), ThreadPoolExecutor(3) as pool:
         runner.env = pg.client_env(url)
         dump: Future[Completed] = pool.submit(
             runner.run, pg.pg_dump_argv(url, target, snapshot=snapshot), check=False)
+        side = pool.submit(alongside) if alongside is not None else None
         facts = pool.submit(_facts, conn)
         try:
             while not _wait(dump, 0.25):
                 if progress:
                     progress("postgres", _size(target))
-            done = dump.result()
+            _check_dump(dump.result(), url)
+            counts, revision, server = facts.result()
+            other = side.result() if side is not None else None
         except BaseException:
             conn.cancel()
             raise
-        if not done.ok:
-            conn.cancel()
-            raise DeployFailed(_pg_dump_failure(done, url))
-        counts, revision, server = facts.result()
     if progress:
         progress("postgres", _size(target))
     listing = runner.run(pg.pg_restore_list_argv(target), check=False)
@@ -299,7 +313,7 @@ def _dump_postgres(url: str, target: Path, runner: Runner,
     return {"url": pg.mask_url(url), "file": PG_FILE, "format": "pg_dump custom",
             "alembic_revision": revision, "row_counts": counts, "tables": len(counts),
             "toc_entries": pg.toc_entries(listing.stdout), "server_version": server,
-            "pg_dump_version": pg.tool_version(pg.pg_dump_version_argv())}
+            "pg_dump_version": pg.tool_version(pg.pg_dump_version_argv())}, other
 
 
 def _facts(conn: Any) -> tuple[dict[str, int], str | None, str]:
@@ -319,12 +333,14 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _pg_dump_failure(done: Completed, url: str) -> str:
+def _check_dump(done: Completed, url: str) -> None:
+    if done.ok:
+        return
     if done.returncode < 0:
-        return f"pg_dump was killed (signal {-done.returncode}); nothing was kept"
+        raise DeployFailed(f"pg_dump was killed (signal {-done.returncode}); nothing was kept")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     reason = pg.scrub(lines[-1] if lines else "no output", url).removeprefix("pg_dump: error: ")
-    return f"pg_dump failed (exit {done.returncode}): {reason}"
+    raise DeployFailed(f"pg_dump failed (exit {done.returncode}): {reason}")
 
 
 def _seal(partial: Path, meta: dict[str, Any]) -> None:

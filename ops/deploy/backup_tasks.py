@@ -11,7 +11,6 @@ from typing import Any
 from invoke.context import Context
 from invoke.tasks import task
 
-from ops.errors import UsageError
 from ops.taskkit import boundary, project_root, say, settings_from
 
 LINE_EVERY_S = 5.0
@@ -92,20 +91,18 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
         f"{made.meta.get('duration_s', 0):.1f}s → {made.path}")
 
 
-@task(auto_shortflags=False, positional=["backup_id"], help={
+@task(auto_shortflags=False, help={
     "backup-id": "backup to restore, as listed by `invoke backups` (or `latest`)",
     "env": "environment to restore into (default: production)",
     "yes": "do not ask for confirmation (required when stdin is not a terminal)",
     "dry-run": "verify the backup and print the steps; change nothing",
 })
 @boundary
-def restore(c: Context, backup_id: str = "", env: str = "production", yes: bool = False,
+def restore(c: Context, backup_id: str, env: str = "production", yes: bool = False,
             dry_run: bool = False) -> None:
     """Restore an environment's Postgres and Redis from a backup (after a safety backup)."""
     from ops.deploy.restore import restore_backup
 
-    if not backup_id:
-        raise UsageError("which backup? pass BACKUP_ID", hint="`invoke backups` lists them")
     settings = settings_from(c)
     root = project_root(c, settings)
     confirm = _ask if sys.stdin.isatty() else None
