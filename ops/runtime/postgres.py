@@ -263,13 +263,14 @@ def connect(url: str, *, timeout: float = 5.0, autocommit: bool = True) -> psyco
 
 
 def _reason(exc: BaseException, url: str) -> str:
-    """The useful last clause of libpq's (multi-line) message: 'FATAL:  role "x" does not …'."""
+    """libpq's first clause without its 'connection to server at … failed:' preamble."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    text = lines[-1] if len(lines) > 1 else lines[0]
-    text = re.sub(r"^connection to server at .*? failed:\s*", "", text)
-    return scrub(text, url)
+    for line in lines:
+        text = re.sub(r"^(connection failed:\s*)?(connection to server (at|on) .*? failed:\s*)?",
+                      "", line)
+        if text:
+            return scrub(text, url)
+    return type(exc).__name__
 
 
 def user_schemas(conn: psycopg.Connection[Any]) -> list[str]:

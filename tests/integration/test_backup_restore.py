@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 
+import redis
 from ops.config import Settings, load_settings
 from ops.deploy.backup import (
     PG_FILE,
@@ -88,13 +88,13 @@ def seed_postgres(conn: psycopg.Connection[Any]) -> None:
                jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g % 3)),
                timestamptz '2026-01-01' + g * interval '1 minute'
         FROM generate_series(1, {USERS}) g
-    """)
+    """)  # noqa: S608 - module constants
     conn.execute(f"""
         INSERT INTO work.jobs (user_id, payload, note)
         SELECT 1 + g % {USERS}, decode(md5(g::text), 'hex'),
                CASE WHEN g % 5 = 0 THEN NULL ELSE repeat('x', g % 40) END
         FROM generate_series(1, {JOBS}) g
-    """)
+    """)  # noqa: S608 - module constants
 
 
 def table_checksums(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, str]]:
