@@ -102,8 +102,8 @@ def table_checksums(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, str]]
     out = {}
     for name in ("users", "work.jobs", "alembic_version"):
         order = "version_num" if name == "alembic_version" else "id"
-        row = conn.execute(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY "
-                           f"{order}), '')) FROM {name} t").fetchone()
+        query = f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY {order}), ''))"
+        row = conn.execute(f"{query} FROM {name} t").fetchone()
         assert row is not None
         out[name] = (int(row[0]), str(row[1]))
     return out
