@@ -187,11 +187,14 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
     backup_id = _new_id(base, now, version)
     final = base / backup_id
     runner = Runner(dry_run=dry_run, out=out or sys.stdout)
+    audit_path = resolve_path(root, settings.audit_log)
     if dry_run:
         _describe_dry_run(runner, found, final)
+        record(audit_path, AuditEvent(action="backup", env=env, result="dry_run",
+                                      to_version=version,
+                                      details={"backup_id": backup_id, "label": label}))
         return Backup(backup_id, env, final, {"version": version, "label": label, "env": env},
                       dry_run=True)
-    audit_path = resolve_path(root, settings.audit_log)
     partial = base / f"{PARTIAL_PREFIX}{backup_id}-{os.getpid()}"
     try:
         meta = _build(found, partial, runner, progress)

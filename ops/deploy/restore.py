@@ -64,12 +64,15 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
     _check_coverage(backup, found, env)
     verify_backup(backup)
     stream = out or sys.stdout
+    audit_path = resolve_path(root, settings.audit_log)
     if dry_run:
         _describe_dry_run(root, settings, env, backup, found, stream)
+        record(audit_path, AuditEvent(action="restore", env=env, result="dry_run",
+                                      to_version=backup.version,
+                                      details={"backup_id": backup.id}))
         return RestoreResult(backup, None, len(backup.row_counts), sum(backup.row_counts.values()),
                              backup.redis_keys, time.perf_counter() - started, dry_run=True)
     _confirmed(backup, env, assume_yes=assume_yes, confirm=confirm)
-    audit_path = resolve_path(root, settings.audit_log)
     current = deployed_version(root, settings, env)
     safety: Backup | None = None
     try:

@@ -540,3 +540,39 @@ def test_cli_unknown_backup_id_is_one_line_and_exit_2(
     assert done.stderr.strip().splitlines() == [
         "error: no backup '20990101T000000Z_v9.9.9' for environment 'production' "
         "(hint: there is no backup for production yet)"]
+
+
+def test_dry_run_backup_prints_the_commands_and_writes_nothing(
+        tmp_path: Path, settings: Settings, pg_url: str, redis_url: str) -> None:
+    import io
+
+    root = tmp_path / "svc"
+    root.mkdir()
+    (root / ".env").write_text(
+        f"DATABASE_URL={pg_url.replace('postgres@', 'postgres:pw-not-shown@')}\n"
+        f"REDIS_URL={redis_url}\n")
+    out = io.StringIO()
+
+    made = create_backup(root, settings, ENV, dry_run=True, out=out)
+
+    assert made.dry_run
+    assert out.getvalue().startswith("[dry-run] pg_dump --format=custom")
+    assert "pw-not-shown" not in out.getvalue()
+    assert _leftovers(root) == []
+
+
+def test_dry_run_restore_verifies_and_changes_nothing(
+        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any) -> None:
+    import io
+
+    made = create_backup(project, settings, ENV)
+    mutate(db, kv)
+    mutated = table_checksums(db)
+    out = io.StringIO()
+
+    result = restore_backup(project, settings, ENV, made.id, dry_run=True, out=out)
+
+    assert result.dry_run
+    assert "| psql" in out.getvalue()
+    assert table_checksums(db) == mutated
+    assert _only_listed(project, settings) == [made.id]
