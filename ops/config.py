@@ -36,7 +36,10 @@ class SecretsSettings(_Strict):
     min_key_length: int = 32
     baseline: Path | None = Field(default=Path(".secrets.baseline"),
                                   description="detect-secrets baseline of accepted findings")
-    exclude: list[str] = Field(default_factory=lambda: ["vendor/*", "node_modules/*", "*.min.js"])
+    exclude: list[str] = Field(default_factory=lambda: [
+        "vendor/*", "node_modules/*", "*.min.js",
+        # release files written by create-release: their sha256 digests are not secrets
+        "checkpoints/VERSION_v*.txt", "releases/manifest_v*.json", "releases/manifest_v*.sha256"])
     min_distinct_chars: int = Field(
         default=10, description="a key with fewer distinct characters is too regular to be random")
     insecure_prefixes: list[str] = Field(
