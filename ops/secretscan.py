@@ -32,7 +32,7 @@ import math
 import os
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import chdir, suppress
 from dataclasses import dataclass, field
@@ -46,7 +46,7 @@ from ops.atomic import atomic_write_text
 from ops.errors import UsageError
 
 #: Bumped whenever the gate's logic changes, so stale cache entries are never trusted.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 CACHE_FILE = "secrets.json"
 #: Below this many files to scan, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 64
@@ -234,10 +234,50 @@ def _scan_one(rel: str) -> list[SecretHit]:
     from detect_secrets.core.scan import scan_file
 
     assert _gate is not None  # noqa: S101 - set by _init_worker
-    if not _gate.may_hold_secret(rel):
-        return []
-    return sorted({SecretHit(rel, int(s.line_number), str(s.type), str(s.secret_hash))
-                   for s in scan_file(rel)}, key=lambda h: (h.line, h.kind))
+    verdict = _gate.candidates(rel)
+    found: Iterable[Any]
+    if verdict is None:
+        found = scan_file(rel)
+    else:
+        content, lines = verdict
+        found = _scan_lines(rel, content, lines) if lines else iter(())
+    # detect-secrets keeps a set keyed on (file, type, secret): a secret repeated further down
+    # the file is reported once, on the first line it was seen
+    first: dict[tuple[str, str], SecretHit] = {}
+    for secret in found:
+        hit = SecretHit(rel, int(secret.line_number), str(secret.type), str(secret.secret_hash))
+        first.setdefault((hit.kind, hit.hashed), hit)
+    return sorted(first.values(), key=lambda h: (h.line, h.kind))
+
+
+def _scan_lines(rel: str, content: str, numbers: set[int]) -> Iterator[Any]:
+    """``detect_secrets.core.scan.scan_file`` for a file no transformer rewrites, visiting only
+    the lines some plugin pattern matched: every other line yields nothing from any plugin, so
+    the result is the same. Filters still see the whole file as context, as they would."""
+    from detect_secrets.core import scan
+    from detect_secrets.settings import get_plugins
+    from detect_secrets.util.code_snippet import get_code_snippet
+
+    if scan._is_filtered_out(required_filter_parameters=["filename"], filename=rel):
+        return
+    raw = [part + "\n" for part in content.split("\n")]
+    raw[-1] = raw[-1][:-1]
+    if not raw[-1]:
+        raw.pop()  # what readlines() gives: no empty piece after a final newline
+    for number in sorted(n for n in numbers if n <= len(raw)):
+        line = raw[number - 1].rstrip()
+        context = get_code_snippet(lines=raw, line_number=number)
+        if scan._is_filtered_out(required_filter_parameters=["line"], filename=rel, line=line,
+                                 context=context):
+            continue
+        for plugin in get_plugins():
+            for secret in scan._scan_line(plugin=plugin, filename=rel, line=line,
+                                          line_number=number, context=context):
+                if not scan._is_filtered_out(required_filter_parameters=["context"],
+                                             filename=secret.filename,
+                                             secret=secret.secret_value, plugin=plugin,
+                                             line=line, context=context):
+                    yield secret
 
 
 class _Gate:
@@ -275,28 +315,39 @@ class _Gate:
                                 for kind, table in REGEX_BY_FILETYPE.items()}
         self.encoding = locale.getpreferredencoding(False)
 
-    def may_hold_secret(self, rel: str) -> bool:
+    def candidates(self, rel: str) -> tuple[str, set[int]] | None:
+        """None when only detect-secrets' full scan can tell; else the file's text and the
+        (1-based) lines where some plugin's pattern matches, often none."""
         from detect_secrets.util.filetype import FileType, determine_file_type
 
         if self.opaque:
-            return True
+            return None
         try:
             with open(rel, encoding=self.encoding) as handle:  # noqa: PTH123 - as detect-secrets
                 content = handle.read()
         except UnicodeDecodeError:
-            return False  # detect-secrets ignores undecodable files too
+            return "", set()  # detect-secrets ignores undecodable files too
         except OSError:
-            return True  # let detect-secrets report it the way it does
+            return None  # let detect-secrets report it the way it does
         lines = [line.rstrip() for line in content.split("\n")]
         filetype = determine_file_type(rel)
         if filetype is FileType.YAML or _may_parse_as_ini(lines) or (
                 filetype is FileType.OTHER and not _headerless_ini_fails(lines)):
-            return True
+            return None
         text = _Text(lines)
         keyword = self.keyword_by_type.get(filetype, self.keyword_default) if self.keyword else []
-        return any(p.found(text) for p in [*self.patterns, *keyword]) or any(
-            _entropic(plugin, match.group(2))
-            for plugin in self.entropy for match in plugin.regex.finditer(text.joined))
+        hits: set[int] = set()
+        for probe in [*self.patterns, *keyword]:
+            hits |= probe.lines(text)
+        for plugin in self.entropy:
+            hits.update(bisect_right(text.ends, match.start())
+                        for match in plugin.regex.finditer(text.joined)
+                        if _entropic(plugin, match.group(2)))
+        return content, {index + 1 for index in hits}
+
+    def may_hold_secret(self, rel: str) -> bool:
+        verdict = self.candidates(rel)
+        return verdict is None or bool(verdict[1])
 
 
 class _Text:
@@ -343,14 +394,16 @@ class _Probe:
         self.needed = None if needed is None else re.compile(
             "|".join(re.escape(t) for t in sorted(set(needed), key=len, reverse=True)))
 
-    def found(self, text: _Text) -> bool:
+    def lines(self, text: _Text) -> set[int]:
+        """Indexes of the lines this pattern matches, each searched exactly as one line is."""
         if self.needed is None:
-            return self.multiline.search(text.joined) is not None
+            if self.multiline.search(text.joined) is None:
+                return set()
+            return {n for n, line in enumerate(text.lines) if self.regex.search(line)}
         whole, ends = (text.folded, text.folded_ends) if self.ignore_case else \
             (text.joined, text.ends)
-        lines = {bisect_right(ends, m.start()) for m in self.needed.finditer(whole)}
-        return any(self.regex.search(text.lines[n]) is not None for n in sorted(lines))
-
+        near = {bisect_right(ends, m.start()) for m in self.needed.finditer(whole)}
+        return {n for n in near if self.regex.search(text.lines[n]) is not None}
 
 def _fold(text: str) -> str:
     """Case-fold as ``re.IGNORECASE`` compares: it also lets ``i`` match dotless and dotted I."""

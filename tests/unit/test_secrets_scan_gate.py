@@ -9,7 +9,6 @@ a temp git repository and the results must be identical.
 from __future__ import annotations
 
 import subprocess
-from contextlib import chdir
 from pathlib import Path
 
 from ops.secretscan import ScanOptions, configure_detect_secrets, scan_repository
@@ -39,6 +38,7 @@ CORPUS: dict[str, str | bytes] = {
     "allowlisted.py": f'K = "{AWS}"  # pragma: allowlist secret\n',
     "latin1.py": b"# caf\xe9\nKEY = '" + AWS.encode() + b"'\n",
     "keywords_only.py": "def get_password(key):\n    return lookup(key)\n",
+    "repeated.py": f'A = "{AWS}"\nB = 2\nC = "{AWS}"\n',
     "prose.md": "# Title\n\nNothing to see here, only words about secrets.\n",
 }
 
@@ -57,11 +57,15 @@ def _repo(root: Path) -> Path:
 
 
 def _detect_secrets_directly(root: Path) -> set[tuple[str, int, str]]:
-    from detect_secrets.core.scan import scan_file
+    """What ``detect-secrets scan`` reports: its collection keeps one entry per (file, type,
+    secret), the first one seen."""
+    from detect_secrets.core.secrets_collection import SecretsCollection
 
     configure_detect_secrets(None)
-    with chdir(root):
-        return {(name, s.line_number, s.type) for name in CORPUS for s in scan_file(name)}
+    collection = SecretsCollection(root=str(root))
+    for name in CORPUS:
+        collection.scan_file(name)
+    return {(name, s.line_number, s.type) for name, s in collection}
 
 
 def test_gate_finds_exactly_what_detect_secrets_scan_file_finds(tmp_path: Path) -> None:
