@@ -154,15 +154,15 @@ def demo_env(example: dict[str, str], version: str) -> dict[str, str]:
 
 
 def build_demo(target: Path, *, source: Path | None = None,
-               deployed: str = RELEASES[-1]) -> DemoRepo:
-    """Lay the service into ``target`` as a git repository with two real releases.
+               upto: str = RELEASES[-1]) -> DemoRepo:
+    """Lay the service into ``target`` as a git repository with its releases up to ``upto``.
 
-    ``deployed`` is the release the generated ``.env`` describes (its APP_VERSION).
+    Stopping at v0.1.0 gives the repository as it was on that release's day, so checking it is
+    not a check of an old release under a newer one (which release_tag.monotonic rightly fails).
     """
     import git
 
     from ops.release.create import create_release
-    from ops.runtime.envfile import read_env
 
     source = source or checkout_root()
     copy_service(source, target)
@@ -191,6 +191,8 @@ def build_demo(target: Path, *, source: Path | None = None,
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "feat: demo service with the users table and first checkpoints")
     create_release(target, settings, RELEASES[0])
+    if upto == RELEASES[0]:
+        return _finish(target, RELEASES[:1], {})
 
     for path, data in held_text.items():
         path.write_bytes(data)
@@ -203,10 +205,16 @@ def build_demo(target: Path, *, source: Path | None = None,
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "perf(models): retrain the ranker checkpoint")
     create_release(target, settings, RELEASES[1])
+    return _finish(target, RELEASES, held)
+
+
+def _finish(target: Path, releases: tuple[str, ...], held: dict[Path, str]) -> DemoRepo:
+    """Write the .env (never committed) for the newest release and describe the result."""
+    from ops.runtime.envfile import read_env
 
     example = read_env(target / ".env.example")
-    write_env(target / ".env", demo_env(example, deployed))
-    return DemoRepo(target, RELEASES, tuple(p.name for p in held))
+    write_env(target / ".env", demo_env(example, releases[-1]))
+    return DemoRepo(target, releases, tuple(p.name for p in held))
 
 
 def write_env(path: Path, values: dict[str, str]) -> None:
@@ -250,13 +258,9 @@ def run_demo(*, keep: bool = False, output: Path | None = None, version: str = R
     target = Path(tempfile.mkdtemp(prefix="tminus-demo-"))
     try:
         out.write(f"Laying the demo service into {target} …\n")
-        demo = build_demo(target, deployed=release.tag)
-        out.write(f"Released {', '.join(demo.releases)}; running predeploy for {release}.\n\n")
+        demo = build_demo(target, upto=release.tag)
+        out.write(f"Released {' and '.join(demo.releases)}; running predeploy for {release}.\n\n")
         out.flush()
-        if release.tag != demo.releases[-1]:
-            import git
-
-            git.Repo(target).git.checkout("-q", release.tag)
         settings = demo_settings(target)
         ctx = CheckContext(root=target, settings=settings, version=release)
         report = run_predeploy(ctx)

@@ -78,7 +78,8 @@ def checklist(c: Context, version: str = "", output: str = "", sign_engineer: st
     help={
         "keep": "keep the demo repository and print its path (default: removed afterwards)",
         "output": "also write the report to this file (.json → JSON, .xml → JUnit)",
-        "version": "release to check in the demo (default: v0.2.0, the newer of its two)",
+        "version": "v0.2.0 (default: both releases) or v0.1.0 (the repository as of its "
+                   "first release)",
     },
 )
 @boundary

@@ -116,6 +116,20 @@ def test_without_keep_the_demo_directory_is_removed(tmp_path: Path) -> None:
     assert not laid_into(done.stdout).exists()
 
 
+def test_the_first_release_alone_is_the_repository_as_it_was_on_its_day(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--version", "v0.1.0", "--keep", "--output", "r.json")
+    kept = laid_into(done.stdout)
+    try:
+        report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+        repo = git.Repo(kept)
+        assert report["release"] == "v0.1.0"
+        assert [t.name for t in repo.tags] == ["v0.1.0"]
+        assert not (kept / "migrations" / "versions" / "0002_add_jobs.py").exists()
+        assert read_env(kept / ".env")["APP_VERSION"] == "v0.1.0"
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
 def test_a_version_the_demo_does_not_have_exits_2_before_building(tmp_path: Path) -> None:
     done = run_demo(tmp_path, "--version", "v0.3.0")
     assert done.returncode == 2
