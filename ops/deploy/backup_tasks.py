@@ -16,6 +16,10 @@ from ops.taskkit import boundary, project_root, say, settings_from
 LINE_EVERY_S = 5.0
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def human_bytes(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
@@ -84,9 +88,10 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
         return
     parts = [human_bytes(made.size_bytes)]
     if made.postgres:
-        parts.append(f"{len(made.row_counts)} tables, {sum(made.row_counts.values())} rows")
+        parts.append(f"{plural(len(made.row_counts), 'table')}, "
+                     f"{plural(sum(made.row_counts.values()), 'row')}")
     if made.redis_keys is not None:
-        parts.append(f"{made.redis_keys} Redis keys")
+        parts.append(plural(made.redis_keys, "Redis key"))
     say(f"backup {made.id} verified ({', '.join(parts)}) in "
         f"{made.meta.get('duration_s', 0):.1f}s → {made.path}")
 
@@ -114,9 +119,9 @@ def restore(c: Context, backup_id: str, env: str = "production", yes: bool = Fal
         return
     parts = []
     if result.backup.postgres:
-        parts.append(f"{result.tables} tables, {result.rows} rows")
+        parts.append(f"{plural(result.tables, 'table')}, {plural(result.rows, 'row')}")
     if result.redis_keys is not None:
-        parts.append(f"{result.redis_keys} Redis keys")
+        parts.append(plural(result.redis_keys, "Redis key"))
     safety = f"; previous state saved as {result.safety_backup.id}" if result.safety_backup else ""
     say(f"restored {result.backup.id} into {env} and verified ({', '.join(parts)}) in "
         f"{result.duration_s:.1f}s{safety}")
