@@ -75,7 +75,9 @@ class DeployResult:
             return f"{self.action} of {self.to_version} failed: {self.reason}"
         if self.result == "dry_run":
             return f"dry run: {self.action} {was} → {self.to_version} changed nothing"
-        return f"{self.action} {was} → {self.to_version} succeeded in {self.duration_s:.1f}s"
+        db = f"; database: {self.db}" if self.db else ""
+        return (f"{self.action} {was} → {self.to_version} succeeded in {self.duration_s:.1f}s"
+                + db)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": "tminus", "action": self.action, "env": self.env,

@@ -17,6 +17,8 @@ def _notes(event: dict[str, Any]) -> str:
         notes.append("backup skipped")
     if details.get("rolled_back_to"):
         notes.append(f"rolled back to {details['rolled_back_to']}")
+    if details.get("db"):
+        notes.append(f"database: {details['db']}")
     if details.get("backup_id"):
         notes.append(f"backup {details['backup_id']}")
     if details.get("reason") and event.get("result") != "success":

@@ -43,6 +43,11 @@ class DemoStack:
     env: dict[str, str] = field(default_factory=dict)
 
     @property
+    def database_url(self) -> str:
+        password = (self.root / ".db-password").read_text(encoding="utf-8")
+        return database_url(password, int(self.url.rsplit(":", 1)[1]))
+
+    @property
     def health_url(self) -> str:
         return f"{self.url}/health"
 
@@ -79,6 +84,11 @@ class DemoStack:
             assert done.returncode == 0, done.stdout + done.stderr
 
 
+def database_url(password: str, http_port: int = HTTP_PORT) -> str:
+    """The stack's Postgres as seen from the host (its published loopback port)."""
+    return f"postgresql://app:{password}@127.0.0.1:{http_port + 2}/app"
+
+
 def lay_out(dest: Path, *, http_port: int = HTTP_PORT) -> None:
     """Copy the demo stack and give it a fresh .env, its own ports and an invoke.yaml."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -88,6 +98,7 @@ def lay_out(dest: Path, *, http_port: int = HTTP_PORT) -> None:
         shutil.copytree(REPO / name, dest / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     password = secrets.token_hex(12)
+    (dest / ".db-password").write_text(password, encoding="utf-8")
     (dest / ".env").write_text("\n".join([
         f"DATABASE_URL=postgresql://app:{password}@db:5432/app",
         "REDIS_URL=redis://redis:6379/0",
@@ -110,6 +121,9 @@ ops:
       health_timeout_s: 60
       watch_s: 3
       migrate: before
+      db_rollback: restore
+      database_url: {database_url(password, http_port)}
+      redis_url: redis://127.0.0.1:{http_port + 3}/0
       services:
         app: {{required: true, replicas: 3}}
         worker: {{strategy: recreate, required: true}}

@@ -8,12 +8,14 @@ Durations and request counts are printed (run with -s to see them), never assert
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from ops.runtime.probe import LoadClient
+from tests.conftest import need
 from tests.e2e.conftest import BROKEN, DemoStack
 
 pytestmark = pytest.mark.e2e
@@ -191,3 +193,25 @@ def test_dry_run_prints_the_commands_and_changes_nothing(demo_stack: DemoStack) 
     assert "[dry-run] TMINUS_VERSION=v0.1.0" in done.stdout
     assert "--no-recreate --scale app=6 app" in done.stdout
     assert sorted(c.id for c in demo_stack.app_containers()) == before
+
+
+def test_rollback_with_db_restores_the_backup_taken_before_the_undone_deploy(
+        demo_stack: DemoStack) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    if shutil.which("pg_dump") is None:
+        need("pg_dump is not installed (the backup needs it)")
+    demo_stack.converge("v0.1.0", replicas=3)
+    deployed = demo_stack.invoke("deploy", "production", "v0.2.0", "--skip-checks",
+                                 "--watch", "0")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "backup before deploy" in deployed.stdout
+    with psycopg.connect(demo_stack.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO users (email) VALUES ('written-after@example.com')")
+    done = demo_stack.invoke("rollback", "previous", "--with-db")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "database: restore backup" in done.stdout
+    assert "(db_rollback: restore)" in done.stdout
+    with psycopg.connect(demo_stack.database_url) as conn:
+        rows = conn.execute("SELECT count(*) FROM users WHERE email LIKE 'written-after%'")
+        assert rows.fetchone() == (0,)
+    assert demo_stack.app_versions() == ["v0.1.0"] * 3
