@@ -154,6 +154,6 @@ def backups(c: Context, env: str = "production") -> None:
              "-" if b.postgres is None else sum(b.row_counts.values()),
              "-" if b.redis_keys is None else b.redis_keys, b.label or ""] for b in found]
     say(tabulate(rows, headers=["id", "created (UTC)", "version", "size", "alembic", "rows",
-                                "redis keys", "label"]))
+                                "redis keys", "label"], disable_numparse=[4]))
     if pinned in {b.id for b in found}:
         say("* taken before the current deployment: kept by retention")
