@@ -146,6 +146,7 @@ class Signoff:
     signed_at: str
     recorded_by: str = ""
     predeploy_result: str = ""
+    env: str = ""  # the environment whose predeploy the signer saw
 
 
 @dataclass
@@ -188,7 +189,7 @@ def clean_name(raw: str, role: str) -> str:
     return name
 
 
-def sign(record: SignoffRecord, names: dict[str, str], *, result: str,
+def sign(record: SignoffRecord, names: dict[str, str], *, result: str, env: str = "",
          now: datetime | None = None) -> SignoffRecord:
     """Add the given role → name signatures; a reviewer must not be the engineer."""
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -198,7 +199,7 @@ def sign(record: SignoffRecord, names: dict[str, str], *, result: str,
         who = "unknown"
     current = record.by_role()
     for role, raw in names.items():
-        current[role] = Signoff(role, clean_name(raw, role), when, who, result)
+        current[role] = Signoff(role, clean_name(raw, role), when, who, result, env)
     engineer, reviewer = current.get("engineer"), current.get("reviewer")
     if engineer and reviewer and engineer.name.casefold() == reviewer.name.casefold():
         raise UsageError(f"{reviewer.name} cannot review their own release",
@@ -383,7 +384,7 @@ def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "
     report = run_predeploy(CheckContext(root=root, settings=settings, version=release, env=env))
     signed = bool(names) and report.ok
     if signed:
-        record = sign(record, names, result=report.result)
+        record = sign(record, names, result=report.result, env=env)
         write_signoffs(record_path, record)
     text, counts = _render(report, record, env=env, generated_at=None)
     atomic_write_text(target, text)

@@ -56,8 +56,8 @@ def test_sign_off_is_recorded_in_the_release_record_and_shown(repo: Path) -> Non
     failing = [f.id for f in result.report.findings() if f.status.value == "fail"]
     assert result.report.ok, f"the demo release should pass predeploy; failing: {failing}"
     record = json.loads((repo / "releases" / "signoff_v0.2.0.json").read_text(encoding="utf-8"))
-    assert [(s["role"], s["name"], s["predeploy_result"]) for s in record["signoffs"]] == [
-        ("engineer", "Jiwoo Park", "passed")]
+    assert [(s["role"], s["name"], s["predeploy_result"], s["env"])
+            for s in record["signoffs"]] == [("engineer", "Jiwoo Park", "passed", "production")]
     assert "| engineer | Jiwoo Park |" in result.path.read_text(encoding="utf-8")
 
 
