@@ -210,8 +210,9 @@ def hash_files(paths: Sequence[Path], *, workers: int | None = None,
 
 
 def checkpoint_files(root: Path, directory: Path, patterns: Sequence[str]) -> list[Path]:
-    """Model files under ``directory`` matching ``patterns``, sorted, never following a symlink
-    out of the repository."""
+    """Model files under ``directory`` matching ``patterns``, sorted. Symlinks are never
+    followed, neither to files nor to directories: a link may lead out of the repository, and
+    what is hashed must be what the release ships."""
     base = directory if directory.is_absolute() else root / directory
     if not base.is_dir():
         return []
