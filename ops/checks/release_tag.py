@@ -9,6 +9,7 @@ the message says so instead of reporting a tag as missing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.checks import CheckContext
@@ -44,7 +45,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield check_annotated(tag, ref)
         yield check_points_at_head(repo, tag, ref)
         yield check_commit(tag, ref)
-    yield check_worktree_clean(repo)
+    yield check_worktree_clean(ctx, repo)
     yield check_monotonic(ctx, repo)
     yield from check_checkpoint_version(ctx)
 
@@ -105,18 +106,37 @@ def check_commit(tag: str, ref: git.TagReference) -> Finding:
                   detail={"commit": commit.hexsha})
 
 
-def check_worktree_clean(repo: git.Repo) -> Finding:
+def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
+    """Uncommitted changes warn, except `invoke build`'s own edit of this release's manifest.
+
+    build records image ids into the committed manifest after the release commit; that edit is
+    expected, and artifacts.manifest_integrity proves it changed nothing but the image ids.
+    """
+    from ops.release.manifest import checksum_path, manifest_path
     from ops.runtime.git import worktree_changes
 
-    changes = worktree_changes(repo)
+    manifest = manifest_path(ctx.root, ctx.settings, ctx.version)
+    own = {_relative(ctx, manifest), _relative(ctx, checksum_path(manifest))}
+    all_changes = worktree_changes(repo)
+    changes = [(code, path) for code, path in all_changes
+               if not (code.strip() == "M" and path in own)]
     if not changes:
-        return passed("release_tag.worktree_clean", "working tree is clean")
+        note = " (apart from the image ids `invoke build` recorded in the manifest)" \
+            if all_changes else ""
+        return passed("release_tag.worktree_clean", f"working tree is clean{note}")
     shown = ", ".join(f"{path} ({_describe(code)})" for code, path in changes[:SHOWN_PATHS])
     more = f" (+{len(changes) - SHOWN_PATHS} more)" if len(changes) > SHOWN_PATHS else ""
     return warned("release_tag.worktree_clean",
                   f"{len(changes)} uncommitted change(s): {shown}{more}",
                   hint="commit or stash them, so what you check is what the tag holds",
                   detail={"paths": [path for _, path in changes]})
+
+
+def _relative(ctx: CheckContext, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ctx.root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _describe(code: str) -> str:

@@ -123,6 +123,27 @@ def test_uncommitted_changes_warn_listing_five_paths_and_the_rest_counted(
     assert "service/app.py (modified)" in message
 
 
+def test_build_recording_image_ids_in_this_releases_manifest_keeps_the_tree_clean(
+        git_repo: GitRepo) -> None:
+    git_repo.write("releases/manifest_v0.2.0.json", '{"docker_images": {}}\n')
+    git_repo.write("releases/manifest_v0.2.0.sha256", "0  manifest_v0.2.0.json\n")
+    released(git_repo)
+    git_repo.write("releases/manifest_v0.2.0.json", '{"docker_images": {"app": {}}}\n')
+    git_repo.write("releases/manifest_v0.2.0.sha256", "1  manifest_v0.2.0.json\n")
+    finding = by_id(check(git_repo.path), "release_tag.worktree_clean")
+    assert finding.status is Status.PASS
+    assert "invoke build" in finding.message
+
+
+def test_an_edited_manifest_of_another_release_still_warns(git_repo: GitRepo) -> None:
+    git_repo.write("releases/manifest_v0.1.0.json", "{}\n")
+    released(git_repo)
+    git_repo.write("releases/manifest_v0.1.0.json", '{"edited": true}\n')
+    finding = by_id(check(git_repo.path), "release_tag.worktree_clean")
+    assert finding.status is Status.WARN
+    assert "releases/manifest_v0.1.0.json (modified)" in finding.message
+
+
 def test_earlier_or_equal_existing_release_fails_monotonic(git_repo: GitRepo) -> None:
     released(git_repo)
     git_repo.tag("v0.3.0")
