@@ -206,6 +206,7 @@ def apply_restore(url: str, dump: Path, schemas: Sequence[str], *, dry_run: bool
                                  daemon=True)
         drain.start()
         commit = False
+        psql_stopped = False  # psql hit an error and closed its stdin before the script ended
         try:
             psql.stdin.write(b"BEGIN;\n" + reset_schemas_sql(schemas).encode())
             while chunk := restore.stdout.read(1 << 20):
@@ -214,7 +215,7 @@ def apply_restore(url: str, dump: Path, schemas: Sequence[str], *, dry_run: bool
             psql.stdin.write(b"\nCOMMIT;\n" if commit else b"\nROLLBACK;\n")
             psql.stdin.close()
         except BrokenPipeError:
-            restore.kill()
+            psql_stopped = True
             commit = False
         finally:
             if not commit:
@@ -225,7 +226,7 @@ def apply_restore(url: str, dump: Path, schemas: Sequence[str], *, dry_run: bool
             psql_rc = psql.wait()
             restore.wait()
             drain.join(timeout=5)
-    if restore.returncode != 0:
+    if restore.returncode != 0 and not psql_stopped:
         raise DeployFailed(f"pg_restore could not read {dump.name} (exit {restore.returncode}): "
                            f"{_last_line(errors.get('pg_restore', b''), url)}; "
                            "database left unchanged")

@@ -469,6 +469,29 @@ def test_dump_that_breaks_halfway_through_a_restore_leaves_the_database_as_it_wa
     assert table_checksums(db) == mutated
 
 
+def test_statement_failing_during_restore_rolls_back_everything(
+        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any) -> None:
+    role = f"tminus_ghost_{uuid.uuid4().hex[:8]}"
+    db.execute(f'CREATE ROLE "{role}"')
+    try:
+        db.execute(f'CREATE TABLE owned (id int); ALTER TABLE owned OWNER TO "{role}"')
+        made = create_backup(project, settings, ENV)
+        mutate(db, kv)
+        db.execute(f'ALTER TABLE owned OWNER TO postgres; DROP ROLE "{role}"')
+        mutated = table_checksums(db)
+
+        with pytest.raises(DeployFailed) as caught:
+            restore_backup(project, settings, ENV, made.id, assume_yes=True)
+
+        assert f'role "{role}" does not exist' in caught.value.message
+        assert "the transaction was rolled back" in caught.value.message
+        assert table_checksums(db) == mutated
+        row = db.execute("SELECT to_regclass('invoices')").fetchone()
+        assert row is not None and row[0] is not None  # the schema drop was rolled back too
+    finally:
+        db.execute(f'DROP TABLE IF EXISTS owned; DROP ROLE IF EXISTS "{role}"')
+
+
 def _truncate_and_reseal(backup: Backup, *, keep: float) -> None:
     dump = backup.path / PG_FILE
     data = dump.read_bytes()
