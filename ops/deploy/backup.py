@@ -175,9 +175,9 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
                   out: TextIO | None = None) -> Backup:
     """Back up the environment's Postgres and Redis into a new verified backup directory.
 
-    ``version`` is the release running now (default: the engine's last successful deploy in the
-    audit log, else ``unknown``). ``protect`` names backups retention must keep besides the
-    newest ones (restore protects the backup it is about to read).
+    ``version`` is the release running now (default: the last successful deploy or rollback of
+    ``env`` in the audit log, else ``unknown``). ``protect`` names backups retention must keep
+    besides the newest ones (restore protects the backup it is about to read).
     """
     started = time.perf_counter()
     now = datetime.now(UTC)
@@ -208,11 +208,12 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
     except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
         failure = _as_ops_error(exc, partial)
-        record(audit_path, AuditEvent(
-            action="backup", env=env, result="failed", to_version=version,
-            duration_s=time.perf_counter() - started,
-            details={"backup_id": backup_id, "label": label,
-                     "error": failure.message if failure else type(exc).__name__}))
+        with contextlib.suppress(OSError):  # a full disk must not hide the original error
+            record(audit_path, AuditEvent(
+                action="backup", env=env, result="failed", to_version=version,
+                duration_s=time.perf_counter() - started,
+                details={"backup_id": backup_id, "label": label,
+                         "error": failure.message if failure else type(exc).__name__}))
         if failure is not None and failure is not exc:
             raise failure from None
         raise
