@@ -80,6 +80,11 @@ from ops.release import notes_tasks  # noqa: E402 - topic modules join the flat 
 ns.add_task(notes_tasks.release_notes)
 ns.add_task(notes_tasks.checklist)
 ns.add_task(notes_tasks.demo)
+from ops.deploy import backup_tasks  # noqa: E402
+
+ns.add_task(backup_tasks.backup)
+ns.add_task(backup_tasks.restore)
+ns.add_task(backup_tasks.backups)
 from ops.release import tasks as release_tasks  # noqa: E402
 
 ns.add_task(release_tasks.create_release)
