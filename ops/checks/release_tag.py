@@ -107,21 +107,27 @@ def check_commit(tag: str, ref: git.TagReference) -> Finding:
 
 
 def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
-    """Uncommitted changes warn, except `invoke build`'s own edit of this release's manifest.
+    """Uncommitted changes warn, except the records tminus itself writes after the tag.
 
-    build records image ids into the committed manifest after the release commit; that edit is
-    expected, and artifacts.manifest_integrity proves it changed nothing but the image ids.
+    build records image ids into the committed manifest after the release commit (and
+    artifacts.manifest_integrity proves it changed nothing else); `checklist --sign-*` writes
+    this release's sign-off record. Neither changes what ships.
     """
+    from ops.release.checklist import signoff_path
     from ops.release.manifest import checksum_path, manifest_path
     from ops.runtime.git import worktree_changes
 
     manifest = manifest_path(ctx.root, ctx.settings, ctx.version)
-    own = {_relative(ctx, manifest), _relative(ctx, checksum_path(manifest))}
+    records = {
+        _relative(ctx, manifest): {"M"},
+        _relative(ctx, checksum_path(manifest)): {"M"},
+        _relative(ctx, signoff_path(ctx.root, ctx.settings, ctx.version.tag)): {"M", "??"},
+    }
     all_changes = worktree_changes(repo)
     changes = [(code, path) for code, path in all_changes
-               if not (code.strip() == "M" and path in own)]
+               if code.strip() not in records.get(path, set())]
     if not changes:
-        note = " (apart from the image ids `invoke build` recorded in the manifest)" \
+        note = " (apart from tminus's own release records: image ids, sign-offs)" \
             if all_changes else ""
         return passed("release_tag.worktree_clean", f"working tree is clean{note}")
     shown = ", ".join(f"{path} ({_describe(code)})" for code, path in changes[:SHOWN_PATHS])

@@ -132,7 +132,13 @@ def test_build_recording_image_ids_in_this_releases_manifest_keeps_the_tree_clea
     git_repo.write("releases/manifest_v0.2.0.sha256", "1  manifest_v0.2.0.json\n")
     finding = by_id(check(git_repo.path), "release_tag.worktree_clean")
     assert finding.status is Status.PASS
-    assert "invoke build" in finding.message
+    assert "image ids" in finding.message
+
+
+def test_this_releases_sign_off_record_keeps_the_tree_clean(git_repo: GitRepo) -> None:
+    released(git_repo)
+    git_repo.write("releases/signoff_v0.2.0.json", '{"engineer": {"name": "Jiwoo"}}\n')
+    assert by_id(check(git_repo.path), "release_tag.worktree_clean").status is Status.PASS
 
 
 def test_an_edited_manifest_of_another_release_still_warns(git_repo: GitRepo) -> None:
