@@ -295,6 +295,7 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
     (and ``alongside`` runs in a third thread); returns both results."""
     with pg.exported_snapshot(url) as (conn, snapshot), ThreadPoolExecutor(3) as pool:
         runner.env = pg.client_env(url)
+        dump_started = time.perf_counter()
         dump: Future[Completed] = pool.submit(
             runner.run, pg.pg_dump_argv(url, target, snapshot=snapshot), check=False)
         side = pool.submit(alongside) if alongside is not None else None
@@ -304,6 +305,7 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
                 if progress:
                     progress("postgres", _size(target))
             _check_dump(dump.result(), url)
+            dump_s = time.perf_counter() - dump_started
             counts, revision, server = facts.result()
             other = side.result() if side is not None else None
         except BaseException:
@@ -317,6 +319,7 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
     return {"url": pg.mask_url(url), "file": PG_FILE, "format": "pg_dump custom",
             "alembic_revision": revision, "row_counts": counts, "tables": len(counts),
             "toc_entries": pg.toc_entries(listing.stdout), "server_version": server,
+            "pg_dump_s": round(dump_s, 3),
             "pg_dump_version": pg.tool_version(pg.pg_dump_version_argv())}, other
 
 
