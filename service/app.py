@@ -28,6 +28,9 @@ from urllib.parse import urlparse
 VERSION = os.environ.get("TMINUS_BUILD_VERSION") or os.environ.get("APP_VERSION", "dev")
 STARTED = time.time()
 DRAIN_S = float(os.environ.get("APP_DRAIN_S", "4"))
+# Added latency per request: only for building a deliberately slow release (an e2e spec of the
+# post-deploy watch's "p95 more than twice the baseline" rule).
+SLOW_S = float(os.environ.get("APP_SLOW_MS", "0") or 0) / 1000
 draining = threading.Event()
 
 
@@ -85,6 +88,8 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 10  # an idle keep-alive connection must not hold up the shutdown for ever
 
     def do_GET(self) -> None:
+        if SLOW_S:
+            time.sleep(SLOW_S)
         if self.path.startswith("/health"):
             status, body = health()
         elif self.path.startswith("/version"):

@@ -1,9 +1,9 @@
 """The demo stack on the real Docker engine, for the deploy e2e specs.
 
-Session-wide: the local Debian base image (built once, cached by tag), the demo images v0.1.0,
-v0.2.0 and a deliberately broken v0.3.0 (its /health answers 503), and one compose project in a
-temp copy of the demo stack on its own loopback ports, first deployed at v0.1.0 with three app
-replicas by tminus itself. Torn down (containers and volumes) at the end.
+Session-wide: the local Debian base image (built once, cached by tag); the demo images v0.1.0
+and v0.2.0, a deliberately broken v0.3.0 (its /health answers 503) and a slow v0.4.0; one
+compose project in a temp copy of the demo stack on its own loopback ports, first deployed at
+v0.1.0 with three app replicas by tminus itself. Torn down (containers and volumes) at the end.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ HTTP_PORT = int(os.environ.get("TMINUS_E2E_HTTP_PORT", "18080"))
 BASE = "tminus/debian-base:bookworm"
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 GOOD = ("v0.1.0", "v0.2.0")
-BROKEN = "v0.3.0"
+BROKEN = "v0.3.0"  # /health answers 503
+SLOW = "v0.4.0"  # healthy, but every request takes 400 ms more
 
 
 @dataclass
@@ -131,7 +132,7 @@ ops:
 
 
 def build_images(root: Path) -> None:
-    """v0.1.0 and v0.2.0 with compose, as a user would; v0.3.0 with health forced to fail."""
+    """v0.1.0 and v0.2.0 with compose, as a user would; v0.3.0 unhealthy, v0.4.0 slow."""
     env = dict(os.environ, TMINUS_BASE_IMAGE=BASE)
     compose = ["docker-compose", "-p", PROJECT, "-f", "docker-compose.yml"]
     if subprocess.run(["docker", "compose", "version"], capture_output=True,
@@ -140,13 +141,12 @@ def build_images(root: Path) -> None:
     for version in GOOD:
         subprocess.run([*compose, "build"], cwd=root, env={**env, "TMINUS_VERSION": version},
                        check=True, capture_output=True)
-    for service in ("app", "worker"):
+    for version, flaw in ((BROKEN, "APP_FORCE_UNHEALTHY=1"), (SLOW, "APP_SLOW_MS=400")):
         subprocess.run(["docker", "build", "-q", "-f", "service/Dockerfile",
                         "--build-arg", f"BASE_IMAGE={BASE}",
-                        "--build-arg", f"APP_VERSION={BROKEN}",
-                        "--build-arg", "APP_FORCE_UNHEALTHY=1",
-                        "-t", f"tminus-demo/{service}:{BROKEN}", "."],
-                       cwd=root, check=True, capture_output=True)
+                        "--build-arg", f"APP_VERSION={version}", "--build-arg", flaw,
+                        "-t", f"tminus-demo/app:{version}", "-t", f"tminus-demo/worker:{version}",
+                        "."], cwd=root, check=True, capture_output=True)
 
 
 def tear_down(root: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from ops.runtime.probe import LoadClient
 from tests.conftest import need
-from tests.e2e.conftest import BROKEN, DemoStack
+from tests.e2e.conftest import BROKEN, SLOW, DemoStack
 
 pytestmark = pytest.mark.e2e
 
@@ -97,6 +97,19 @@ def test_broken_release_is_rolled_back_automatically_without_dropping_a_request(
     audit = last_audit(demo_stack)
     assert (audit["action"], audit["result"], audit["to_version"]) == \
         ("deploy", "rolled_back", BROKEN)
+
+
+def test_release_slower_than_twice_the_baseline_is_rolled_back_by_the_watch(
+        demo_stack: DemoStack, tmp_path: Path) -> None:
+    demo_stack.converge("v0.2.0", replicas=3)
+    result_file = tmp_path / "result.json"
+    done = demo_stack.invoke("deploy", "production", SLOW, "--skip-checks", "--skip-backup",
+                             "--watch", "3", "--output", str(result_file))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"deploy of {SLOW} failed, rolled back to v0.2.0" in done.stderr
+    result = json.loads(result_file.read_text())
+    assert result["reason"].startswith("post-deploy watch: p95")
+    assert demo_stack.app_versions() == ["v0.2.0"] * 3
 
 
 def test_rollback_to_an_earlier_release_under_load_drops_no_request(
