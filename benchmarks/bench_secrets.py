@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -120,20 +121,27 @@ def build_tree(root: Path, files: int, seed: int = 7) -> None:
         subprocess.run(argv, cwd=root, check=True, capture_output=True)
 
 
-def reference_scan(root: Path) -> tuple[set[tuple[str, int, str]], float]:
+def _children_cpu() -> float:
+    """CPU seconds (user + system) used so far by finished child processes and theirs."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def reference_scan(root: Path) -> tuple[set[tuple[str, int, str]], float, float]:
     """``detect-secrets scan`` as a user runs it, in its own process (import time included)."""
     exe = Path(sys.executable).with_name("detect-secrets")
     argv = [str(exe) if exe.exists() else "detect-secrets", "scan", "--no-verify"]
-    started = time.perf_counter()
+    cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(argv, cwd=root, check=True, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu
     results = json.loads(done.stdout)["results"]
     found = {(name, item["line_number"], item["type"])
              for name, items in results.items() for item in items}
-    return found, elapsed
+    return found, elapsed, cpu
 
 
-def tminus_scan(root: Path, *, cache: bool) -> tuple[set[tuple[str, int, str]], float, int]:
+def tminus_scan(root: Path, *,
+                cache: bool) -> tuple[set[tuple[str, int, str]], float, float, int]:
     """tminus's scan in its own process too, so both sides pay for their imports."""
     code = (
         "import json, sys, time\n"
@@ -145,13 +153,13 @@ def tminus_scan(root: Path, *, cache: bool) -> tuple[set[tuple[str, int, str]], 
         "print(json.dumps({'s': time.perf_counter() - t, 'scanned': r.scanned,"
         " 'f': [[f.path, f.line, f.kind] for f in r.findings]}))\n"
     )
-    started = time.perf_counter()
+    cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, str(root), "1" if cache else "0"],
                           cwd=Path(__file__).resolve().parents[1], check=True,
                           capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu
     data = json.loads(done.stdout)
-    return {(p, n, k) for p, n, k in data["f"]}, elapsed, int(data["scanned"])
+    return {(p, n, k) for p, n, k in data["f"]}, elapsed, cpu, int(data["scanned"])
 
 
 def main() -> int:
@@ -170,24 +178,27 @@ def main() -> int:
         root.mkdir(parents=True)
         build_tree(root, files)
         shutil.rmtree(root / ".tminus", ignore_errors=True)
-        reference, ref_s = reference_scan(root)
-        cold, cold_s, cold_scanned = tminus_scan(root, cache=True)
-        warm, warm_s, warm_scanned = tminus_scan(root, cache=True)
-        nocache, nocache_s, _ = tminus_scan(root, cache=False)
+        reference, ref_s, ref_cpu = reference_scan(root)
+        cold, cold_s, cold_cpu, scanned = tminus_scan(root, cache=True)
+        warm, warm_s, warm_cpu, warm_scanned = tminus_scan(root, cache=True)
+        nocache, nocache_s, nocache_cpu, _ = tminus_scan(root, cache=False)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
 
     same = reference == cold == warm == nocache
-    print(f"secret scan of {files + len(PLANTS)} tracked source files (+5 binary), "
-          f"{len(reference)} findings")
-    print(f"  detect-secrets scan --no-verify : {ref_s:7.2f} s")
-    print(f"  tminus, cold cache             : {cold_s:7.2f} s  ({ref_s / cold_s:5.1f}x faster,"
-          f" {cold_scanned} files scanned)")
-    print(f"  tminus, warm cache             : {warm_s:7.2f} s  ({ref_s / warm_s:5.1f}x faster,"
-          f" {warm_scanned} files scanned)")
-    print(f"  tminus, --no-cache             : {nocache_s:7.2f} s  ({ref_s / nocache_s:5.1f}x"
-          " faster)")
+    print(f"secret scan of {scanned} tracked text files (+5 binary skipped), "
+          f"{len(reference)} findings; wall and CPU seconds (CPU: user+sys of all processes)")
+
+    def row(label: str, wall: float, cpu: float, note: str = "") -> None:
+        print(f"  {label:<31}: {wall:7.2f} s wall {ref_s / wall:6.1f}x | {cpu:7.2f} s CPU "
+              f"{ref_cpu / cpu:6.1f}x{note}")
+
+    print(f"  {'detect-secrets scan --no-verify':<31}: {ref_s:7.2f} s wall        | "
+          f"{ref_cpu:7.2f} s CPU")
+    row("tminus, cold cache", cold_s, cold_cpu)
+    row("tminus, warm cache", warm_s, warm_cpu, f"  ({warm_scanned} files rescanned)")
+    row("tminus, --no-cache", nocache_s, nocache_cpu)
     print(f"  same findings as detect-secrets: {'yes' if same else 'NO'}")
     if not same:
         print("    only detect-secrets:", sorted(reference - cold))
