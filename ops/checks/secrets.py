@@ -34,6 +34,10 @@ UNRESOLVED = re.compile(r"\$\{([^}]*)\}")
 SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|CREDENTIALS?|DSN|PRIVATE)",
                          re.IGNORECASE)
 MAX_LISTED = 8
+#: The checks that read the .env's values: skipped, with the reason, when it cannot be read.
+VALUE_CHECKS = ("secrets.syntax", "secrets.duplicate", "secrets.required", "secrets.empty",
+                "secrets.placeholder", "secrets.typo", "secrets.secret_key_strength",
+                "secrets.url_format")
 
 
 @dataclass
@@ -68,6 +72,10 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from check_references(review)
         yield from check_key_strength(review, ctx)
         yield from check_url_format(review)
+    else:
+        reason = f"not checked: {review.env.path.name} {review.env.problem}"
+        for check_id in VALUE_CHECKS:
+            yield skipped(check_id, reason)
     yield from check_hardcoded(ctx, review)
 
 

@@ -106,7 +106,8 @@ def test_missing_env_file_fails_env_file_and_skips_the_value_checks(repo: GitRep
     found = check(repo)
     assert found["secrets.env_file"].status is Status.FAIL
     assert "does not exist" in found["secrets.env_file"].message
-    assert "secrets.required" not in found
+    assert found["secrets.required"].status is Status.SKIP
+    assert found["secrets.required"].message == "not checked: .env does not exist"
     assert found["secrets.hardcoded"].status is Status.PASS
 
 
