@@ -206,7 +206,13 @@ def configure_detect_secrets(baseline: dict[str, Any] | None) -> dict[str, Any]:
 
     ParserBuilder().add_console_use_arguments().parse_args(["scan", "--no-verify"])
     if baseline is not None:
-        ds_baseline.load(dict(baseline))
+        try:
+            ds_baseline.load(dict(baseline))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UsageError(f"the detect-secrets baseline has settings detect-secrets cannot "
+                             f"load ({type(exc).__name__}: {exc})",
+                             hint="regenerate it with `detect-secrets scan > .secrets.baseline`"
+                             ) from None
         get_settings().disable_filters(
             "detect_secrets.filters.common.is_ignored_due_to_verification_policies")
     settings: dict[str, Any] = get_settings().json()

@@ -259,6 +259,15 @@ def test_broken_baseline_fails_hardcoded_with_a_hint_not_a_traceback(repo: GitRe
     assert finding.message.startswith(".secrets.baseline is not a readable detect-secrets")
 
 
+def test_baseline_detect_secrets_cannot_load_fails_hardcoded_with_a_hint(repo: GitRepo) -> None:
+    repo.write(".secrets.baseline", '{"results": {}, "plugins_used": [{"name": "Nope"}]}')
+    repo.commit("odd baseline")
+    finding = check(repo)["secrets.hardcoded"]
+    assert finding.status is Status.FAIL
+    assert finding.message.startswith("the detect-secrets baseline has settings")
+    assert finding.hint == "regenerate it with `detect-secrets scan > .secrets.baseline`"
+
+
 def test_untracked_vendored_and_binary_files_are_not_scanned(repo: GitRepo) -> None:
     repo.write("vendor/lib/keys.py", f'K = "{AWS_KEY}"\n')
     repo.write("assets/blob.bin", b"\0\1\2" + AWS_KEY.encode())
