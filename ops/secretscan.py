@@ -105,9 +105,9 @@ def scan_repository(root: Path, options: ScanOptions | None = None) -> ScanResul
     hits: dict[str, list[SecretHit]] = {}
     misses: list[str] = []
     for rel, digest in wanted:
-        entry = cache.get(rel)
-        if entry is not None and entry.get("sha256") == digest:
-            hits[rel] = [SecretHit(rel, int(n), str(k), str(h)) for n, k, h in entry["hits"]]
+        cached = _cached_hits(cache.get(rel), rel, digest)
+        if cached is not None:
+            hits[rel] = cached
             result.cached += 1
         else:
             misses.append(rel)
@@ -524,6 +524,16 @@ def _fingerprint(baseline: dict[str, Any] | None) -> str:
     blob = json.dumps([ENGINE_VERSION, version, locale.getpreferredencoding(False), config],
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _cached_hits(entry: Any, rel: str, digest: str) -> list[SecretHit] | None:
+    """The cached findings of ``rel`` when its entry is for these contents and well-formed."""
+    if not isinstance(entry, dict) or entry.get("sha256") != digest:
+        return None
+    try:
+        return [SecretHit(rel, int(n), str(k), str(h)) for n, k, h in entry["hits"]]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _read_cache(path: Path, fingerprint: str) -> dict[str, Any]:

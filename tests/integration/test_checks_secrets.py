@@ -392,3 +392,22 @@ def test_no_planted_secret_appears_in_console_json_or_junit(repo: GitRepo, tmp_p
     for text in outputs:
         for planted in (key, key[:10], stripe, AWS_KEY):
             assert planted not in text
+
+
+@pytest.mark.parametrize("garbage", ["{not json", '{"engine": 1, "files": []}'])
+def test_corrupt_cache_is_ignored_and_rewritten(repo: GitRepo, garbage: str) -> None:
+    cache = repo.path / ".tminus" / "cache" / "secrets.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(garbage, encoding="utf-8")
+    first = scan_repository(repo.path)
+    assert first.scanned == first.files
+    assert scan_repository(repo.path).cached == first.files
+
+
+def test_malformed_cache_entry_is_rescanned(repo: GitRepo) -> None:
+    scan_repository(repo.path)
+    cache = repo.path / ".tminus" / "cache" / "secrets.json"
+    data = json.loads(cache.read_text(encoding="utf-8"))
+    data["files"]["app/main.py"]["hits"] = [["not", "a", "hit", "shape"]]
+    cache.write_text(json.dumps(data), encoding="utf-8")
+    assert scan_repository(repo.path).scanned == 1
