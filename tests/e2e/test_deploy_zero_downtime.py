@@ -228,3 +228,16 @@ def test_rollback_with_db_restores_the_backup_taken_before_the_undone_deploy(
         rows = conn.execute("SELECT count(*) FROM users WHERE email LIKE 'written-after%'")
         assert rows.fetchone() == (0,)
     assert demo_stack.app_versions() == ["v0.1.0"] * 3
+
+
+def test_deploy_refused_by_the_strict_checks_exits_1_changes_nothing_and_is_audited(
+        demo_stack: DemoStack) -> None:
+    demo_stack.converge("v0.2.0", replicas=3)
+    before = sorted(c.id for c in demo_stack.app_containers())
+    # the temp copy is no git repository with a v0.1.0 tag: release_tag.* must fail
+    done = demo_stack.invoke("deploy", "production", "v0.1.0", "--skip-backup", "--watch", "0")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "predeploy checks failed for v0.1.0" in done.stderr
+    assert sorted(c.id for c in demo_stack.app_containers()) == before
+    audit = last_audit(demo_stack)
+    assert (audit["result"], audit["skipped_checks"]) == ("failed", False)
