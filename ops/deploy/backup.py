@@ -364,6 +364,10 @@ def _seal(partial: Path, meta: dict[str, Any]) -> None:
     if written is None or written.files != meta["files"]:
         raise DeployFailed("backup.json did not read back as written; nothing was kept")
     check_files(written)
+    redis = written.redis
+    if redis and rds.count_records(partial / REDIS_FILE) != int(redis["keys"]):
+        raise DeployFailed(f"{REDIS_FILE} does not hold the {redis['keys']} keys exported; "
+                           "nothing was kept")
 
 
 # --- verify --------------------------------------------------------------------------------------
