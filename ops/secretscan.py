@@ -189,6 +189,7 @@ def _scan_files(root: Path, files: Sequence[str], baseline: dict[str, Any] | Non
             return dict(zip(files, map(_scan_one, files), strict=True))
     import multiprocessing
 
+    _init_worker(settings, str(root), change_dir=False)  # built once, inherited by the forks
     chunk = max(8, len(files) // (count * 8))
     with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork"),
                              initializer=_init_worker, initargs=(settings, str(root))) as pool:
@@ -222,15 +223,17 @@ def configure_detect_secrets(baseline: dict[str, Any] | None) -> dict[str, Any]:
 # --- per file (runs in worker processes) --------------------------------------------------------
 
 _gate: _Gate | None = None
+_gate_settings: dict[str, Any] | None = None
 
 
 def _init_worker(settings: dict[str, Any], root: str, *, change_dir: bool = True) -> None:
     from detect_secrets.settings import cache_bust, configure_settings_from_baseline
 
-    global _gate  # noqa: PLW0603 - one gate per worker process, built once from its settings
-    cache_bust()
-    configure_settings_from_baseline(settings)
-    _gate = _Gate()
+    global _gate, _gate_settings  # one gate per process, built once per settings
+    if _gate is None or _gate_settings != settings:  # a forked worker inherits the parent's
+        cache_bust()
+        configure_settings_from_baseline(settings)
+        _gate, _gate_settings = _Gate(), settings
     if change_dir:
         os.chdir(root)
 
