@@ -27,14 +27,14 @@ pytestmark = pytest.mark.integration
 AWS_KEY = "AKIA" + "J7QWERTYZX4PLMNB"
 PEM_HEADER = "-----BEGIN RSA " + "PRIVATE KEY-----"
 
-EXAMPLE = """\
-# Copy to .env
-DATABASE_URL=postgresql://app:change-me@db:5432/app
-REDIS_URL=redis://redis:6379/0
-SECRET_KEY=your-secret-key-here
-STRIPE_API_KEY=sk_test_your-stripe-key-here
-LOG_LEVEL=info
-"""
+EXAMPLE = (
+    "# Copy to .env\n"
+    "DATABASE_URL=postgresql://app:" "change-me@db:5432/app\n"
+    "REDIS_URL=redis://redis:6379/0\n"
+    "SECRET_KEY=your-secret-key-here\n"
+    "STRIPE_API_KEY=sk_test_your-stripe-key-here\n"
+    "LOG_LEVEL=info\n"
+)
 
 
 def strong() -> str:
@@ -46,7 +46,7 @@ def good_env(**override: str) -> dict[str, str]:
         "DATABASE_URL": f"postgresql://app:{secrets.token_hex(12)}@db:5432/app",
         "REDIS_URL": "redis://redis:6379/0",
         "SECRET_KEY": strong(),
-        "STRIPE_API_KEY": "rk_" + secrets.token_hex(16),
+        "STRIPE_API_KEY": "rk_" + secrets.token_hex(16),  # pragma: allowlist secret
         "LOG_LEVEL": "info",
     }
     values.update(override)
@@ -161,6 +161,7 @@ def test_empty_required_value_fails_empty(repo: GitRepo) -> None:
 
 
 def test_placeholder_value_fails_with_key_name_only(repo: GitRepo) -> None:
+    # pragma: allowlist nextline secret
     write_env(repo, good_env(STRIPE_API_KEY="sk_test_your-stripe-key-here"))
     finding = check(repo)["secrets.placeholder"]
     assert finding.status is Status.FAIL
@@ -202,7 +203,7 @@ def test_short_secret_key_fails_strength_reporting_length_only(repo: GitRepo) ->
 
 
 def test_insecure_prefix_fails_strength(repo: GitRepo) -> None:
-    write_env(repo, good_env(SECRET_KEY="django-insecure-" + strong()))
+    write_env(repo, good_env(SECRET_KEY="django-insecure-" + strong()))  # pragma: allowlist secret
     finding = check(repo)["secrets.secret_key_strength"]
     assert finding.status is Status.FAIL
     assert "known insecure prefix 'django-insecure-'" in finding.message
@@ -282,6 +283,7 @@ def test_untracked_vendored_and_binary_files_are_not_scanned(repo: GitRepo) -> N
 
 
 def test_kms_reference_without_provider_is_skipped_never_passed(repo: GitRepo) -> None:
+    # pragma: allowlist nextline secret
     write_env(repo, good_env(SECRET_KEY="vault://secret/app#SECRET_KEY"))
     found = check(repo)
     assert found["secrets.reference"].status is Status.SKIP
@@ -294,11 +296,13 @@ def test_reference_resolved_by_in_memory_provider_is_strength_checked(repo: GitR
     provider_module.write_text(
         "from ops.kms import InMemoryProvider\n"
         "def provider():\n"
+        # pragma: allowlist nextline secret
         "    return InMemoryProvider({'vault://secret/app#SECRET_KEY': 'short'})\n",
         encoding="utf-8")
     sys.path.insert(0, str(repo.path))
     try:
         settings = load_settings({"secrets": {"providers": {"vault": "inmemory_vault:provider"}}})
+        # pragma: allowlist nextline secret
         write_env(repo, good_env(SECRET_KEY="vault://secret/app#SECRET_KEY"))
         found = check(repo, settings)
     finally:

@@ -14,8 +14,8 @@ from pathlib import Path
 from ops.secretscan import ScanOptions, configure_detect_secrets, scan_repository
 
 AWS = "AKIA" + "J7QWERTYZX4PLMNB"
-B64 = "Zm9vYmFyYmF6cXV4" + "K3J1bm5lcjpAQ0RFRkdISUpLTE1OT1BRUlM="
-HEX = "9f86d081884c7d65" + "9a2feaa0c55ad015"
+B64 = "Zm9vYmFyYmF6cXV4" + "K3J1bm5lcjpAQ0RFRkdISUpLTE1OT1BRUlM="  # pragma: allowlist secret
+HEX = "9f86d081884c7d65" + "9a2feaa0c55ad015"  # pragma: allowlist secret
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" + ".eyJzdWIiOiIxMjM0NTY3ODkwIn0"
        + ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
 ARTIFACTORY = "AKC" + "p8jQ2nN5xyzABCDEFGHJ"
@@ -26,10 +26,11 @@ CORPUS: dict[str, str | bytes] = {
     "trailing_blanks.py": f"x = 1\ntoken = '{B64}'   \t \n",
     "crlf.js": f'const a = 1;\r\nconst apiKey = "{B64}";\r\n',
     "artifactory_edges.txt": f"{ARTIFACTORY}\nnote {ARTIFACTORY}   \n",
-    "upper_password.py": 'PASSWORD = "hunter2-correct-horse"\n',
+    "upper_password.py": 'PASSWORD = "hunter2-correct-horse"\n',  # pragma: allowlist secret
     "kelvin_key.py": 'api_\u212aey = "abcdefgh12345678"\n',
     "hex.go": f'package x\n\nvar h = "{HEX}"\n',
     "jwt.java": f'String t = "{JWT}";\n',
+    # pragma: allowlist nextline secret
     "basic_auth.md": "Connect with postgres://admin:s3cretpass@db.internal:5432/app\n",
     "public_ip.conf": "upstream = 8.8.4.4\n",
     "values.yaml": f"service:\n  token: {B64}\n",

@@ -13,6 +13,7 @@ PREFIXES = ["django-insecure-", "changeme"]
 
 @pytest.mark.parametrize("value", [
     "changeme", "change-me", "CHANGE_ME_PLEASE", "your-api-key-here", "your_token_here",
+    # pragma: allowlist nextline secret
     "xxx", "XXXXXXXX", "<stripe key>", "TODO", "example", "postgresql://app:change-me@db/app",
 ])
 def test_placeholder_shapes_are_recognised(value: str) -> None:
@@ -20,6 +21,7 @@ def test_placeholder_shapes_are_recognised(value: str) -> None:
 
 
 @pytest.mark.parametrize("value", [
+    # pragma: allowlist nextline secret
     "info", "redis://redis:6379/0", "v0.2.0", "sk_live_" + "a1b2c3d4e5f6a7b8c9d0", "exampled",
 ])
 def test_ordinary_values_are_not_placeholders(value: str) -> None:
