@@ -227,7 +227,8 @@ def test_redis_backup_and_restore_stay_within_the_urls_db_index(
 
 
 def test_backup_directory_holds_verified_files_private_to_the_owner(
-        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any) -> None:
+        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any,
+        redis_url: str) -> None:
     made = create_backup(project, settings, ENV, label="nightly", version="v0.2.0")
 
     assert made.path == project / "backups" / ENV / made.id
@@ -243,7 +244,8 @@ def test_backup_directory_holds_verified_files_private_to_the_owner(
     assert meta["postgres"]["alembic_revision"] == "0002"
     assert meta["redis"]["keys"] == kv.dbsize()
     assert (meta["label"], meta["version"]) == ("nightly", "v0.2.0")
-    assert "postgres" in meta["postgres"]["pg_dump_version"] or meta["postgres"]["pg_dump_version"]
+    assert meta["postgres"]["pg_dump_version"].split(".")[0].isdigit()
+    assert meta["redis"]["db"] == int(redis_url.rsplit("/", 1)[1])
 
 
 def test_backup_json_and_listing_never_hold_the_database_password(
