@@ -41,16 +41,23 @@ def progress_reporter() -> Iterator[Callable[[str, int], None]]:
             TransferSpeedColumn,
         )
 
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(),
-                      TransferSpeedColumn(), TimeElapsedColumn(), transient=True) as bar:
-            tasks: dict[str, Any] = {}
+        # started on the first update, so a confirmation prompt before it is not drawn over
+        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(),
+                       TransferSpeedColumn(), TimeElapsedColumn(), transient=True)
+        tasks: dict[str, Any] = {}
 
-            def update(phase: str, done: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(phase, total=None)
-                bar.update(tasks[phase], completed=done)
+        def update(phase: str, done: int) -> None:
+            if not tasks:
+                bar.start()
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=None)
+            bar.update(tasks[phase], completed=done)
 
+        try:
             yield update
+        finally:
+            if tasks:
+                bar.stop()
         return
     last: dict[str, float] = {}
 

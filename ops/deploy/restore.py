@@ -111,10 +111,12 @@ def _confirmed(backup: Backup, env: str, *, assume_yes: bool,
                confirm: Callable[[str], bool] | None) -> None:
     if assume_yes:
         return
+    what = " and ".join(name for name, present in (("database", backup.postgres),
+                                                   ("Redis", backup.redis)) if present)
     if confirm is None:
-        raise UsageError(f"restore overwrites {env}'s database and Redis; refusing without "
-                         "confirmation", hint="pass --yes (stdin is not a terminal)")
-    if not confirm(f"Replace {env}'s database and Redis with backup {backup.id} "
+        raise UsageError(f"restore overwrites {env}'s {what}; refusing without confirmation",
+                         hint="pass --yes (stdin is not a terminal)")
+    if not confirm(f"Replace {env}'s {what} with backup {backup.id} "
                    f"(version {backup.version})?"):
         raise UsageError("restore cancelled; nothing was changed")
 
