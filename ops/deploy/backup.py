@@ -240,7 +240,7 @@ def _new_id(base: Path, now: datetime, version: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", version).strip("-") or "unknown"
     stem = f"{now.strftime(_ID_TIME)}_{safe}"
     candidate, n = stem, 1
-    while (base / candidate).exists():
+    while (base / candidate).exists() or any(base.glob(f"{PARTIAL_PREFIX}{candidate}-*")):
         n += 1
         candidate = f"{stem}-{n}"
     return candidate

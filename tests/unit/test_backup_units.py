@@ -260,3 +260,16 @@ def test_environment_without_database_or_redis_is_a_config_error(tmp_path: Path)
 def test_unknown_environment_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown environment 'prod'"):
         list_backups(tmp_path, load_settings({}), "prod")
+
+
+def test_a_backup_started_in_the_same_second_gets_a_distinct_id(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ops.deploy.backup import _new_id
+
+    base = tmp_path / "backups" / ENV
+    (base / ".partial-20260101T000000Z_v0.2.0-4242").mkdir(parents=True)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    assert _new_id(base, now, "v0.2.0") == "20260101T000000Z_v0.2.0-2"
+    assert _new_id(base, now, "v0.2.0 rc/1") == "20260101T000000Z_v0.2.0-rc-1"
