@@ -153,8 +153,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=None, help="runs of each (default 3)")
     parser.add_argument("--admin-url", default=os.environ.get(
         "OPS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/backup.json")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="results file (default: benchmarks/results/backup[_quick].json)")
     args = parser.parse_args()
+    args.json = args.json or ROOT / "benchmarks/results" / (
+        "backup_quick.json" if args.quick else "backup.json")
     size_mb = args.size_mb or (60 if args.quick else 1100)
     rounds = args.rounds or (1 if args.quick else 3)
 
