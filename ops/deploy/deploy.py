@@ -29,8 +29,11 @@ from ops.versioning import parse_version
 #: The seed's decision tree: these figures in the watch window mean "roll back".
 MAX_ERROR_RATE = 0.05
 MAX_P95_FACTOR = 2.0
-#: Below this, a doubled p95 is noise (2 ms → 4 ms), not a regression.
-P95_FLOOR_MS = 50.0
+#: Below this, a doubled p95 is noise (20 ms → 60 ms on a busy host), not a regression.
+P95_FLOOR_MS = 100.0
+#: Enough samples that one slow request (a cold replica, a GC pause) does not move the p95.
+MIN_SAMPLES = 100
+WATCH_INTERVAL_S = 0.02
 
 
 @dataclass
@@ -333,11 +336,12 @@ def measure_baseline(stack: Stack) -> float | None:
     from ops.runtime.probe import sample
 
     if stack.dry_run:
-        stack.steps.say(f"[dry-run] GET {stack.health_url} x {stack.settings.smoke.requests} "
-                        "(latency baseline)")
+        count = max(stack.settings.smoke.requests, MIN_SAMPLES)
+        stack.steps.say(f"[dry-run] GET {stack.health_url} x {count} (latency baseline)")
         return None
     with stack.steps.step("latency baseline") as rec:
-        stats = sample(stack.health_url, stack.settings.smoke.requests, timeout=5)
+        count = max(stack.settings.smoke.requests, MIN_SAMPLES)
+        stats = sample(stack.health_url, count, timeout=5)
         rec.detail = f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
         return stats.p95_ms if stats.failed < stats.total else None
 
@@ -362,7 +366,7 @@ def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None
         return None
     with stack.steps.step(f"post-deploy watch ({seconds:g}s)") as rec:
         stack.steps.waiting(f"{seconds:g}s of probes of {stack.health_url}")
-        stats = watch(stack.health_url, seconds)
+        stats = watch(stack.health_url, seconds, interval_s=WATCH_INTERVAL_S)
         figures = stats.summary()
         figures["baseline_p95_ms"] = round(baseline_p95, 1) if baseline_p95 else None
         rec.detail = (f"{stats.total} requests, {stats.error_rate:.1%} errors, "
