@@ -16,6 +16,9 @@ from ops.deploy.stack import Stack, remove_replicas, wait_entrypoint, wait_ready
 from ops.errors import DeployFailed
 from ops.runtime.docker_engine import ContainerState
 
+#: Seconds ``docker stop`` waits before SIGKILL: the app's drain period plus requests in flight.
+STOP_GRACE_S = 20
+
 
 @dataclass(frozen=True)
 class Rollout:
@@ -60,11 +63,11 @@ def roll(stack: Stack, service: str, version: str, *, replicas: int | None = Non
     if stale:
         with stack.steps.step(f"drain and remove {len(stale)} {service} replica(s) of "
                               f"{previous}"):
-            remove_replicas(stack, stale, batch=batch, grace_s=stop_grace(stack))
+            remove_replicas(stack, stale, batch=batch, grace_s=STOP_GRACE_S)
     extra = fresh[wanted:] if len(fresh) > wanted else []
     if extra:
         with stack.steps.step(f"remove {len(extra)} surplus {service} replica(s)"):
-            remove_replicas(stack, extra, batch=batch, grace_s=stop_grace(stack))
+            remove_replicas(stack, extra, batch=batch, grace_s=STOP_GRACE_S)
     return Rollout(service, version, previous, wanted, len(started), len(stale) + len(extra))
 
 
@@ -98,11 +101,3 @@ def discard(stack: Stack, service: str, containers: list[ContainerState], *, rea
         return
     with stack.steps.step(f"discard {len(containers)} new {service} replica(s): {reason}"):
         stack.run(remove_containers([c.id for c in containers]))
-
-
-#: Seconds ``docker stop`` waits before SIGKILL: the app's drain period plus requests in flight.
-STOP_GRACE_S = 20
-
-
-def stop_grace(_stack: Stack) -> int:
-    return STOP_GRACE_S

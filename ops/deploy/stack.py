@@ -12,7 +12,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -190,8 +190,7 @@ def audit_path(stack: Stack) -> Path:
     return resolve_path(stack.root, stack.settings.audit_log)
 
 
-def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str,
-               on_poll: Callable[[list[ContainerState]], None] | None = None) -> None:
+def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str) -> None:
     """Wait until every container is running and (if it has a HEALTHCHECK) healthy.
 
     Fails fast when one turns ``unhealthy`` or exits: waiting out the timeout would only delay
@@ -203,8 +202,6 @@ def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str,
     deadline = time.monotonic() + timeout_s
     while True:
         states = [stack.state(i) for i in ids]
-        if on_poll:
-            on_poll([s for s in states if s is not None])
         gone = [i[:12] for i, s in zip(ids, states, strict=True) if s is None]
         bad = [s for s in states if s is not None and (s.health == "unhealthy"
                                                       or s.status in {"exited", "dead"})]

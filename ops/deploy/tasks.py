@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ops.deploy.deploy import DeployResult
 
 
-def _result_sink(as_json: bool, output: str) -> Any:
+def _result_sink(as_json: bool, output: str) -> Callable[[DeployResult], None]:
     """What to do with a result: print JSON and/or write it atomically to ``output``."""
     from ops.atomic import atomic_write_text
 
@@ -39,7 +40,7 @@ def _result_sink(as_json: bool, output: str) -> Any:
     return sink
 
 
-def _stream(as_json: bool) -> Any:
+def _stream(as_json: bool) -> TextIO:
     """Under --json, progress goes to stderr so stdout stays one JSON document."""
     return sys.stderr if as_json else sys.stdout
 
