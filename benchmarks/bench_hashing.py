@@ -107,6 +107,9 @@ def main() -> int:
     try:
         files = build_data(DATA, [small] * count + [large])
         ok = run_all(files, cpus=cpus, quick=args.quick, json_out=args.json)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"bench_hashing: {exc}", file=sys.stderr)
+        return 1
     finally:
         if not args.keep:
             shutil.rmtree(DATA, ignore_errors=True)
