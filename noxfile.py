@@ -6,6 +6,7 @@ Dependencies come from pyproject.toml's dependency groups, so this file never re
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -58,9 +59,8 @@ def bench(session: nox.Session) -> None:
     """Time tminus against the standard tools (sha256sum, detect-secrets, pg_dump); print ratios."""
     install(session)
     quick = ["--quick"] if "--quick" in session.posargs else []
-    for script in sorted(os.listdir("benchmarks")):
-        if script.startswith("bench_") and script.endswith(".py"):
-            session.run("python", f"benchmarks/{script}", *quick)
+    for script in sorted(Path("benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *quick)
 
 
 @nox.session(python=PYTHON, default=False)
