@@ -130,6 +130,7 @@ class HashCache:
         merged.update({k: ours[k] for k in self._changed})
         text = json.dumps({"format": CACHE_FORMAT, "entries": merged}, sort_keys=True)
         try:
+            _ignored_by_git(self.path.parent)
             atomic_write_text(self.path, text + "\n", mode=0o600)
         except OSError as exc:
             log.warning("hash cache not saved (%s): %s", self.path, exc.strerror or exc)
@@ -299,6 +300,15 @@ def _identity(entry: dict[str, Any]) -> FileIdentity | None:
                             int(entry["ino"]), int(entry["dev"]))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _ignored_by_git(directory: Path) -> None:
+    """Keep the cache out of ``git status`` even where the project's .gitignore does not list
+    it (as pytest and mypy do with their caches): an untracked cache file would make the
+    release_tag.worktree_clean check warn and create-release refuse a "dirty" tree."""
+    marker = directory / ".gitignore"
+    if not marker.exists():
+        atomic_write_text(marker, "# tminus's local hash cache: never committed\n*\n")
 
 
 def _read_entries(path: Path) -> dict[str, dict[str, Any]]:

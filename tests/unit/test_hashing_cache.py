@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -176,3 +177,15 @@ def test_project_cache_lives_under_the_configured_cache_dir(tmp_path: Path) -> N
 def test_cache_switched_off_in_settings_gives_no_cache(tmp_path: Path) -> None:
     settings = Settings(artifacts=ArtifactsSettings(cache=False))
     assert HashCache.for_project(tmp_path, settings) is None
+
+
+def test_cache_stays_out_of_git_status_without_a_gitignore_entry(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    model = settled(tmp_path / "checkpoints" / "model.pt", b"weights")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "checkpoints"], check=True)
+    cache = HashCache.for_project(tmp_path, Settings())
+    hash_files([model], cache=cache)
+    status = subprocess.run(["git", "-C", str(tmp_path), "status", "--porcelain",
+                             "--untracked-files=all"], capture_output=True, text=True, check=True)
+    assert (tmp_path / ".tminus" / "cache" / CACHE_FILE).is_file()
+    assert status.stdout.splitlines() == ["A  checkpoints/model.pt"]
