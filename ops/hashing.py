@@ -305,10 +305,12 @@ def _identity(entry: dict[str, Any]) -> FileIdentity | None:
 def _ignored_by_git(directory: Path) -> None:
     """Keep the cache out of ``git status`` even where the project's .gitignore does not list
     it (as pytest and mypy do with their caches): an untracked cache file would make the
-    release_tag.worktree_clean check warn and create-release refuse a "dirty" tree."""
-    marker = directory / ".gitignore"
-    if not marker.exists():
-        atomic_write_text(marker, "# tminus's local hash cache: never committed\n*\n")
+    release_tag.worktree_clean check warn and create-release refuse a "dirty" tree. Only a
+    directory created here gets the marker: an existing one may hold files that are tracked."""
+    if directory.exists():
+        return
+    directory.mkdir(parents=True)
+    atomic_write_text(directory / ".gitignore", "# tminus's local hash cache: never committed\n*\n")
 
 
 def _read_entries(path: Path) -> dict[str, dict[str, Any]]:

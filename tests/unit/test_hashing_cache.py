@@ -189,3 +189,9 @@ def test_cache_stays_out_of_git_status_without_a_gitignore_entry(tmp_path: Path)
                              "--untracked-files=all"], capture_output=True, text=True, check=True)
     assert (tmp_path / ".tminus" / "cache" / CACHE_FILE).is_file()
     assert status.stdout.splitlines() == ["A  checkpoints/model.pt"]
+
+
+def test_cache_in_an_existing_directory_leaves_its_gitignore_alone(tmp_path: Path) -> None:
+    model = settled(tmp_path / "model.pt", b"weights")
+    hash_files([model], cache=HashCache(tmp_path / CACHE_FILE))  # e.g. cache_dir: "."
+    assert not (tmp_path / ".gitignore").exists()
