@@ -93,12 +93,13 @@ def main() -> int:
             print(f"kept: cd {target} && invoke predeploy --version {VERSION}")
         else:
             shutil.rmtree(target, ignore_errors=True)
+        (target.parent / f"{target.name}-report.json").unlink(missing_ok=True)
     return 0
 
 
 def measure(repo: Path, runs: int) -> None:
     invoke = [sys.executable, "-m", "invoke"]
-    report = repo / ".tminus" / "bench-report.json"
+    report = repo.parent / f"{repo.name}-report.json"  # outside the repo: its tree stays clean
     predeploy = [*invoke, "predeploy", "--version", VERSION, "--format", "json",
                  "--output", str(report), *_only_existing_sections()]
     timings = [time_command("python -c pass", [sys.executable, "-c", "pass"], repo, runs),
