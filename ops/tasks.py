@@ -14,7 +14,11 @@ from invoke.context import Context
 from invoke.tasks import task
 
 from ops.config import defaults
+from ops.deploy import backup_tasks
+from ops.deploy import tasks as deploy_tasks
 from ops.errors import ChecksFailed, UsageError
+from ops.release import notes_tasks
+from ops.release import tasks as release_tasks
 from ops.taskkit import boundary, optional_path, project_root, settings_from
 
 
@@ -72,31 +76,76 @@ def config(c: Context, env: str = "") -> None:
     sys.stdout.write(yaml.safe_dump({"ops": data} if not env else {env: data}, sort_keys=False))
 
 
+@task(auto_shortflags=False, positional=["version"], help={
+    "version": "release to prepare, e.g. v0.2.0 (positional)",
+    "env": "environment whose settings and .env the checks use (default: production)",
+    "no-build": "do not build images (e.g. where no Docker engine is available)",
+})
+@boundary
+def pre_deployment(c: Context, version: str, env: str = "production",
+                   no_build: bool = False) -> None:
+    """Pipeline: create-release if the tag is missing, build, predeploy --strict, notes."""
+    from ops.pipelines import pre_deployment as run
+
+    settings = settings_from(c)
+    run(project_root(c, settings), settings, version, env=env, build=not no_build)
+
+
+@task(auto_shortflags=False, positional=["env", "version"], help={
+    "env": "environment to deploy to (positional)",
+    "version": "release to deploy, e.g. v0.2.0 (positional)",
+    "strategy": "rolling or recreate (default: each service's configured strategy)",
+    "watch": "seconds of post-deploy watch (default: the environment's watch_s); 0 skips",
+    "skip-checks": "skip the strict predeploy gate and tamper gate (recorded in the audit log)",
+})
+@boundary
+def deployment(c: Context, env: str, version: str, strategy: str = "",
+               watch: float = -1.0, skip_checks: bool = False) -> None:
+    """Pipeline: backup, deploy (gates, migrations, rolling switch, watch), smoke-test."""
+    from ops.pipelines import deployment as run
+
+    settings = settings_from(c)
+    run(project_root(c, settings), settings, env, version, strategy=strategy,
+        watch_s=None if watch < 0 else watch, skip_checks=skip_checks)
+
+
+@task(auto_shortflags=False, positional=["env", "version"], help={
+    "env": "environment that was deployed (positional)",
+    "version": "release that was deployed (positional)",
+})
+@boundary
+def post_deployment(c: Context, env: str, version: str) -> None:
+    """Pipeline: predeploy again, smoke-test, metrics summary, audit line."""
+    from ops.pipelines import post_deployment as run
+
+    settings = settings_from(c)
+    run(project_root(c, settings), settings, env, version)
+
+
+@task(auto_shortflags=False, positional=["env", "version"], help={
+    "env": "environment to roll back (positional)",
+    "version": "version to go back to, or `previous` for the one before (positional)",
+    "with-db": "also roll the database back: restore or downgrade, per db_rollback",
+})
+@boundary
+def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False) -> None:
+    """Pipeline: rollback (to VERSION or the previous release), then smoke-test."""
+    from ops.pipelines import rollback_pipeline as run
+
+    settings = settings_from(c)
+    wanted = None if version in {"", "previous", "-"} else version
+    run(project_root(c, settings), settings, env, wanted, with_db=with_db)
+
+
 ns = Collection()
-ns.add_task(predeploy)
-ns.add_task(config)
-from ops.release import notes_tasks  # noqa: E402 - topic modules join the flat namespace here
-
-ns.add_task(notes_tasks.release_notes)
-ns.add_task(notes_tasks.checklist)
-ns.add_task(notes_tasks.demo)
-from ops.deploy import backup_tasks  # noqa: E402
-
-ns.add_task(backup_tasks.backup)
-ns.add_task(backup_tasks.restore)
-ns.add_task(backup_tasks.backups)
-from ops.release import tasks as release_tasks  # noqa: E402
-
-ns.add_task(release_tasks.create_release)
-ns.add_task(release_tasks.build)
-ns.add_task(release_tasks.verify_release)
-from ops.deploy import tasks as deploy_tasks  # noqa: E402
-
-ns.add_task(deploy_tasks.deploy)
-ns.add_task(deploy_tasks.smoke_test)
-ns.add_task(deploy_tasks.rollback)
-ns.add_task(deploy_tasks.scale)
-ns.add_task(deploy_tasks.history)
-ns.add_task(deploy_tasks.releases)
-ns.add_task(deploy_tasks.base_image)
+for topic_task in (
+    predeploy, config,
+    release_tasks.create_release, release_tasks.build, release_tasks.verify_release,
+    notes_tasks.release_notes, notes_tasks.checklist, notes_tasks.demo,
+    backup_tasks.backup, backup_tasks.restore, backup_tasks.backups,
+    deploy_tasks.deploy, deploy_tasks.smoke_test, deploy_tasks.rollback, deploy_tasks.scale,
+    deploy_tasks.history, deploy_tasks.releases, deploy_tasks.base_image,
+    pre_deployment, deployment, post_deployment, rollback_pipeline,
+):
+    ns.add_task(topic_task)
 ns.configure({"ops": defaults()})

@@ -48,6 +48,7 @@ class DeployOptions:
     lock_wait_s: float = 0.0
     watch_s: float | None = None  # None = the environment's watch_s
     batch: int = 1
+    backup_id: str | None = None  # a backup taken just before (the deployment pipeline's step)
 
 
 @dataclass
@@ -145,7 +146,10 @@ def failure_reason(exc: BaseException) -> str:
 def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOptions,
                result: DeployResult) -> None:
     run_gates(stack, version, skip_checks=opts.skip_checks)
-    if not opts.skip_backup:
+    if opts.backup_id:
+        result.backup_id = opts.backup_id
+        stack.steps.say(f"  backup {opts.backup_id} taken just before this deploy")
+    elif not opts.skip_backup:
         result.backup_id = take_backup(stack, result.from_version)
     else:
         stack.steps.say("  backup skipped (--skip-backup; recorded in the audit log)")
@@ -280,12 +284,10 @@ def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
         if not report.ok:
             raise ChecksFailed(f"predeploy checks failed for {version}: {', '.join(bad[:6])}",
                                hint=f"run `invoke predeploy --version {version} --strict`")
-    verify = _optional(lambda: __import__("ops.release.verify", fromlist=["verify_release"]))
-    if verify is None:
-        stack.steps.say("  tamper gate skipped: ops.release.verify is not available")
-        return
+    from ops.release.verify import verify_release
+
     with stack.steps.step(f"tamper gate: checkpoints and images match the {version} manifest"):
-        findings = verify.verify_release(stack.root, stack.settings, release,
+        findings = verify_release(stack.root, stack.settings, release,
                                          engine=stack.client)
         failed = [f for f in findings if f.status is Status.FAIL]
         if failed:
@@ -294,20 +296,11 @@ def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
                                hint=f"run `invoke verify-release {version}`")
 
 
-def _optional(load: Callable[[], Any]) -> Any:
-    try:
-        return load()
-    except ImportError:
-        return None
-
-
 def take_backup(stack: Stack, running: str | None) -> str | None:
-    backup_mod = _optional(lambda: __import__("ops.deploy.backup", fromlist=["create_backup"]))
-    if backup_mod is None:
-        stack.steps.say("  backup skipped: ops.deploy.backup is not available")
-        return None
+    from ops.deploy.backup import create_backup
+
     with stack.steps.step("backup before deploy") as rec:
-        backup = backup_mod.create_backup(stack.root, stack.settings, stack.env_name,
+        backup = create_backup(stack.root, stack.settings, stack.env_name,
                                           label="pre-deploy", version=running,
                                           dry_run=stack.dry_run, out=stack.steps.out)
         rec.detail = backup.id
