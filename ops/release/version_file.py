@@ -120,13 +120,10 @@ class CheckpointHashes:
 def hash_paths(paths: list[Path], settings: Settings, root: Path, *, use_cache: bool = True,
                progress: bool = False) -> dict[Path, str]:
     """Every hash goes through ``ops.hashing.hash_files``, the one engine, with its cache."""
-    from ops import hashing
+    from ops.hashing import HashCache, hash_files
 
-    cache_type = getattr(hashing, "HashCache", None)
-    if cache_type is None:  # the first engine took no options
-        return hashing.hash_files(paths)
-    cache = cache_type.for_project(root, settings, use_cache=use_cache)
-    return hashing.hash_files(paths, cache=cache, progress=progress)
+    cache = HashCache.for_project(root, settings, use_cache=use_cache)
+    return hash_files(paths, cache=cache, progress=progress)
 
 
 def hash_checkpoints(root: Path, settings: Settings, *, use_cache: bool = True,
