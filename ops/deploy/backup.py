@@ -29,6 +29,7 @@ from ops import __version__
 from ops.atomic import atomic_write_text, fsync_dir
 from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, read_events, record
+from ops.deploy.lock import pid_alive
 from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
 from ops.hashing import hash_files, sha256_file
 from ops.runtime import postgres as pg
@@ -452,16 +453,9 @@ def prune(root: Path, settings: Settings, env: str, *, protect: Collection[str] 
         removed.append(backup.id)
     for stale in base.glob(f"{PARTIAL_PREFIX}*"):
         pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

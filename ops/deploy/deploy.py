@@ -127,12 +127,18 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
             result.result, result.reason = "failed", failure_reason(exc)
         raise
     finally:
-        result.duration_s = time.perf_counter() - started
-        result.steps = [r.to_dict() for r in stack.steps.records]
-        write_audit(stack, result)
-        if on_result is not None:
-            on_result(result)
+        finish(stack, result, started, on_result)
     return result
+
+
+def finish(stack: Stack, result: DeployResult, started: float,
+           on_result: Callable[[DeployResult], None] | None) -> None:
+    """Whatever happened: time it, keep its steps, write the audit line, hand it to the caller."""
+    result.duration_s = time.perf_counter() - started
+    result.steps = [r.to_dict() for r in stack.steps.records]
+    write_audit(stack, result)
+    if on_result is not None:
+        on_result(result)
 
 
 def failure_reason(exc: BaseException) -> str:

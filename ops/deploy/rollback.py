@@ -21,11 +21,11 @@ from ops.deploy.deploy import (
     DeployOptions,
     DeployResult,
     failure_reason,
+    finish,
     hold_lock,
     running_version,
     switch,
     usable_versions,
-    write_audit,
 )
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
@@ -90,11 +90,7 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
         raise DeployFailed(f"rollback to {target} failed: {exc.message}",
                            hint=exc.hint) from None
     finally:
-        result.duration_s = time.perf_counter() - started
-        result.steps = [r.to_dict() for r in stack.steps.records]
-        write_audit(stack, result)
-        if on_result is not None:
-            on_result(result)
+        finish(stack, result, started, on_result)
     return result
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ops.atomic import atomic_write_text
 from ops.config import Settings, resolve_path
-from ops.release.version_file import ReleaseFileError
+from ops.release.version_file import ReleaseFileError, read_release_text
 from ops.versioning import ReleaseVersion
 
 SCHEMA = 1
@@ -156,11 +156,7 @@ def write(path: Path, manifest: Manifest) -> None:
 
 
 def read(path: Path) -> Manifest:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReleaseFileError(f"{path.name}: cannot be read ({type(exc).__name__})") from None
-    return parse(text, source=path.name)
+    return parse(read_release_text(path), source=path.name)
 
 
 @dataclass(frozen=True)

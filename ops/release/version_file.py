@@ -89,12 +89,16 @@ def write(path: Path, vf: VersionFile) -> None:
     atomic_write_text(path, render(vf))
 
 
-def read(path: Path) -> VersionFile:
+def read_release_text(path: Path) -> str:
+    """The text of a VERSION file or manifest, or a ReleaseFileError naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ReleaseFileError(f"{path.name}: cannot be read ({type(exc).__name__})") from None
-    return parse(text, source=path.name)
+
+
+def read(path: Path) -> VersionFile:
+    return parse(read_release_text(path), source=path.name)
 
 
 # --- hashing the checkpoints ----------------------------------------------------------------------
