@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ops.checks import CheckContext
 from ops.config import MigrationsSettings
 from ops.errors import DatabaseUnavailable
+from ops.redact import mask
 from ops.report import Finding, failed, passed, skipped, warned
 
 if TYPE_CHECKING:
@@ -377,14 +378,9 @@ class KeyPattern:
         pieces, last = [], 0
         for index in range(1, (match.lastindex or 0) + 1):
             start, end = match.span(index)
-            pieces += [key[last:start], _mask(key[start:end])]
+            pieces += [key[last:start], mask(key[start:end], short_visible=True)]
             last = end
         return "".join([*pieces, key[last:]])
-
-
-def _mask(value: str) -> str:
-    """Short segments (numbers, names) stay readable; long ones keep 4 characters and a length."""
-    return value if len(value) <= 8 else f"{value[:4]}…({len(value)} chars)"
 
 
 class SchemaError(Exception):

@@ -32,6 +32,7 @@ from ops.deploy.audit import AuditEvent, read_events, record
 from ops.deploy.lock import pid_alive
 from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
 from ops.hashing import hash_files, sha256_file
+from ops.redact import mask_url, scrub
 from ops.runtime import postgres as pg
 from ops.runtime import redis as rds
 from ops.runtime.envfile import service_url
@@ -252,7 +253,7 @@ def _describe_dry_run(runner: Runner, found: Targets, final: Path) -> None:
         runner.run(pg.pg_dump_argv(found.database_url, final / PG_FILE))
         runner.run(pg.pg_restore_list_argv(final / PG_FILE))
     if found.redis_url:
-        runner.out.write(f"[dry-run] redis SCAN+DUMP {pg.mask_url(found.redis_url)} → "
+        runner.out.write(f"[dry-run] redis SCAN+DUMP {mask_url(found.redis_url)} → "
                          f"{final / REDIS_FILE}\n")
 
 
@@ -273,7 +274,7 @@ def _build(found: Targets, partial: Path, runner: Runner,
 
         def export() -> dict[str, Any]:
             keys = rds.export_keys(redis_client, partial / REDIS_FILE)
-            return {"url": pg.mask_url(redis_url), "file": REDIS_FILE,
+            return {"url": mask_url(redis_url), "file": REDIS_FILE,
                     "format": rds.FILE_FORMAT, "db": rds.db_index(redis_client),
                     "keys": keys, "server_version": rds.server_version(redis_client)}
 
@@ -316,8 +317,8 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
         progress("postgres", _size(target))
     listing = runner.run(pg.pg_restore_list_argv(target), check=False)
     if not listing.ok:
-        raise DeployFailed(f"pg_restore cannot read the new dump: {pg.scrub(listing.stderr, url)}")
-    return {"url": pg.mask_url(url), "file": PG_FILE, "format": "pg_dump custom",
+        raise DeployFailed(f"pg_restore cannot read the new dump: {scrub(listing.stderr, url)}")
+    return {"url": mask_url(url), "file": PG_FILE, "format": "pg_dump custom",
             "alembic_revision": revision, "row_counts": counts, "tables": len(counts),
             "toc_entries": pg.toc_entries(listing.stdout), "server_version": server,
             "pg_dump_s": round(dump_s, 3),
@@ -347,7 +348,7 @@ def _check_dump(done: Completed, url: str) -> None:
     if done.returncode < 0:
         raise DeployFailed(f"pg_dump was killed (signal {-done.returncode}); nothing was kept")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    reason = pg.scrub(lines[-1] if lines else "no output", url).removeprefix("pg_dump: error: ")
+    reason = scrub(lines[-1] if lines else "no output", url).removeprefix("pg_dump: error: ")
     raise DeployFailed(f"pg_dump failed (exit {done.returncode}): {reason}")
 
 

@@ -33,6 +33,7 @@ from ops.deploy.backup import (
     verify_backup,
 )
 from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
+from ops.redact import mask_url
 from ops.runtime import postgres as pg
 from ops.runtime import redis as rds
 
@@ -129,7 +130,7 @@ def _describe_dry_run(root: Path, settings: Settings, env: str, backup: Backup, 
         pg.apply_restore(found.database_url, backup.path / PG_FILE, [], dry_run=True, echo=out)
     if backup.redis and found.redis_url:
         out.write(f"[dry-run] redis FLUSHDB + RESTORE {backup.redis_keys} keys into "
-                  f"{pg.mask_url(found.redis_url)}\n")
+                  f"{mask_url(found.redis_url)}\n")
 
 
 def _restore(backup: Backup, found: Targets, safety: Backup | None, started: float,

@@ -24,6 +24,7 @@ from typing import Any
 from ops.config import Settings, resolve_path
 from ops.errors import ExitCode, OpsError, UsageError
 from ops.images import VERSION_VARIABLE, find_compose_file, load_compose, service_images, substitute
+from ops.redact import mask
 from ops.release import manifest as mf
 from ops.versioning import ReleaseVersion, parse_version
 
@@ -268,11 +269,6 @@ def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], N
 
 
 _SECRETISH = re.compile(r"SECRET|TOKEN|PASSW|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
-
-
-def mask(value: str) -> str:
-    """The house mask for a secret-looking value: its first four characters and its length."""
-    return f"{value[:4]}…({len(value)} chars)" if len(value) > 8 else f"…({len(value)} chars)"
 
 
 def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from ops.errors import DatabaseUnavailable
+from ops.redact import scrub
 
 
 def describe_url(url: str) -> str:
@@ -29,15 +30,9 @@ def describe_url(url: str) -> str:
 
 
 def _scrub(text: str, url: str) -> str:
-    """An error text with the URL's password removed, should the driver ever echo it."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
+    """The first line of a driver's error, with the URL's password removed should it echo it."""
     first = text.strip().splitlines()[0] if text.strip() else "no answer"
-    for spelling in {password, unquote(password)} if password else set():
-        first = first.replace(spelling, "***")
-    return first
+    return scrub(first, url)
 
 
 def _libpq_url(url: str) -> str:

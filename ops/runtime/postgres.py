@@ -23,9 +23,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from ops.errors import DatabaseUnavailable, DeployFailed
+from ops.redact import mask_url, scrub, with_password
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,44 +40,12 @@ SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 # --- URLs ----------------------------------------------------------------------------------------
 
 
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``: safe for messages, logs and backup.json."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if _safe_port(parts) is not None else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query,
-                       parts.fragment))
-
-
-def _safe_port(parts: Any) -> int | None:
-    try:
-        port: int | None = parts.port
-    except ValueError:
-        return None
-    return port
-
-
 def split_password(url: str) -> tuple[str, str | None]:
     """(the URL without its password, the password or None), for argv and ``PGPASSWORD``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    password = urlsplit(url).password
+    if password is None:
         return url, None
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if _safe_port(parts) is not None else ""
-    bare = urlunsplit((parts.scheme, f"{user}@{host}{port}", parts.path, parts.query,
-                       parts.fragment))
-    return bare, unquote(parts.password)
+    return with_password(url, None), unquote(password)
 
 
 def client_env(url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -86,16 +55,6 @@ def client_env(url: str, base: Mapping[str, str] | None = None) -> dict[str, str
     if password is not None:
         env["PGPASSWORD"] = password
     return env
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` on one line with the URL's password (raw and decoded) removed."""
-    line = " ".join(text.split())
-    parts = urlsplit(url)
-    raw = parts.netloc.rpartition("@")[0].partition(":")[2]
-    for secret in {raw, unquote(raw)} - {""}:
-        line = line.replace(secret, "***")
-    return line
 
 
 # --- argv builders (pure) ------------------------------------------------------------------------

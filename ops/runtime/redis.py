@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ops.errors import DatabaseUnavailable, DeployFailed
-from ops.runtime.postgres import mask_url, scrub
+from ops.redact import mask_url, scrub
 
 MAGIC = b"TMINUS-REDIS-DUMP 1\n"
 _END = 0xFFFFFFFF

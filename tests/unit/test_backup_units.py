@@ -21,6 +21,7 @@ from ops.deploy.backup import (
 )
 from ops.errors import ConfigError, DeployFailed, UsageError
 from ops.hashing import sha256_file
+from ops.redact import mask_url, scrub
 from ops.runtime import postgres as pg
 from ops.runtime import redis as rds
 
@@ -61,18 +62,18 @@ def test_client_env_hands_the_decoded_password_to_libpq() -> None:
 
 
 def test_mask_url_hides_the_password_and_keeps_where_it_points() -> None:
-    assert pg.mask_url(URL) == "postgresql://app:***@db.internal:5433/app"
-    assert pg.mask_url("redis://:pw@cache:6379/2") == "redis://:***@cache:6379/2"
+    assert mask_url(URL) == "postgresql://app:***@db.internal:5433/app"
+    assert mask_url("redis://:pw@cache:6379/2") == "redis://:***@cache:6379/2"
 
 
 def test_mask_url_leaves_a_url_without_password_unchanged() -> None:
-    assert pg.mask_url("redis://127.0.0.1:6379/3") == "redis://127.0.0.1:6379/3"
+    assert mask_url("redis://127.0.0.1:6379/3") == "redis://127.0.0.1:6379/3"
 
 
 def test_scrub_removes_raw_and_decoded_password_from_error_text() -> None:
     text = 'FATAL:  password "s3cr@t-pw" for\n user s3cr%40t-pw'
 
-    assert pg.scrub(text, URL) == 'FATAL: password "***" for user ***'
+    assert scrub(text, URL) == 'FATAL: password "***" for user ***'
 
 
 def test_schema_reset_quotes_names_and_recreates_public() -> None:
