@@ -10,6 +10,12 @@ Builds a temp git repository of thousands of generated source files with a few p
 checks that tminus reports exactly the findings detect-secrets reports (file, line, type), and
 prints the ratios. Target (issue 7): at least 3x faster than detect-secrets.
 
+The tree also holds what real repositories have and detect-secrets misreads: Alembic revision
+files, lockfiles (npm, pnpm, Poetry, Go) and tminus's release files. The generator records every
+line it wrote an id or a digest on; the expected findings are detect-secrets' minus those lines,
+plus a key planted in a package-lock.json (detect-secrets skips lockfiles whole, tminus reads
+them field by field).
+
     python benchmarks/bench_secrets.py [--files N] [--quick] [--keep DIR]
 
 ``--no-verify`` on the reference: tminus never sends a candidate secret to a third-party API
@@ -19,6 +25,8 @@ prints the ratios. Target (issue 7): at least 3x faster than detect-secrets.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import random
@@ -86,6 +94,82 @@ def _md_file(rng: random.Random, index: int) -> str:
 
 MAKERS = ((".py", _py_file), (".js", _js_file), (".go", _go_file), (".md", _md_file))
 
+Known = set[tuple[str, int]]
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _sri(name: str) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(name.encode()).digest()).decode()
+
+
+def _write_known(root: Path, rel: str, text: str, values: list[str], known: Known) -> None:
+    """Write ``text`` and record each line holding one of the generated ids or digests."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    known.update((rel, number) for number, line in enumerate(text.splitlines(), 1)
+                 if any(value in line for value in values))
+
+
+def _revision(up: str, down: str | None) -> str:
+    """An Alembic revision file as its type-annotated template (Alembic >= 1.13) writes it."""
+    return (f'"""step {up}\n\nRevision ID: {up}\nRevises: {down or ""}\n'
+            'Create Date: 2025-02-17 08:45:31.209114\n\n"""\n'
+            "from typing import Sequence, Union\n\n"
+            "from alembic import op\nimport sqlalchemy as sa\n"
+            "\n\n# revision identifiers, used by Alembic.\n"
+            f'revision: str = "{up}"\n'
+            f"down_revision: Union[str, None] = {down!r}\n"
+            "branch_labels: Union[str, Sequence[str], None] = None\n"
+            "depends_on: Union[str, Sequence[str], None] = None\n\n\n"
+            "def upgrade() -> None:\n    op.add_column('t', sa.Column('c', sa.Integer()))\n\n\n"
+            "def downgrade() -> None:\n    op.drop_column('t', 'c')\n")
+
+
+def build_layouts(root: Path, revisions: int) -> Known:
+    """Migrations, lockfiles and release files; returns the lines holding ids and digests."""
+    known: Known = set()
+    down: str | None = None
+    for number in range(revisions):
+        up = _digest(f"revision {number}")[:12]
+        _write_known(root, f"migrations/versions/{up}_step_{number}.py", _revision(up, down),
+                     [up] + ([down] if down else []), known)
+        down = up
+    packages = [f"pkg-{n}" for n in range(60)]
+    _write_known(root, "web/pnpm-lock.yaml", "lockfileVersion: '9.0'\n\npackages:\n\n" + "".join(
+        f"  {p}@1.0.{n}:\n    resolution: {{integrity: {_sri(p)}}}\n\n"
+        for n, p in enumerate(packages)), [_sri(p) for p in packages], known)
+    lock = {"name": "web", "lockfileVersion": 3, "packages": {
+        f"node_modules/{p}": {"version": "1.0.0", "integrity": _sri(p),
+                              "resolved": f"https://registry.npmjs.org/{p}/-/{p}-1.0.0.tgz"}
+        for p in packages}}
+    text = json.dumps(lock, indent=2) + "\n"
+    _write_known(root, "web/package-lock.json", text, [_sri(p) for p in packages], known)
+    _write_known(root, "api/poetry.lock", "".join(
+        f'[[package]]\nname = "{p}"\nversion = "1.0.0"\nfiles = [\n'
+        f'    {{file = "{p}-1.0.0.tar.gz", hash = "sha256:{_digest(p)}"}},\n]\n\n'
+        for p in packages) + f'[metadata]\ncontent-hash = "{_digest("pyproject")}"\n',
+        [_digest(p) for p in packages] + [_digest("pyproject")], known)
+    _write_known(root, "svc/go.sum", "".join(
+        f"example.com/{p} v1.0.0 h1:{base64.b64encode(bytes.fromhex(_digest(p))).decode()}\n"
+        for p in packages), [base64.b64encode(bytes.fromhex(_digest(p))).decode()
+                             for p in packages], known)
+    commit, model = hashlib.sha1(b"release").hexdigest(), _digest("model")  # noqa: S324
+    _write_known(root, "checkpoints/VERSION_v0.2.0.txt",
+                 f"# Checkpoint hashes of this release\nversion: v0.2.0\ncommit: {commit}\n"
+                 f"date: 2025-10-14T15:30:00Z\n\nmodel_epoch_100.pt: {model}\n",
+                 [commit, model], known)
+    manifest = {"version": "v0.2.0", "git": {"commit": commit, "branch": "main"},
+                "artifacts": [{"path": "checkpoints/model_epoch_100.pt", "sha256": model}],
+                "docker_images": {"api": {"image": "shop/api:v0.2.0",
+                                          "id": f"sha256:{_digest('api')}"}}}
+    _write_known(root, "releases/manifest_v0.2.0.json", json.dumps(manifest, indent=2) + "\n",
+                 [commit, model], known)
+    return known
+
 PLANTS = [
     ("aws.py", f'AWS_ACCESS_KEY_ID = "{_AWS}"\n'),
     ("github.js", f"const token = '{_GH}';\n"),
@@ -95,10 +179,15 @@ PLANTS = [
     ("deploy.md", f"Never do this:\n\n{_PEM}\n"),
     ("allowed.py", f'FIXTURE = "{_AWS}"  # pragma: allowlist secret\n'),
 ]
+#: Planted where detect-secrets never looks (it skips lockfiles whole) and tminus must find it.
+LOCKFILE_PLANT = ("web/package-lock.json", '"version": "1.0.0"', f'"version": "{_AWS}"')
 
 
-def build_tree(root: Path, files: int, seed: int = 7) -> None:
-    """A git repository with ``files`` generated files, the planted secrets and binary noise."""
+def build_tree(root: Path, files: int, seed: int = 7) -> tuple[Known, set[tuple[str, int, str]]]:
+    """A git repository with ``files`` generated files, the planted secrets and binary noise.
+
+    Returns the lines holding generated ids and digests, and the findings only tminus reports.
+    """
     rng = random.Random(seed)
     for index in range(files):
         ext, maker = MAKERS[index % len(MAKERS)]
@@ -113,12 +202,18 @@ def build_tree(root: Path, files: int, seed: int = 7) -> None:
     for number in range(5):
         (root / "assets").mkdir(exist_ok=True)
         (root / "assets" / f"blob{number}.bin").write_bytes(rng.randbytes(64 * 1024))
+    known = build_layouts(root, max(10, files // 20))
+    rel, old, new = LOCKFILE_PLANT
+    text = (root / rel).read_text(encoding="utf-8")
+    line = next(n for n, content in enumerate(text.splitlines(), 1) if old in content)
+    (root / rel).write_text(text.replace(old, new, 1), encoding="utf-8")
     (root / "untracked_secret.py").write_text(f'KEY = "{_AWS}"\n', encoding="utf-8")
     (root / ".gitignore").write_text("untracked_secret.py\n.tminus/\n", encoding="utf-8")
     for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
                  ["git", "-c", "user.email=b@example.com", "-c", "user.name=bench", "commit",
                   "-q", "-m", "generated tree"]):
         subprocess.run(argv, cwd=root, check=True, capture_output=True)
+    return known, {(rel, line, "AWS Access Key")}
 
 
 def _children_cpu() -> float:
@@ -176,7 +271,7 @@ def main() -> int:
         if root.exists():
             shutil.rmtree(root)
         root.mkdir(parents=True)
-        build_tree(root, files)
+        known, only_tminus = build_tree(root, files)
         shutil.rmtree(root / ".tminus", ignore_errors=True)
         reference, ref_s, ref_cpu = reference_scan(root)
         cold, cold_s, cold_cpu, scanned = tminus_scan(root, cache=True)
@@ -186,9 +281,13 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
 
-    same = reference == cold == warm == nocache
+    not_secrets = {hit for hit in reference if hit[:2] in known}
+    expected = (reference - not_secrets) | only_tminus
+    same = expected == cold == warm == nocache
     print(f"secret scan of {scanned} tracked text files (+5 binary skipped), "
-          f"{len(reference)} findings; wall and CPU seconds (CPU: user+sys of all processes)")
+          f"{len(expected)} findings; wall and CPU seconds (CPU: user+sys of all processes)")
+    print(f"  detect-secrets' {len(reference)} findings, less {len(not_secrets)} on revision ids, "
+          f"lockfile hashes and release digests, plus {len(only_tminus)} in a lockfile it skips")
 
     def row(label: str, wall: float, cpu: float, note: str = "") -> None:
         print(f"  {label:<31}: {wall:7.2f} s wall {ref_s / wall:6.1f}x | {cpu:7.2f} s CPU "
@@ -199,10 +298,10 @@ def main() -> int:
     row("tminus, cold cache", cold_s, cold_cpu)
     row("tminus, warm cache", warm_s, warm_cpu, f"  ({warm_scanned} files rescanned)")
     row("tminus, --no-cache", nocache_s, nocache_cpu)
-    print(f"  same findings as detect-secrets: {'yes' if same else 'NO'}")
+    print(f"  same findings as detect-secrets: {'yes' if same else 'NO'} (less the known fields)")
     if not same:
-        print("    only detect-secrets:", sorted(reference - cold))
-        print("    only tminus        :", sorted(cold - reference))
+        print("    only expected:", sorted(expected - cold))
+        print("    only tminus  :", sorted(cold - expected))
     target = ref_s / cold_s >= 3.0
     print(f"  target >= 3x (cold)            : {'met' if target else 'NOT met'}")
     return 0 if same else 1

@@ -50,6 +50,23 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def make_ignored_dir(directory: Path) -> None:
+    """Create a cache directory that keeps itself out of ``git status``: a ``.gitignore`` holding
+    ``*`` (as pytest and mypy mark their caches), so a project whose own .gitignore does not list
+    it still has a clean work tree (an untracked cache file would make release_tag.worktree_clean
+    warn and create-release refuse a "dirty" tree).
+
+    Only a directory created here gets the marker: an existing one (``cache_dir: "."``, or a
+    folder the project made) may hold files that are tracked, and is left as it is.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:  # made before, or by a concurrent run that writes the marker itself
+        return
+    atomic_write_text(directory / ".gitignore", "# tminus's local cache: never committed\n*\n")
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename durable: the directory entry itself must reach the disk."""
     fd = os.open(directory, os.O_RDONLY)

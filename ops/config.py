@@ -36,10 +36,14 @@ class SecretsSettings(_Strict):
     min_key_length: int = 32
     baseline: Path | None = Field(default=Path(".secrets.baseline"),
                                   description="detect-secrets baseline of accepted findings")
-    exclude: list[str] = Field(default_factory=lambda: [
-        "vendor/*", "node_modules/*", "*.min.js",
-        # release files written by create-release: their sha256 digests are not secrets
-        "checkpoints/VERSION_v*.txt", "releases/manifest_v*.json", "releases/manifest_v*.sha256"])
+    exclude: list[str] = Field(
+        default_factory=lambda: ["vendor/*", "node_modules/*", "*.min.js"],
+        description="globs the hardcoded-secret scan skips (release files need no entry: their "
+                    "digests and commit ids are recognised field by field)")
+    max_file_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0,
+        description="tracked files larger than this are not read by the hardcoded-secret scan "
+                    "(model weights, data dumps); they are counted in its message")
     min_distinct_chars: int = Field(
         default=10, description="a key with fewer distinct characters is too regular to be random")
     insecure_prefixes: list[str] = Field(
@@ -52,7 +56,13 @@ class SecretsSettings(_Strict):
 
 
 class MigrationsSettings(_Strict):
-    alembic_ini: Path = Path("alembic.ini")
+    alembic_ini: Path = Field(
+        default=Path("alembic.ini"),
+        description="the alembic.ini to use; default: the root's, else the one found below it")
+    alembic_section: str = Field(default="alembic",
+                                 description="the ini section to read (alembic -n NAME)")
+    script_location: Path | None = Field(
+        default=None, description="a migrations folder with no alembic.ini (env.py, versions/)")
     changelog: list[Path] = Field(
         default_factory=lambda: [Path("docs/SCHEMA.md"), Path("CHANGELOG.md")])
     redis_schema: Path = Path("redis_schema.yaml")
@@ -166,12 +176,17 @@ def defaults() -> dict[str, Any]:
     return Settings().model_dump(mode="json")
 
 
-def load_settings(raw: Mapping[str, Any] | None) -> Settings:
-    """Validate the merged ``ops`` mapping, turning pydantic's errors into one ConfigError."""
+def load_settings(raw: Mapping[str, Any] | None, *,
+                  sources: Mapping[str, str] | None = None) -> Settings:
+    """Validate the merged ``ops`` mapping, turning pydantic's errors into one ConfigError.
+
+    ``sources`` maps a dotted path (``ops.backup.keep``) to where its value came from when that
+    is not a file (``INVOKE_OPS_BACKUP_KEEP``), so the error names what the person has to fix.
+    """
     try:
         return Settings.model_validate(_plain(raw or {}))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, sources or {})) from None
 
 
 def _plain(value: Any) -> Any:
@@ -183,11 +198,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, sources: Mapping[str, str]) -> str:
     problems = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
-        path = ".".join(["ops", *loc])
+        path = _labelled(".".join(["ops", *loc]), sources)
         if error["type"] == "extra_forbidden":
             suggestion = _suggest(loc)
             problems.append(f"{path}: unknown key" + (f" (did you mean {suggestion!r}?)"
@@ -198,6 +213,17 @@ def _describe(exc: ValidationError) -> str:
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{path}: {message}")
     return "; ".join(problems)
+
+
+def _labelled(path: str, sources: Mapping[str, str]) -> str:
+    """``INVOKE_OPS_BACKUP_KEEP (ops.backup.keep)`` when the value at (or above) ``path`` came
+    from that variable; the bare path otherwise."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        source = sources.get(".".join(parts[:end]))
+        if source is not None:
+            return f"{source} ({path})"
+    return path
 
 
 def _suggest(loc: list[str]) -> str | None:

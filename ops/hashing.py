@@ -31,7 +31,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ops.atomic import atomic_write_text
+from ops.atomic import atomic_write_text, make_ignored_dir
 
 if TYPE_CHECKING:
     from ops.config import Settings
@@ -130,7 +130,7 @@ class HashCache:
         merged.update({k: ours[k] for k in self._changed})
         text = json.dumps({"format": CACHE_FORMAT, "entries": merged}, sort_keys=True)
         try:
-            _ignored_by_git(self.path.parent)
+            make_ignored_dir(self.path.parent)
             atomic_write_text(self.path, text + "\n", mode=0o600)
         except OSError as exc:
             log.warning("hash cache not saved (%s): %s", self.path, exc.strerror or exc)
@@ -300,17 +300,6 @@ def _identity(entry: dict[str, Any]) -> FileIdentity | None:
                             int(entry["ino"]), int(entry["dev"]))
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _ignored_by_git(directory: Path) -> None:
-    """Keep the cache out of ``git status`` even where the project's .gitignore does not list
-    it (as pytest and mypy do with their caches): an untracked cache file would make the
-    release_tag.worktree_clean check warn and create-release refuse a "dirty" tree. Only a
-    directory created here gets the marker: an existing one may hold files that are tracked."""
-    if directory.exists():
-        return
-    directory.mkdir(parents=True)
-    atomic_write_text(directory / ".gitignore", "# tminus's local hash cache: never committed\n*\n")
 
 
 def _read_entries(path: Path) -> dict[str, dict[str, Any]]:

@@ -15,14 +15,33 @@ yield one, and hands every other file to ``detect_secrets.core.scan.scan_file`` 
    matches, so when nothing matches the file is clean. High-entropy plugins also apply their own
    entropy limit here, or every quoted word would send a file to the full scan.
 
-Files are scanned in parallel processes. Only git-tracked files are read; binary, vendored and
-excluded files are skipped. A finding carries file, line and the kind of secret; the value is
-never kept (only detect-secrets' SHA-1 of it, to honour a baseline, which is what a
+Files are scanned in parallel processes. Only git-tracked files are read; vendored and excluded
+files are skipped, and so is any file larger than ``max_file_bytes`` (its size comes from
+``stat``; model weights are never opened) or binary by git's own rule (a NUL byte in its first
+8 KiB, the only part read to tell). A finding carries file, line and the kind of secret; the
+value is never kept (only detect-secrets' SHA-1 of it, to honour a baseline, which is what a
 ``.secrets.baseline`` stores).
+
+What is *not* a secret is taught to detect-secrets the way it is meant to be taught: as filters
+in its settings (``filters_used``), which its own ``scan_file`` and this module's line scan both
+apply. They drop a finding only when it sits in a field whose value is known to be an id or a
+digest, never a whole file, and never a finding of a plugin that looks for a credential's own
+format (AWS keys, private keys, tokens: detect-secrets' ``RegexBasedDetector``s, which its
+``is_likely_id_string`` filter spares the same way):
+
+* Alembic revision ids: ``revision``, ``down_revision``, ``branch_labels``, ``depends_on`` and
+  the docstring's ``Revision ID:`` / ``Revises:`` lines of a revision file (a module that
+  assigns both ``revision`` and ``down_revision``, read with ``ast``, never imported);
+* lockfile integrity fields (package-lock.json, pnpm-lock.yaml, yarn.lock, poetry.lock,
+  uv.lock, Pipfile.lock, go.sum); detect-secrets would skip those files whole, so they are
+  scanned here and only their known hash fields are left out;
+* sha256 digests labelled as such anywhere (``name@sha256:<hex>``, ``sha256:<hex>``,
+  ``"sha256": "<hex>"``), and the digests and commit ids of tminus's own release files.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import hashlib
 import importlib
@@ -31,26 +50,34 @@ import locale
 import math
 import os
 import re
+import stat
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import chdir, suppress
 from dataclasses import dataclass, field
-from functools import cached_property
+from enum import Enum
+from functools import cached_property, lru_cache
 from importlib import metadata
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ops.atomic import atomic_write_text
+from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.errors import UsageError
 
+if TYPE_CHECKING:
+    from detect_secrets.util.code_snippet import CodeSnippet
+
 #: Bumped whenever the gate's logic changes, so stale cache entries are never trusted.
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 CACHE_FILE = "secrets.json"
 #: Below this many files to scan, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 64
+#: What git reads to call a file binary (a NUL byte in it): the only part of a binary file read.
 BINARY_SNIFF = 8192
+#: Larger tracked files are not read at all (model weights, dumps); ops.secrets.max_file_bytes.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,6 +97,7 @@ class ScanOptions:
     baseline: Path | None = Path(".secrets.baseline")
     exclude: tuple[str, ...] = ("vendor/*", "node_modules/*", "*.min.js")
     workers: int | None = None
+    max_file_bytes: int = MAX_FILE_BYTES
 
 
 @dataclass
@@ -79,6 +107,7 @@ class ScanResult:
     scanned: int = 0
     cached: int = 0
     binary: int = 0
+    large: int = 0  # over max_file_bytes: never opened
     excluded: int = 0
     baselined: int = 0
     baseline_used: bool = False
@@ -143,18 +172,45 @@ def _candidates(root: Path, options: ScanOptions, baseline_path: Path | None,
                 baseline_path is not None and root / rel == baseline_path):
             result.excluded += 1
             continue
-        path = root / rel
-        if path.is_symlink() or not path.is_file():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data[:BINARY_SNIFF]:
+        digest = _text_digest(root / rel, options.max_file_bytes)
+        if digest is _Skip.BINARY:
             result.binary += 1
-            continue
-        wanted.append((rel, hashlib.sha256(data).hexdigest()))
+        elif digest is _Skip.LARGE:
+            result.large += 1
+        elif isinstance(digest, str):
+            wanted.append((rel, digest))
     return wanted
+
+
+class _Skip(Enum):
+    BINARY = "binary"
+    LARGE = "large"
+
+
+def _text_digest(path: Path, limit: int) -> str | _Skip | None:
+    """The SHA-256 of a regular text file of at most ``limit`` bytes; None when it is not a
+    regular file or cannot be read.
+
+    The size comes from ``stat``, so a multi-GiB checkpoint costs one system call; only the
+    first 8 KiB of a file are read to tell binary from text, as git does; and never more than
+    ``limit`` + 1 bytes are held, even of a file that grows while it is read.
+    """
+    try:
+        info = path.lstat()  # a symlink is skipped; its target, if tracked, is scanned itself
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if info.st_size > limit:
+            return _Skip.LARGE
+        with path.open("rb") as handle:
+            head = handle.read(BINARY_SNIFF)
+            if b"\0" in head:
+                return _Skip.BINARY
+            rest = handle.read(limit - len(head) + 1)
+    except OSError:
+        return None
+    if len(head) + len(rest) > limit:
+        return _Skip.LARGE
+    return hashlib.sha256(head + rest).hexdigest()
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -216,8 +272,29 @@ def configure_detect_secrets(baseline: dict[str, Any] | None) -> dict[str, Any]:
                              ) from None
         get_settings().disable_filters(
             "detect_secrets.filters.common.is_ignored_due_to_verification_policies")
+    install_not_secret_filters()
     settings: dict[str, Any] = get_settings().json()
     return settings
+
+
+def install_not_secret_filters() -> None:
+    """Add tminus's filters of known non-secrets to detect-secrets' current settings.
+
+    detect-secrets skips lockfiles whole (by name, and ``.lock``/``.sum`` by extension); those
+    two filters are swapped for ones that spare the lockfiles tminus reads field by field, so a
+    key pasted into one is still found. Where a baseline switched a filter off, it stays off.
+    Idempotent: it runs again after every ``configure_settings_from_baseline``, which puts
+    detect-secrets' default filters back.
+    """
+    from detect_secrets.settings import get_filters, get_settings
+
+    filters = get_settings().filters
+    for theirs, ours in _REPLACED_FILTERS.items():
+        if filters.pop(theirs, None) is not None:
+            filters[ours] = {}
+    for path in _NOT_SECRET_FILTERS:
+        filters[path] = {}
+    get_filters.cache_clear()
 
 
 # --- per file (runs in worker processes) --------------------------------------------------------
@@ -233,6 +310,7 @@ def _init_worker(settings: dict[str, Any], root: str, *, change_dir: bool = True
     if _gate is None or _gate_settings != settings:  # a forked worker inherits the parent's
         cache_bust()
         configure_settings_from_baseline(settings)
+        install_not_secret_filters()
         _gate, _gate_settings = _Gate(), settings
     if change_dir:
         os.chdir(root)
@@ -514,6 +592,188 @@ def _headerless_ini_fails(lines: Iterable[str]) -> bool:
     return False
 
 
+# --- what is not a secret: detect-secrets filters ----------------------------------------------
+#
+# detect-secrets calls a filter with the arguments its parameter names ask for (``filename``,
+# ``line``, ``secret``, ``plugin``, ``context``) and drops the finding when it returns True. The
+# ``line`` is the one a plugin saw: the file's own line, or the one a YAML/INI transformer made
+# of it (``integrity: "sha512-..."``, ``key = "value"``), so every field pattern accepts both.
+
+_LOCK_FILE_FILTER = "detect_secrets.filters.heuristic.is_lock_file"
+_NON_TEXT_FILTER = "detect_secrets.filters.heuristic.is_non_text_file"
+_REPLACED_FILTERS = {_LOCK_FILE_FILTER: f"{__name__}.is_lock_file_not_read_by_field",
+                     _NON_TEXT_FILTER: f"{__name__}.is_non_text_file_not_read_by_field"}
+_NOT_SECRET_FILTERS = (f"{__name__}.is_alembic_revision_id", f"{__name__}.is_known_digest")
+
+#: ``key: value`` in JSON, YAML and TOML, and as detect-secrets' transformers rewrite a line.
+_SEP = r"""["']?\s*[:=]\s*["']?"""
+_SRI = r"sha(?:1|256|384|512)-[A-Za-z0-9+/]+={0,2}"  # Subresource Integrity: npm, pnpm, yarn
+_GIT_SHA = r"[0-9a-fA-F]{40}"
+
+
+def _field(key: str, value: str) -> re.Pattern[str]:
+    """``key`` (a whole word) then its value, the part that is never a secret, as ``value``."""
+    return re.compile(rf"(?<![\w-]){key}{_SEP}(?P<value>{value})(?![\w+/=-])")
+
+
+#: The fields of each lockfile whose values are digests of published packages or commit ids.
+_LOCKFILE_FIELDS: dict[str, tuple[re.Pattern[str], ...]] = {
+    "package-lock.json": (
+        _field("integrity", rf"{_SRI}(?:\s+{_SRI})*"),
+        re.compile(rf"""(?<![\w-])resolved{_SEP}[^"'#\s]*#(?P<value>{_GIT_SHA}|{_SRI})"""),
+    ),
+    "pnpm-lock.yaml": (
+        _field("integrity", _SRI),  # resolution: {integrity: sha512-...}
+        _field("commit", _GIT_SHA),  # resolution: {commit: ..., repo: ..., type: git}
+    ),
+    "yarn.lock": (
+        re.compile(rf"(?<![\w-])integrity(?:\s+|{_SEP})(?P<value>{_SRI})"),  # v1: integrity sha512-
+        re.compile(rf'(?<![\w-])resolved\s+"[^"#]*#(?P<value>{_GIT_SHA})"'),  # v1: ...tgz#sha1
+        _field("checksum", r"(?:[0-9a-z]+/)?[0-9a-f]{64,128}"),  # berry: checksum: 10c0/<sha512>
+        re.compile(rf"#commit=(?P<value>{_GIT_SHA})"),  # berry git dependency
+    ),
+    "poetry.lock": (
+        _field("hash", r"sha256:[0-9a-f]{64}"),  # files = [{file = ..., hash = "sha256:..."}]
+        _field("content-hash", r"[0-9a-f]{64}"),
+        _field("resolved_reference", _GIT_SHA),  # [package.source] of a git dependency
+    ),
+    "uv.lock": (
+        _field("hash", r"sha256:[0-9a-f]{64}"),
+        re.compile(rf"""(?<![\w-])git{_SEP}[^"'#\s]*#(?P<value>{_GIT_SHA})"""),
+    ),
+    "Pipfile.lock": (
+        re.compile(r"""["'](?P<value>sha256:[0-9a-f]{64})["']"""),  # "hashes": ["sha256:..."]
+        _field("sha256", r"[0-9a-f]{64}"),  # _meta.hash
+        _field("ref", _GIT_SHA),  # a VCS entry's commit
+    ),
+    "go.sum": (_field("h1", r"[A-Za-z0-9+/]{43}="),),  # module version[/go.mod] h1:<base64>
+}
+_LOCKFILE_FIELDS["npm-shrinkwrap.json"] = _LOCKFILE_FIELDS["package-lock.json"]
+_LOCKFILE_FIELDS["go.work.sum"] = _LOCKFILE_FIELDS["go.sum"]
+
+#: A sha256 digest named as one, in any file: ``name@sha256:<hex>``, an image id
+#: ``sha256:<hex>``, ``"sha256": "<hex>"``. Not ``token_sha256 = ...``: that names a secret's hash.
+_DIGEST_ANYWHERE = (_field("sha256", r"[0-9a-fA-F]{64}"),)
+
+#: tminus's own release files (checkpoints/VERSION_v*.txt, releases/manifest_v*.json and .sha256):
+#: every 64-hex value is a checkpoint's or the manifest's sha256, a commit field holds the commit.
+_RELEASE_FILES = ("VERSION_v[0-9]*.txt", "manifest_v[0-9]*.json", "manifest_v[0-9]*.sha256")
+_RELEASE_FIELDS = (
+    re.compile(r"(?<![0-9a-fA-F])(?P<value>[0-9a-fA-F]{64})(?![0-9a-fA-F])"),
+    re.compile(rf"(?i)(?<![\w-])commit{_SEP}(?P<value>[0-9a-f]{{7,40}})(?![0-9a-f])"),
+)
+
+
+def is_lock_file_not_read_by_field(filename: str) -> bool:
+    """detect-secrets' ``is_lock_file``, except for the lockfiles whose fields tminus knows."""
+    from detect_secrets.filters.heuristic import is_lock_file
+
+    return Path(filename).name not in _LOCKFILE_FIELDS and is_lock_file(filename)
+
+
+def is_non_text_file_not_read_by_field(filename: str) -> bool:
+    """detect-secrets' ``is_non_text_file`` (by extension), except for those lockfiles
+    (``yarn.lock``, ``poetry.lock``, ``uv.lock``, ``go.sum`` are text whatever their suffix)."""
+    from detect_secrets.filters.heuristic import is_non_text_file
+
+    return Path(filename).name not in _LOCKFILE_FIELDS and is_non_text_file(filename)
+
+
+def is_known_digest(filename: str, line: str, secret: str, plugin: Any) -> bool:
+    """True when ``secret`` is the value of a field known to hold a digest or a commit id:
+    a lockfile's integrity hashes, a labelled sha256 digest, a release file's digests."""
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    if isinstance(plugin, RegexBasedDetector):
+        return False  # a credential's own format (AKIA..., a private key) is never a digest
+    name = Path(filename).name
+    fields = _LOCKFILE_FIELDS.get(name, ()) + _DIGEST_ANYWHERE
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in _RELEASE_FILES):
+        fields += _RELEASE_FIELDS
+    return any(secret in match.group("value")
+               for pattern in fields for match in pattern.finditer(line))
+
+
+def is_alembic_revision_id(filename: str, secret: str, plugin: Any,
+                           context: CodeSnippet) -> bool:
+    """True when ``secret`` is a revision id on one of the lines of an Alembic revision file
+    that name revisions (see :func:`alembic_revision_ids`)."""
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    if isinstance(plugin, RegexBasedDetector) or not filename.endswith(".py"):
+        return False
+    path = Path(filename).absolute()  # relative to the scan's root, the worker's cwd
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    ids = _revision_ids(path, info.st_mtime_ns, info.st_size, info.st_ino)
+    line = context.start_line + context.target_index + 1
+    return secret in ids.get(line, ())
+
+
+@lru_cache(maxsize=256)
+def _revision_ids(path: Path, _mtime_ns: int, _size: int,
+                  _ino: int) -> dict[int, frozenset[str]]:
+    """:func:`alembic_revision_ids` of a file, once per version of it (the key is its stat)."""
+    try:
+        return alembic_revision_ids(path.read_bytes())
+    except OSError:
+        return {}
+
+
+_REVISION_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
+_DOCSTRING_IDS = re.compile(r"^\s*(?:Revision ID|Revises)\s*:(?P<ids>.*)$")
+
+
+def alembic_revision_ids(source: bytes | str) -> dict[int, frozenset[str]]:
+    """Line number → the revision ids written on it, for an Alembic revision file; {} for any
+    other module.
+
+    A revision file is one whose module level assigns both ``revision`` and ``down_revision``
+    (what ``alembic revision`` writes, plain or annotated: ``revision: str = "..."``). Its id
+    lines are those assignments and ``branch_labels`` / ``depends_on`` (every line of a
+    multi-line tuple), and the docstring's ``Revision ID:`` and ``Revises:`` lines. The source is
+    parsed, never imported or run.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    ids: dict[int, set[str]] = {}
+    assigned: set[str] = set()
+    for node in tree.body:
+        targets: list[ast.expr]
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        names = {leaf.id for target in targets for leaf in ast.walk(target)
+                 if isinstance(leaf, ast.Name)} & _REVISION_NAMES
+        if not names:
+            continue
+        assigned |= names
+        strings = {leaf.value for leaf in ast.walk(value)
+                   if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str)}
+        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            ids.setdefault(number, set()).update(strings)
+    if not {"revision", "down_revision"} <= assigned:
+        return {}
+    docstring = tree.body[0] if tree.body else None
+    if isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant) and \
+            isinstance(docstring.value.value, str):
+        text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+        lines = text.splitlines()
+        for number in range(docstring.lineno, (docstring.end_lineno or docstring.lineno) + 1):
+            found = _DOCSTRING_IDS.match(lines[number - 1]) if number <= len(lines) else None
+            if found:
+                words = re.split(r"[\s,]+", found.group("ids").strip(" \t\"'"))
+                ids.setdefault(number, set()).update(w for w in words if w)
+    return {number: frozenset(found) for number, found in ids.items() if found}
+
+
 # --- cache ---------------------------------------------------------------------------------------
 
 
@@ -552,6 +812,7 @@ def _read_cache(path: Path, fingerprint: str) -> dict[str, Any]:
 
 def _write_cache(path: Path, fingerprint: str, files: dict[str, Any]) -> None:
     with suppress(OSError):  # a cache that cannot be written only costs time next run
+        make_ignored_dir(path.parent)  # the cache directory keeps itself out of git status
         atomic_write_text(path, json.dumps({"engine": fingerprint, "files": files},
                                            separators=(",", ":")), mode=0o600)
 

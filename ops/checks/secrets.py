@@ -342,7 +342,8 @@ def check_hardcoded(ctx: CheckContext, review: EnvReview | None = None) -> Itera
         return
     conf = ctx.settings.secrets
     options = ScanOptions(use_cache=ctx.use_cache, cache_dir=ctx.settings.artifacts.cache_dir,
-                          baseline=conf.baseline, exclude=tuple(conf.exclude))
+                          baseline=conf.baseline, exclude=tuple(conf.exclude),
+                          max_file_bytes=conf.max_file_bytes)
     try:
         result = scan_repository(ctx.root, options)
     except OpsError as exc:
@@ -353,7 +354,9 @@ def check_hardcoded(ctx: CheckContext, review: EnvReview | None = None) -> Itera
     in_template = len(result.findings) - len(hits)
     counts = (f"{result.files} tracked files, {result.cached} from cache"
               + (f", {result.baselined} accepted by the baseline" if result.baselined else "")
-              + (f", {in_template} template placeholder(s) ignored" if in_template else ""))
+              + (f", {in_template} template placeholder(s) ignored" if in_template else "")
+              + (f", {result.large} over {conf.max_file_bytes / 2**20:g} MiB not read"
+                 if result.large else ""))
     if hits:
         listed = _listed(f"{h.path}:{h.line} ({h.kind})" for h in hits)
         yield failed("secrets.hardcoded",
