@@ -2,29 +2,48 @@
 
 Tasks stay thin: read arguments and config, call one function of ``ops``, and let
 ``@boundary`` turn an ``OpsError`` into one line on stderr and DESIGN.md's exit code.
+
+Two things happen before any task body runs, and both are Invoke's, so they are guarded here:
+
+- Invoke reads ``INVOKE_OPS_*`` variables itself, casting each to the type of the value it
+  overrides; ``INVOKE_OPS_BACKUP_KEEP=abc`` (or any variable for a list setting) raises from
+  inside Invoke, before any task starts, and the person sees a traceback. ``install_env_guard``
+  turns that into exit 2 and one line naming the variable.
+- Invoke silently ignores a variable that names no setting, and reads ``false`` as true for a
+  boolean one; ``settings_from`` warns about the first and refuses the second.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from invoke.config import Config
 from invoke.context import Context
-from invoke.exceptions import Exit
+from invoke.exceptions import AmbiguousEnvVar, Exit, UncastableEnvVar
 
 from ops.config import Settings, load_settings
-from ops.errors import ExitCode, OpsError, exit_code_for
+from ops.errors import ConfigError, ExitCode, OpsError, exit_code_for
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 log = logging.getLogger("ops")
+
+#: Invoke's own env prefix when a Config does not say (``Config.prefix`` is "invoke").
+DEFAULT_ENV_PREFIX = "INVOKE_"
+#: The raw values that mean what Invoke reads them as for a boolean setting: Invoke takes every
+#: value but "0" and "" as true, so ``false``/``no``/``off`` would silently switch a thing on.
+_BOOLEAN_VALUES = frozenset({"", "0", "1", "true", "yes", "on"})
+#: An internal error's message longer than this is cut: the boundary prints one line.
+_INTERNAL_LIMIT = 300
 
 
 def debug_enabled() -> bool:
@@ -51,22 +70,206 @@ def boundary(body: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if debug_enabled():
                 traceback.print_exc()
-            raise Exit(f"internal error: {type(exc).__name__}: {exc} "
+            git_failed = _as_git_failure(exc)
+            if git_failed is not None:  # a git command no caller wrapped: still one line
+                raise Exit(f"error: {git_failed.one_line()}", code=git_failed.exit_code) from None
+            raise Exit(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                        "(run `invoke --debug …` for the traceback)",
                        code=exit_code_for(exc)) from None
 
     return wrapper
 
 
+def _as_git_failure(exc: Exception) -> OpsError | None:
+    """GitPython's GitCommandError as ops' one-line GitFailed (None for anything else)."""
+    if type(exc).__module__.split(".")[0] != "git":  # GitPython is imported only where used
+        return None
+    import git
+
+    from ops.runtime.git import git_failure
+
+    return git_failure(exc) if isinstance(exc, git.GitCommandError) else None
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _INTERNAL_LIMIT else text[:_INTERNAL_LIMIT - 1] + "…"
+
+
+# --- settings and the project root ---------------------------------------------------------------
+
+
 def settings_from(c: Context) -> Settings:
-    raw = c.config.get("ops", None)
-    return load_settings(raw)
+    """The validated ``ops`` settings, after checking the ``INVOKE_OPS_*`` variables Invoke read.
+
+    A variable that names no setting gets a did-you-mean warning on stderr (Invoke ignores it
+    without a word); a boolean Invoke misread, or a value that does not validate, is a
+    ConfigError (exit 2) naming the variable rather than only the setting.
+    """
+    config = c.config
+    raw = config.get("ops", None)
+    prefix = env_prefix(config)
+    for line in unknown_env_warnings(raw or {}, prefix, os.environ):
+        sys.stderr.write(f"warning: {line}\n")
+    sources = env_sources(getattr(config, "_env", None) or {}, prefix)
+    check_env_booleans(getattr(config, "_env", None) or {}, prefix, os.environ)
+    return load_settings(raw, sources=sources)
 
 
 def project_root(c: Context, settings: Settings) -> Path:
-    """The service repository: ``ops.project_root`` relative to the directory invoke runs in."""
-    base = Path(getattr(c, "cwd", "") or Path.cwd())
-    return (base / settings.project_root).resolve()
+    """The service repository: ``ops.project_root`` relative to the project's home.
+
+    The home is the folder of the tasks.py (and invoke.yaml) Invoke loaded, so a task run from
+    ``service/`` or ``docs/`` judges the same repository as one run from the root; without one
+    (a Context made by hand) it is the git top level of the current directory, and only outside
+    any repository the current directory itself.
+    """
+    return (project_home(c) / settings.project_root).resolve()
+
+
+def project_home(c: Context) -> Path:
+    """Where Invoke found the task collection; else the enclosing git work tree; else the cwd."""
+    from ops.runtime.git import work_tree_top
+
+    loaded_from = getattr(c.config, "_project_prefix", None)
+    if loaded_from:
+        return Path(loaded_from)
+    here = Path.cwd()
+    return work_tree_top(here) or here
+
+
+# --- INVOKE_OPS_* variables ----------------------------------------------------------------------
+
+
+def env_prefix(config: Any) -> str:
+    """The prefix Invoke reads variables with (``INVOKE_``, or a custom program's own)."""
+    prefix = getattr(config, "_env_prefix", None)
+    return str(prefix) if prefix else DEFAULT_ENV_PREFIX
+
+
+def env_var_name(prefix: str, path: tuple[str, ...]) -> str:
+    """Invoke's rule: the key path joined with ``_``, upper-cased, after the prefix."""
+    return prefix + "_".join(path).upper()
+
+
+def leaves(data: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``(key path, value)`` of every leaf, walking mappings the way Invoke's loader does (an
+    empty mapping has no leaves: nothing in it can be set from the environment)."""
+    keys = getattr(data, "keys", None)
+    if callable(keys) and hasattr(data, "__getitem__"):
+        for key in keys():
+            yield from leaves(data[key], (*path, str(key)))
+    else:
+        yield path, data
+
+
+def ops_env_names(ops: Any, prefix: str) -> dict[str, tuple[str, ...]]:
+    """Each variable Invoke maps into the merged ``ops`` settings → the key path it sets."""
+    return {env_var_name(prefix, ("ops", *path)): ("ops", *path) for path, _ in leaves(ops)}
+
+
+def unknown_env_warnings(ops: Any, prefix: str, environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``{prefix}OPS_*`` variable that names no setting, with the closest name.
+
+    Names are compared without the shared prefix (it would make every pair look alike), and
+    ``__`` is read as ``_`` (other tools nest with a double underscore; Invoke does not).
+    """
+    known = ops_env_names(ops, prefix)
+    head = env_var_name(prefix, ("ops",)) + "_"
+    tails = {name.removeprefix(head): name for name in known}
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(head) or name in known:
+            continue
+        tail = name.removeprefix(head)
+        while "__" in tail:
+            tail = tail.replace("__", "_")
+        close = difflib.get_close_matches(tail, list(tails), n=1, cutoff=0.6)
+        advice = (f"did you mean {tails[close[0]]}?" if close else
+                  f"`invoke config` lists the settings; {head}<SECTION>_<KEY> sets one")
+        warnings.append(f"{name} is not a tminus setting and is ignored ({advice})")
+    return warnings
+
+
+def env_sources(env_data: Any, prefix: str) -> dict[str, str]:
+    """Dotted path → variable for every ``ops`` value Invoke took from the environment."""
+    return {".".join(path): env_var_name(prefix, path)
+            for path, _ in leaves(env_data) if path[:1] == ("ops",)}
+
+
+def check_env_booleans(env_data: Any, prefix: str, environ: Mapping[str, str]) -> None:
+    """Refuse a boolean setting whose variable Invoke read as something it does not say."""
+    for path, value in leaves(env_data):
+        if path[:1] != ("ops",) or not isinstance(value, bool):
+            continue
+        name = env_var_name(prefix, path)
+        if environ.get(name, "").strip().lower() not in _BOOLEAN_VALUES:
+            raise ConfigError(f"{name} ({'.'.join(path)}): not a boolean; Invoke reads every "
+                              "value but 0 or an empty one as true",
+                              hint=f"set {name}=1 or {name}=0")
+
+
+def uncastable_env_var(config: Any, environ: Mapping[str, str]) -> str | None:
+    """Why Invoke's environment loading failed, naming the variable; None when it is not one.
+
+    Re-does Invoke's mapping over the merged configuration it crawled: a list cannot be set
+    from a string, a number must parse as the type of the value it replaces, and two settings
+    must not share one variable name. Values are never shown (a variable may hold a secret).
+    """
+    prefix = env_prefix(config)
+    seen: dict[str, tuple[str, ...]] = {}
+    for path, old in leaves(getattr(config, "_config", {})):
+        name = env_var_name(prefix, path)
+        dotted = ".".join(path)
+        if name in seen:
+            return (f"{name} would set both {'.'.join(seen[name])} and {dotted}; Invoke cannot "
+                    "read its environment until one of them is renamed")
+        seen[name] = path
+        if name not in environ or old is None or isinstance(old, bool | str):
+            continue
+        if isinstance(old, list | tuple):
+            return (f"{name} ({dotted}): a list cannot be set from an environment variable "
+                    f"(hint: unset it and set {dotted} in invoke.yaml)")
+        try:
+            old.__class__(environ[name])
+        except (ValueError, TypeError):
+            kind = {"int": "an integer", "float": "a number"}.get(type(old).__name__,
+                                                                  f"a {type(old).__name__}")
+            return f"{name} ({dotted}): not {kind}"
+    return None
+
+
+def install_env_guard() -> None:
+    """Wrap Invoke's ``Config.load_shell_env`` so a variable it cannot cast ends the run with
+    exit 2 and one line, instead of a traceback from inside Invoke.
+
+    Invoke loads the environment after it has found the tasks and before it calls one, with no
+    hook in between that a collection could use; so the guard wraps the method itself. It only
+    changes what happens when loading fails and the failing variable can be named; anything else
+    is re-raised untouched. Installing twice is harmless.
+    """
+    original = Config.load_shell_env
+    if getattr(original, "_tminus_env_guard", False):
+        return
+
+    @functools.wraps(original)
+    def load_shell_env(self: Config) -> None:
+        try:
+            original(self)
+        except (ValueError, TypeError, UncastableEnvVar, AmbiguousEnvVar):
+            problem = uncastable_env_var(self, os.environ)
+            if problem is None:
+                raise
+            raise Exit(f"error: {problem}", code=ExitCode.USAGE) from None
+
+    load_shell_env._tminus_env_guard = True  # type: ignore[attr-defined]
+    Config.load_shell_env = load_shell_env  # type: ignore[method-assign]
+
+
+install_env_guard()
+
+
+# --- output --------------------------------------------------------------------------------------
 
 
 def say(message: str) -> None:

@@ -73,7 +73,8 @@ def config(c: Context, env: str = "") -> None:
     settings = settings_from(c)
     data = settings.environment(env).model_dump(mode="json") if env else \
         settings.model_dump(mode="json")
-    sys.stdout.write(yaml.safe_dump({"ops": data} if not env else {env: data}, sort_keys=False))
+    sys.stdout.write(yaml.safe_dump({"ops": data} if not env else {env: data}, sort_keys=False,
+                                    allow_unicode=True))
 
 
 @task(auto_shortflags=False, positional=["version"], help={

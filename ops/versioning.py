@@ -53,6 +53,20 @@ def is_release_tag(text: str) -> bool:
     return _PATTERN.fullmatch(text) is not None
 
 
+def version_of_tag(name: str) -> ReleaseVersion | None:
+    """The version an existing tag names, with or without the ``v`` (``0.12.0``, ``v2.0.0``).
+
+    Teams tag both ways; "the previous release" must see both, while tminus itself only ever
+    creates ``v`` tags.
+    """
+    if len(name) > 200:
+        return None
+    candidate = name if name.startswith("v") else f"v{name}"
+    if not is_release_tag(candidate):
+        return None
+    return parse_version(candidate)
+
+
 def parse_version(text: str | None) -> ReleaseVersion:
     """Parse a release version or raise a usage error (exit 2) saying what is expected."""
     raw = text or ""

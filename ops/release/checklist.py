@@ -28,6 +28,12 @@ from ops.report import Finding, Report, Status
 
 #: The pseudo finding id of the whole run's verdict, for the final-verification item.
 PREDEPLOY_RESULT = "predeploy.result"
+#: Where the checklist goes without --output, relative to the project root. It is a generated
+#: working file, so it lives in a folder git ignores by itself (a ``*`` .gitignore marker written
+#: when the folder is made): a service repository whose .gitignore knows nothing of tminus stays
+#: clean, and the next predeploy's release_tag.worktree_clean or create-release does not trip over
+#: it. Only the sign-off record (releases/) is meant to be committed.
+CHECKLIST_DIR = Path(".tminus/checklists")
 ROLES = ("engineer", "reviewer")
 _MAX_NAME = 80
 _MAX_MESSAGES = 3
@@ -369,7 +375,7 @@ def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "
     A sign-off is refused while predeploy fails: a signature means "checked and fit to ship".
     The checklist is still written so the person sees what stands in the way.
     """
-    from ops.atomic import atomic_write_text
+    from ops.atomic import atomic_write_text, make_ignored_dir
     from ops.checks import CheckContext, run_predeploy
     from ops.versioning import parse_version
 
@@ -377,7 +383,7 @@ def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "
     names = {role: name for role, name in (("engineer", engineer), ("reviewer", reviewer))
              if name is not None}
     settings.environment(env)
-    target = output or root / f"CHECKLIST_{release.tag}.md"
+    target = output or default_checklist_path(root, release.tag)
     record_path = signoff_path(root, settings, release.tag)
     record = read_signoffs(record_path, release.tag)
     sign(record, names, result="")  # bad names or a self-review fail before any check runs
@@ -387,5 +393,12 @@ def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "
         record = sign(record, names, result=report.result, env=env)
         write_signoffs(record_path, record)
     text, counts = _render(report, record, env=env, generated_at=None)
+    if output is None:
+        make_ignored_dir(target.parent)
     atomic_write_text(target, text)
     return ChecklistResult(target, report, counts, record, signed)
+
+
+def default_checklist_path(root: Path, version: str) -> Path:
+    """``.tminus/checklists/CHECKLIST_vX.Y.Z.md`` under ``root`` (see CHECKLIST_DIR)."""
+    return root / CHECKLIST_DIR / f"CHECKLIST_{version}.md"

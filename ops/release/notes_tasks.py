@@ -43,7 +43,8 @@ def release_notes(c: Context, from_: str = "", to: str = "", output: str = "") -
     auto_shortflags=False,
     help={
         "version": "release the checklist is for, e.g. v0.2.0 (required)",
-        "output": "Markdown file to write (default: CHECKLIST_<version>.md at the project root)",
+        "output": "Markdown file to write (default: .tminus/checklists/CHECKLIST_<version>.md, "
+                  "which git ignores)",
         "sign-engineer": "record NAME as the engineer signing off (refused while checks fail)",
         "sign-reviewer": "record NAME as the reviewer signing off (not the engineer)",
         "env": "environment whose .env and database are checked (default: production)",

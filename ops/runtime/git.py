@@ -6,12 +6,15 @@ repository ends with one line instead of a traceback.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.errors import UsageError
-from ops.versioning import ReleaseVersion, is_release_tag, parse_version
+from ops.versioning import ReleaseVersion, version_of_tag
 
 if TYPE_CHECKING:
     import git
@@ -28,8 +31,16 @@ def open_repo(root: Path) -> git.Repo:
 
 
 def release_tags(repo: git.Repo) -> dict[ReleaseVersion, git.TagReference]:
-    """Every tag that is a release version, keyed by its parsed version."""
-    return {parse_version(t.name): t for t in repo.tags if is_release_tag(t.name)}
+    """Every tag that names a release version (``v1.2.0`` or ``1.2.0``), keyed by that version.
+
+    When both spellings of one version exist, the ``v`` tag (the one tminus writes) wins.
+    """
+    found: dict[ReleaseVersion, git.TagReference] = {}
+    for tag in sorted(repo.tags, key=lambda t: t.name.startswith("v")):
+        version = version_of_tag(tag.name)
+        if version is not None:
+            found[version] = tag
+    return found
 
 
 def is_shallow(repo: git.Repo) -> bool:
@@ -38,8 +49,60 @@ def is_shallow(repo: git.Repo) -> bool:
 
 def previous_release(repo: git.Repo, version: ReleaseVersion) -> git.TagReference | None:
     """The highest release tag strictly below ``version``: what "since the last release" means."""
-    earlier = [v for v in release_tags(repo) if v < version]
-    return release_tags(repo)[max(earlier)] if earlier else None
+    tags = release_tags(repo)
+    earlier = [v for v in tags if v < version]
+    return tags[max(earlier)] if earlier else None
+
+
+def python_sources_mentioning(repo: git.Repo, rev: str, needle: str,
+                              limit_bytes: int = 1 << 20) -> dict[str, str] | None:
+    """``{path: text}`` of the ``*.py`` files at ``rev`` that contain ``needle``.
+
+    Two processes whatever the tree's size (``git grep`` names the files, one ``cat-file
+    --batch`` reads them), so comparing a release tag's migrations with HEAD's costs the same in a
+    monorepo as in a toy. None when ``rev`` cannot be read; files over ``limit_bytes`` are left
+    out (a revision file is a few KiB).
+    """
+    import subprocess
+
+    base = ["git", "-C", str(repo.working_tree_dir or repo.git_dir)]
+    try:
+        listed = subprocess.run([*base, "grep", "-l", "-z", "-F", "-e", needle, rev, "--",
+                                 "*.py"], capture_output=True, check=False, timeout=120)
+        if listed.returncode not in (0, 1):
+            return None
+        prefix = f"{rev}:"
+        paths = [p.removeprefix(prefix) for p in
+                 listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+        if not paths:
+            return {}
+        request = "".join(f"{rev}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+        batch = subprocess.run([*base, "cat-file", "--batch"], input=request,
+                               capture_output=True, check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if batch.returncode != 0:
+        return None
+    return _batch_texts(batch.stdout, paths, limit_bytes)
+
+
+def _batch_texts(out: bytes, paths: list[str], limit_bytes: int) -> dict[str, str]:
+    """Parse ``git cat-file --batch`` output: ``<sha> <type> <size>\\n<content>\\n`` each."""
+    texts: dict[str, str] = {}
+    offset = 0
+    for path in paths:
+        end = out.find(b"\n", offset)
+        if end < 0:
+            break
+        header = out[offset:end].split()
+        offset = end + 1
+        if len(header) != 3:  # "<object> missing"
+            continue
+        size = int(header[2])
+        if header[1] == b"blob" and size <= limit_bytes:
+            texts[path] = out[offset:offset + size].decode("utf-8", "replace")
+        offset += size + 1
+    return texts
 
 
 def file_at(repo: git.Repo, rev: str, path: str) -> str | None:
@@ -126,3 +189,135 @@ def last_commit_date(repo: git.Repo, path: str) -> datetime | None:
     except (git.GitCommandError, ValueError):
         return None
     return commit.committed_datetime if commit is not None else None
+
+
+def work_tree_top(start: Path) -> Path | None:
+    """The top level of the git work tree holding ``start``; None outside one (or where git
+    refuses to read it). Where a task looks for the project when no tasks.py says where it is."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"],
+                              capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    top = done.stdout.strip()
+    return Path(top) if done.returncode == 0 and top else None
+
+
+# --- a failed git command, in one line -----------------------------------------------------------
+
+#: The longest summary of a failed git command: one terminal line. GitPython's own message
+#: repeats the whole command line and every line git printed (kilobytes for a ``git log`` with
+#: a format string), which is noise to the person who has to act on it.
+GIT_ERROR_LIMIT = 200
+#: Options of git itself that take their value as the next argument (``git -C dir log``).
+_VALUE_OPTIONS = frozenset({"-c", "-C", "--git-dir", "--work-tree", "--namespace",
+                            "--exec-path", "--config-env"})
+_SAFE_DIRECTORY = re.compile(r"git config --global --add safe\.directory [^\s\"']+")
+
+
+class GitFailed(UsageError):
+    """A git command failed. The cause is the repository (a corrupt or partial clone, an index
+    git cannot read) or git's own setup (a checkout owned by another user that git refuses
+    until it is a ``safe.directory``): something to fix before tminus can read it, so exit 2."""
+
+
+def git_stderr(exc: BaseException) -> str:
+    """git's own stderr lines from a GitCommandError (GitPython wraps them as
+    ``\\n  stderr: '…'``), blank lines dropped."""
+    text = str(getattr(exc, "stderr", "") or "").strip()
+    text = text.removeprefix("stderr:").strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+def git_subcommand(command: object) -> str | None:
+    """``log`` for ``['/usr/bin/git', '-c', 'k=v', 'log', '--format=…']``: which git command
+    failed, without its arguments (they can be long, and paths in them may be private)."""
+    if isinstance(command, str):
+        argv = command.split()
+    elif isinstance(command, list | tuple):
+        argv = [str(arg) for arg in command]
+    else:
+        return None
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def git_failure(exc: BaseException) -> GitFailed:
+    """The one-line GitFailed for GitPython's error: ``git log failed: fatal: bad object …``.
+
+    The line is git's verdict: its first ``fatal:`` line, else its first ``error:`` line, else
+    its first line that is not a ``hint:``; bounded to GIT_ERROR_LIMIT characters. git's own
+    advice to mark the directory safe becomes the hint.
+    """
+    lines = git_stderr(exc).splitlines()
+    if not lines and not hasattr(exc, "command"):  # GitPython's ValueError from its object reader
+        lines = str(exc).strip().splitlines()
+    status = getattr(exc, "status", None)
+    reason = _first_meaningful(lines) or (f"exit status {status}" if status is not None
+                                          else type(exc).__name__)
+    if hasattr(exc, "command"):
+        subcommand = git_subcommand(exc.command)
+        what = f"git {subcommand}" if subcommand else "git"
+    else:
+        what = "reading the repository"
+    advice = _SAFE_DIRECTORY.search("\n".join(lines) or str(exc))
+    return GitFailed(_bounded(f"{what} failed: {reason}"),
+                     hint=f"`{advice.group(0)}`" if advice else None)
+
+
+@contextmanager
+def git_errors() -> Iterator[None]:
+    """Let a failed git command leave as one line (GitFailed), never as GitPython's multi-line
+    error. Also usable as a decorator (``@git_errors()``) on a function that runs git.
+
+    GitPython's object reader reports a repository git refuses (another user's checkout) as a
+    ValueError naming "dubious ownership"; that one is translated too, any other ValueError is
+    left alone.
+    """
+    import git
+
+    try:
+        yield
+    except git.GitCommandError as exc:
+        raise git_failure(exc) from None
+    except ValueError as exc:
+        if "dubious ownership" not in str(exc):
+            raise
+        raise git_failure(exc) from None
+
+
+def ensure_git_reads(repo: git.Repo) -> None:
+    """Ask git once whether it will work in ``repo``; GitFailed (one line, git's advice as the
+    hint) when it refuses.
+
+    GitPython opens a repository by reading files, so a checkout git refuses (owned by another
+    user and not a ``safe.directory``, as a volume mounted into a container often is) otherwise
+    surfaces later as misleading symptoms: HEAD "has no commits", a tag "is unknown", a broken
+    pipe from GitPython's object reader.
+    """
+    with git_errors():
+        repo.git.rev_parse("--git-dir")
+
+
+def _first_meaningful(lines: list[str]) -> str | None:
+    cleaned = [" ".join(line.split()) for line in lines if line.strip()]
+    for marker in ("fatal:", "error:"):
+        found = next((line for line in cleaned if line.lower().startswith(marker)), None)
+        if found is not None:
+            return found
+    return next((line for line in cleaned if not line.lower().startswith("hint:")),
+                cleaned[0] if cleaned else None)
+
+
+def _bounded(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= GIT_ERROR_LIMIT else text[:GIT_ERROR_LIMIT - 1] + "…"

@@ -12,6 +12,7 @@ import pytest
 
 from ops.demo import build_demo, demo_settings
 from ops.release.checklist import make_checklist
+from tests.conftest import GitRepo
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +38,14 @@ def move_head_past_the_tag(root: Path) -> None:
     subprocess.run(["git", "commit", "-qm", "docs: a commit after the tag"], cwd=root, check=True)
 
 
-def invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([INVOKE, "checklist", *args], cwd=root, capture_output=True, text=True,
+def invoke(root: Path, *args: str, task: str = "checklist") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([INVOKE, task, *args], cwd=root, capture_output=True, text=True,
                           check=False, timeout=300)
 
 
-def test_checklist_is_written_beside_the_project_with_proven_items_ticked(repo: Path) -> None:
+def test_checklist_is_written_under_tminus_with_proven_items_ticked(repo: Path) -> None:
     result = make_checklist(repo, demo_settings(repo), "v0.2.0")
-    assert result.path == repo / "CHECKLIST_v0.2.0.md"
+    assert result.path == repo / ".tminus" / "checklists" / "CHECKLIST_v0.2.0.md"
     text = result.path.read_text(encoding="utf-8")
     assert "- [x] Release tag exists (release_tag.exists)" in text
     assert "- [x] Checkpoints match the release's VERSION file (artifacts.models_match_release)" \
@@ -79,7 +80,7 @@ def test_task_exits_1_with_one_line_when_predeploy_fails(repo: Path) -> None:
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: predeploy failed for v0.2.0: ")
     assert "(no sign-off recorded)" in line
-    assert (repo / "CHECKLIST_v0.2.0.md").is_file()
+    assert (repo / ".tminus" / "checklists" / "CHECKLIST_v0.2.0.md").is_file()
 
 
 def test_task_refuses_a_reviewer_who_is_the_engineer_with_exit_2(repo: Path) -> None:
@@ -94,4 +95,29 @@ def test_task_rejects_a_malformed_version_before_running_any_check(repo: Path) -
     done = invoke(repo, "--version", "v0.2")
     assert done.returncode == 2
     assert done.stderr.startswith("error: malformed release version v0.2")
-    assert not list(repo.glob("CHECKLIST_*.md"))
+    assert not list(repo.rglob("CHECKLIST_*.md"))
+
+
+def test_output_writes_the_checklist_where_asked_relative_to_the_current_directory(
+        repo: Path) -> None:
+    (repo / "review").mkdir()
+    done = invoke(repo / "review", "--version", "v0.2.0", "--output", "T-1.md")
+    assert done.returncode == 0, done.stderr
+    assert "- [x] Release tag exists (release_tag.exists)" in \
+        (repo / "review" / "T-1.md").read_text(encoding="utf-8")
+    assert not (repo / ".tminus" / "checklists").exists()
+
+
+def test_the_next_predeploy_finds_the_tree_clean_in_a_repository_that_does_not_ignore_it(
+        git_repo: GitRepo) -> None:
+    """A service repository that installs tminus has no CHECKLIST_*.md line in .gitignore."""
+    git_repo.write("tasks.py", "from ops.tasks import ns\n")
+    git_repo.commit("feat: the service")
+    git_repo.tag("v0.1.0")
+    invoke(git_repo.path, "--version", "v0.1.0")
+    assert git_repo.git("status", "--porcelain", "--untracked-files=all") == ""
+    done = invoke(git_repo.path, "--version", "v0.1.0", "--only", "release_tag", "--format",
+                  "json", task="predeploy")
+    [clean] = [f for s in json.loads(done.stdout)["sections"] for f in s["findings"]
+               if f["id"] == "release_tag.worktree_clean"]
+    assert clean["status"] == "pass", clean["message"]

@@ -12,9 +12,11 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def invoke(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    """The real program; ``env`` adds variables to a copy of this process's environment."""
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -63,3 +65,78 @@ def test_list_shows_every_task_with_a_summary(service_repo: Path) -> None:
     done = invoke(service_repo, "--list")
     assert done.returncode == 0
     assert "predeploy (predeploy-check)" in done.stdout
+
+
+# --- INVOKE_OPS_* variables ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    ("INVOKE_OPS_BACKUP_KEEP", "abc", "not an integer"),
+    ("INVOKE_OPS_SMOKE_P95_MS", "fast", "not a number"),
+    ("INVOKE_OPS_RELEASE_BRANCHES", "main", "a list cannot be set from an environment variable"),
+])
+def test_a_variable_invoke_cannot_cast_exits_2_with_one_line_naming_it(
+        service_repo: Path, variable: str, value: str, problem: str) -> None:
+    done = invoke(service_repo, "config", env={variable: value})
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: {variable} (")
+    assert problem in line
+
+
+def test_a_variable_overriding_a_number_from_invoke_yaml_is_checked_too(
+        service_repo: Path) -> None:
+    (service_repo / "invoke.yaml").write_text(
+        "ops:\n  environments:\n    production:\n      services:\n        app:\n"
+        "          replicas: 3\n", encoding="utf-8")
+    variable = "INVOKE_OPS_ENVIRONMENTS_PRODUCTION_SERVICES_APP_REPLICAS"
+    done = invoke(service_repo, "config", env={variable: "three"})
+    assert done.returncode == 2
+    assert done.stderr == (f"error: {variable} (ops.environments.production.services.app."
+                           "replicas): not an integer\n")
+
+
+def test_a_value_that_does_not_validate_names_the_variable(service_repo: Path) -> None:
+    done = invoke(service_repo, "config", env={"INVOKE_OPS_BACKUP_KEEP": "0"})
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: INVOKE_OPS_BACKUP_KEEP (ops.backup.keep): ")
+
+
+def test_false_for_a_boolean_setting_exits_2_instead_of_meaning_true(service_repo: Path) -> None:
+    done = invoke(service_repo, "config", env={"INVOKE_OPS_ARTIFACTS_CACHE": "false"})
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: INVOKE_OPS_ARTIFACTS_CACHE (ops.artifacts.cache): "
+                           "not a boolean")
+
+
+def test_a_bad_variable_is_named_without_its_value(service_repo: Path) -> None:
+    done = invoke(service_repo, "config", env={"INVOKE_OPS_BACKUP_KEEP": "hunter2-secret"})
+    assert done.returncode == 2
+    assert "hunter2-secret" not in done.stderr
+
+
+def test_an_unknown_ops_variable_warns_with_the_closest_setting(service_repo: Path) -> None:
+    done = invoke(service_repo, "config", env={"INVOKE_OPS_BACKUP__KEEP": "3"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("warning: INVOKE_OPS_BACKUP__KEEP is not a tminus setting and is "
+                           "ignored (did you mean INVOKE_OPS_BACKUP_KEEP?)\n")
+
+
+def test_a_known_ops_variable_gets_no_warning(service_repo: Path) -> None:
+    done = invoke(service_repo, "config", env={"INVOKE_OPS_BACKUP_KEEP": "3"})
+    assert done.returncode == 0
+    assert done.stderr == ""
+
+
+# --- invoke config -------------------------------------------------------------------------------
+
+
+def test_config_prints_non_ascii_text_as_text(service_repo: Path) -> None:
+    (service_repo / "invoke.yaml").write_text(
+        "ops:\n  runbook:\n    sections:\n      health: [상태 확인, santé]\n", encoding="utf-8")
+    done = invoke(service_repo, "config")
+    assert done.returncode == 0, done.stderr
+    assert "- 상태 확인\n" in done.stdout
+    assert "- santé\n" in done.stdout

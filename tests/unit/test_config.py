@@ -55,3 +55,17 @@ def test_user_environments_merge_with_their_own_defaults() -> None:
     settings = load_settings({"environments": {"qa": {"health_url": "http://127.0.0.1:9000/h"}}})
     assert str(settings.environment("qa").health_url) == "http://127.0.0.1:9000/h"
     assert settings.environment("qa").env_file == Path(".env")
+
+
+def test_a_value_from_a_variable_is_reported_under_the_variable_name() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"backup": {"keep": 0}},
+                      sources={"ops.backup.keep": "INVOKE_OPS_BACKUP_KEEP"})
+    assert caught.value.message.startswith("INVOKE_OPS_BACKUP_KEEP (ops.backup.keep): ")
+
+
+def test_a_value_from_a_file_keeps_the_bare_path_when_other_values_came_from_variables() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"backup": {"keep": 0}},
+                      sources={"ops.runbook.max_age_days": "INVOKE_OPS_RUNBOOK_MAX_AGE_DAYS"})
+    assert caught.value.message.startswith("ops.backup.keep: ")

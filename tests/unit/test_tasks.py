@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import git
 import pytest
 from invoke.config import Config
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 
+from ops.taskkit import boundary, uncastable_env_var, unknown_env_warnings
 from ops.tasks import ns, predeploy
 
 
@@ -57,3 +59,83 @@ def test_every_task_has_a_one_line_summary_and_help_for_each_option() -> None:
 
 def test_predeploy_check_is_an_alias_of_predeploy() -> None:
     assert ns["predeploy-check"] is ns["predeploy"]
+
+
+# --- INVOKE_OPS_* variables, as Invoke's own Config loads them -----------------------------------
+
+
+def collection_config() -> Config:
+    """A Config holding the collection's defaults, the way Invoke's executor prepares it."""
+    config = Config()
+    config.load_collection(ns.configuration())
+    return config
+
+
+def test_invokes_env_loading_exits_2_naming_a_variable_it_cannot_cast(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOKE_OPS_BACKUP_KEEP", "abc")
+    with pytest.raises(Exit) as caught:
+        collection_config().load_shell_env()
+    assert caught.value.code == 2
+    assert caught.value.message == "error: INVOKE_OPS_BACKUP_KEEP (ops.backup.keep): not an integer"
+
+
+def test_castable_variables_load_as_invoke_loads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOKE_OPS_BACKUP_KEEP", "3")
+    config = collection_config()
+    config.load_shell_env()
+    assert config.ops.backup.keep == 3
+
+
+def test_no_problem_is_found_when_every_variable_casts() -> None:
+    assert uncastable_env_var(collection_config(), {"INVOKE_OPS_BACKUP_KEEP": "3"}) is None
+
+
+def test_unknown_variable_without_a_close_setting_says_how_settings_are_named() -> None:
+    [warning] = unknown_env_warnings(ns.configuration()["ops"], "INVOKE_",
+                                     {"INVOKE_OPS_FROBNICATE": "1"})
+    assert warning.startswith("INVOKE_OPS_FROBNICATE is not a tminus setting and is ignored")
+    assert "INVOKE_OPS_<SECTION>_<KEY>" in warning
+
+
+def test_variables_outside_the_ops_prefix_are_not_tminus_business() -> None:
+    assert unknown_env_warnings(ns.configuration()["ops"], "INVOKE_",
+                                {"INVOKE_RUN_ECHO": "1", "INVOKE_DEBUG": "1"}) == []
+
+
+def test_unknown_variables_are_looked_for_under_the_programs_own_prefix() -> None:
+    [warning] = unknown_env_warnings(ns.configuration()["ops"], "FAB_",
+                                     {"FAB_OPS_BACKUP_KEPE": "3", "INVOKE_OPS_BACKUP_KEPE": "3"})
+    assert warning.startswith("FAB_OPS_BACKUP_KEPE ")
+    assert "did you mean FAB_OPS_BACKUP_KEEP?" in warning
+
+
+# --- the boundary --------------------------------------------------------------------------------
+
+
+def test_a_git_command_error_reaching_the_boundary_is_one_line(tmp_path: Path) -> None:
+    repo = git.Repo.init(tmp_path)
+
+    @boundary
+    def body() -> None:
+        repo.git.log("--format=%H%x1f%an%x1f%aI%x1f%B")  # no commits yet: git log fails
+
+    with pytest.raises(Exit) as caught:
+        body()
+    message = str(caught.value.message)
+    assert message.startswith("error: git log failed: fatal: ")
+    assert "\n" not in message
+    assert "cmdline" not in message
+
+
+def test_an_unexpected_multi_line_error_is_shown_on_one_line() -> None:
+    @boundary
+    def body() -> None:
+        raise RuntimeError("first line\nsecond line\n" + "x" * 2000)
+
+    with pytest.raises(Exit) as caught:
+        body()
+    message = str(caught.value.message)
+    assert message.startswith("internal error: RuntimeError: first line second line x")
+    assert "\n" not in message
+    assert len(message) < 400
