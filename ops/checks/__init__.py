@@ -52,12 +52,14 @@ class CheckContext:
     @cached_property
     def repo(self) -> git.Repo | None:
         """The git repository at the root, or None when there is none (checks then skip)."""
-        from ops.runtime.git import open_repo
+        from ops.runtime.git import ensure_git_reads, open_repo
 
         try:
-            return open_repo(self.root)
+            repo = open_repo(self.root)
         except OpsError:
             return None
+        ensure_git_reads(repo)  # a checkout git refuses is one line, not a broken pipe later
+        return repo
 
     @cached_property
     def env_values(self) -> dict[str, str]:

@@ -32,13 +32,16 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     else:
         yield models_hashed(ctx, current)
     record = verify.load_record(ctx.root, ctx.settings, ctx.version)
+    repo = ctx.repo
     if current is None:
         yield skipped(verify.MODELS_MATCH, "the checkpoints could not be hashed")
     else:
+        tagged_vf = (verify.tagged_version_file(ctx.root, ctx.version, record.version_file_path,
+                                                repo) if repo is not None else None)
         yield verify.models_match_finding(ctx.root, ctx.settings, ctx.version, record, current,
-                                          required=False, use_cache=ctx.use_cache)
+                                          required=False, use_cache=ctx.use_cache,
+                                          tagged_version=tagged_vf)
     yield images(ctx, record)
-    repo = ctx.repo
     yield from verify.manifest_findings(
         ctx.root, ctx.version, record, required=False,
         tag_commits=verify.tag_commits(ctx.root, ctx.version, repo) if repo is not None else None,
@@ -59,12 +62,18 @@ def models_hashed(ctx: CheckContext, current: CheckpointHashes) -> Finding:
 
 
 def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
-    """The manifest's images when it lists any (ids must match); else the compose file's."""
+    """The manifest's images when it lists any (ids must match); else the compose file's.
+
+    Ids are required only of a manifest in tminus's layout: the T-1 scripts record references
+    alone, so their images are checked for presence and the message says so. A built image under
+    a moving tag (``image: app:latest``) warns, with the compose line that fixes it.
+    """
     from ops.release.create import release_images
 
+    manifest = record.manifest
     expected: dict[str, mf.ImageRecord] = {}
-    if record.manifest is not None:
-        expected = dict(record.manifest.docker_images)
+    if manifest is not None:
+        expected = dict(manifest.docker_images)
     from_manifest = bool(expected)
     if not expected:
         try:
@@ -72,13 +81,27 @@ def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
         except OpsError as exc:
             return failed(verify.IMAGES, exc.message, hint=exc.hint)
         expected = {service: mf.ImageRecord(ref) for service, ref in refs.items()}
+    compose_name, unpinned = verify.unpinned_images(ctx.root, ctx.settings, ctx.version,
+                                                    ctx.env)
     if not expected:
-        return verify.images_finding(ctx.version, expected, None, None, require_ids=False)
+        finding = verify.images_finding(ctx.version, expected, None, None, require_ids=False,
+                                        empty_reason=_no_release_image(compose_name))
+        return verify.with_unpinned(finding, unpinned, ctx.version, compose_name)
     from ops.runtime.docker_engine import try_connect
 
     engine, reason = try_connect()
-    return verify.images_finding(ctx.version, expected, engine, reason,
-                                 require_ids=from_manifest)
+    finding = verify.images_finding(
+        ctx.version, expected, engine, reason,
+        require_ids=from_manifest and manifest is not None and manifest.records_hashes,
+        note=verify.ids_note(manifest, record.manifest_file) if from_manifest else "")
+    return verify.with_unpinned(finding, unpinned, ctx.version, compose_name)
+
+
+def _no_release_image(compose_name: str) -> str:
+    if not compose_name:
+        return "no compose file (docker-compose.yml or compose.yaml): no image to check"
+    return (f"no service of {compose_name} builds a release image (`build:` with an image "
+            "named by ${TMINUS_VERSION}, or by compose)")
 
 
 def human_bytes(size: int) -> str:

@@ -112,10 +112,15 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
     build records image ids into the committed manifest after the release commit (and
     artifacts.manifest_integrity proves it changed nothing else); `checklist --sign-*` writes
     this release's sign-off record. Neither changes what ships.
+
+    An environment file (``.env``) is not a change to commit: it holds secrets, so the hint says
+    to ignore it instead. A ``git status`` that fails is a failed finding in one line.
     """
+    import git as gitlib
+
     from ops.release.checklist import signoff_path
     from ops.release.manifest import checksum_path, manifest_path
-    from ops.runtime.git import worktree_changes
+    from ops.runtime.git import git_failure, worktree_changes
 
     manifest = manifest_path(ctx.root, ctx.settings, ctx.version)
     records = {
@@ -123,7 +128,13 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
         _relative(ctx, checksum_path(manifest)): {"M"},
         _relative(ctx, signoff_path(ctx.root, ctx.settings, ctx.version.tag)): {"M", "??"},
     }
-    all_changes = worktree_changes(repo)
+    try:
+        all_changes = worktree_changes(repo)
+    except gitlib.GitCommandError as exc:
+        problem = git_failure(exc)
+        return failed("release_tag.worktree_clean",
+                      f"cannot tell whether the working tree is clean: {problem.message}",
+                      hint=problem.hint or "repair the repository until `git status` runs")
     changes = [(code, path) for code, path in all_changes
                if code.strip() not in records.get(path, set())]
     if not changes:
@@ -134,8 +145,30 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
     more = f" (+{len(changes) - SHOWN_PATHS} more)" if len(changes) > SHOWN_PATHS else ""
     return warned("release_tag.worktree_clean",
                   f"{len(changes)} uncommitted change(s): {shown}{more}",
-                  hint="commit or stash them, so what you check is what the tag holds",
+                  hint=_worktree_hint(ctx, changes),
                   detail={"paths": [path for _, path in changes]})
+
+
+def _worktree_hint(ctx: CheckContext, changes: list[tuple[str, str]]) -> str:
+    """What to do with the changes: an env file is ignored (or untracked), never committed."""
+    env_files = {_relative(ctx, ctx.path(e.env_file)) for e in ctx.settings.environments.values()}
+
+    def is_env_file(path: str) -> bool:
+        return path in env_files or Path(path).name == ".env"
+
+    untracked = [path for code, path in changes if code == "??" and is_env_file(path)]
+    tracked = [path for code, path in changes if code != "??" and is_env_file(path)]
+    advice = []
+    if untracked:
+        advice.append(f"add {', '.join(untracked)} to .gitignore: it holds the environment's "
+                      "secrets and must never be committed")
+    if tracked:
+        advice.append(f"stop tracking {', '.join(tracked)} (`git rm --cached`), add it to "
+                      ".gitignore and rotate the secrets it held")
+    if len(changes) > len(untracked) + len(tracked):
+        advice.append("commit or stash the other changes" if advice else
+                      "commit or stash them, so what you check is what the tag holds")
+    return "; ".join(advice)
 
 
 def _relative(ctx: CheckContext, path: Path) -> str:
@@ -158,31 +191,71 @@ def _describe(code: str) -> str:
 
 
 def check_monotonic(ctx: CheckContext, repo: git.Repo) -> Finding:
+    """Above every earlier release tag (``v1.2.0`` and ``1.2.0`` alike). A shallow clone with
+    no earlier tag cannot tell a first release from a cut-off history, so it says that."""
     from ops.runtime.git import is_shallow, release_tags
 
     version = ctx.version
-    others = [v for v in release_tags(repo) if v != version]
+    tags = release_tags(repo)
+    others = [v for v in tags if v != version]
     not_below = sorted(v for v in others if not v < version)
     if not_below:
-        listed = ", ".join(v.tag for v in not_below[:SHOWN_PATHS])
+        listed = ", ".join(tags[v].name for v in not_below[:SHOWN_PATHS])
         return failed("release_tag.monotonic",
                       f"{version} is not above every earlier release: {listed} "
                       f"{'exists' if len(not_below) == 1 else 'exist'}",
                       hint=f"release a version above {max(not_below)} instead")
-    note = f" ({UNSHALLOW})" if is_shallow(repo) else ""
+    shallow = is_shallow(repo)
+    if not others and shallow:
+        return warned("release_tag.monotonic",
+                      f"history is shallow: fetch tags to compare (no earlier release tag in "
+                      f"this clone, so {version} cannot be shown to be above them)",
+                      hint="`git fetch --unshallow --tags` (CI: fetch-depth 0)")
+    note = f" ({UNSHALLOW})" if shallow else ""
     if not others:
         return passed("release_tag.monotonic", f"{version} is the first release{note}")
     return passed("release_tag.monotonic",
-                  f"{version} is above every earlier release (previous: {max(others)}){note}")
+                  f"{version} is above every earlier release (previous: "
+                  f"{tags[max(others)].name}){note}")
 
 
 def check_checkpoint_version(ctx: CheckContext) -> Iterator[Finding]:
+    """The release's VERSION file is there and names this release; a service that ships no
+    checkpoint files needs none, so then its absence passes.
+
+    Only the version line is read here (leniently, in either layout): whether the hashes hold is
+    ``artifacts.models_match_release``'s question, and one bad line reported twice helps no one.
+    """
+    from ops.hashing import checkpoint_files
+    from ops.release import version_file as vfile
+
     tag = ctx.version.tag
     folder = ctx.settings.artifacts.checkpoints_dir
     relative = folder / f"VERSION_{tag}.txt"
-    if ctx.path(relative).is_file():
-        yield passed("release_tag.checkpoint_version", f"{relative} exists")
-    else:
-        yield failed("release_tag.checkpoint_version", f"{relative} is missing",
-                     hint=f"`invoke create-release --version {tag}` writes it "
-                          "(version, commit, date and each checkpoint's sha256)")
+    path = ctx.path(relative)
+    if path.is_file():
+        try:
+            found = vfile.parse(vfile.read_release_text(path), source=path.name, strict=False)
+        except vfile.ReleaseFileError as exc:
+            yield failed("release_tag.checkpoint_version", exc.message,
+                         hint="restore it from git, or cut the release again")
+            return
+        if found.version and not vfile.names_version(found, ctx.version):
+            yield failed("release_tag.checkpoint_version",
+                         f"{relative} is for {found.version}, not {tag}",
+                         hint=f"it was copied from another release; `invoke create-release "
+                              f"--version {tag}` writes this release's")
+        else:
+            yield passed("release_tag.checkpoint_version", f"{relative} exists")
+        return
+    models = checkpoint_files(ctx.root, folder, ctx.settings.artifacts.patterns)
+    if not models:
+        yield passed("release_tag.checkpoint_version",
+                     f"no checkpoint files under {folder.as_posix()}/ "
+                     f"({' '.join(ctx.settings.artifacts.patterns)}): {tag} needs no VERSION file")
+        return
+    yield failed("release_tag.checkpoint_version",
+                 f"{relative} is missing ({len(models)} checkpoint file(s) under "
+                 f"{folder.as_posix()}/)",
+                 hint=f"`invoke create-release --version {tag}` writes it "
+                      "(version, commit, date and each checkpoint's sha256)")

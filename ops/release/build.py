@@ -1,7 +1,9 @@
 """Building a release's service images, and recording their ids in the manifest.
 
 The compose file says what to build (``build:`` context, dockerfile, args, target) and how to tag
-it (``image:``, through ``ops.images.service_images``, the single source of image names). The
+it (``image:``, through ``ops.images.service_images``, the single source of image names; a
+service without ``image:`` gets compose's own name for the project tminus deploys, see
+``compose_images``). The
 docker SDK's low-level ``api.build`` streams the engine's progress, which the task shows as it
 comes. Each image carries the label ``tminus.version`` so what runs can be traced to a release.
 
@@ -23,7 +25,16 @@ from typing import Any
 
 from ops.config import Settings, resolve_path
 from ops.errors import ExitCode, OpsError, UsageError
-from ops.images import VERSION_VARIABLE, find_compose_file, load_compose, service_images, substitute
+from ops.images import (
+    VERSION_VARIABLE,
+    DefaultName,
+    ServiceImage,
+    find_compose_file,
+    load_compose,
+    release_tag_problem,
+    service_images,
+    substitute,
+)
 from ops.redact import mask
 from ops.release import manifest as mf
 from ops.versioning import ReleaseVersion, parse_version
@@ -82,6 +93,45 @@ class BuildResult:
     manifest: Path | None = None  # the manifest that was updated, if any
     manifest_note: str | None = None  # why it was not updated
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)  # built images the release tag cannot reach
+
+
+# --- the compose file's images -------------------------------------------------------------------
+
+
+def compose_image_namer(root: Path, settings: Settings, env: str = "production",
+                        program: tuple[str, ...] | None = None) -> DefaultName:
+    """Compose's default image name in the project tminus deploys ``env`` as.
+
+    The project is ``ops.deploy.stack.project_name``'s (``ops.environments.<env>.project_name``,
+    else ``<directory>-<env>``), the one ``-p`` every compose call gets; it is worked out, and the
+    compose CLI asked, only when a service has no ``image:``.
+    """
+    from ops.deploy.stack import project_name
+    from ops.runtime.compose import image_namer
+
+    namers: list[DefaultName] = []
+
+    def name(service: str) -> str:
+        if not namers:
+            configured = (settings.environments[env].project_name
+                          if env in settings.environments else None)
+            namers.append(image_namer(project_name(root, env, configured), program))
+        return namers[0](service)
+
+    return name
+
+
+def compose_images(root: Path, settings: Settings, version: str, env: str = "production",
+                   program: tuple[str, ...] | None = None
+                   ) -> tuple[Path | None, list[ServiceImage]]:
+    """(compose file, every service's image at ``version``); (None, []) without a compose file."""
+    configured = settings.environments[env].compose_file if env in settings.environments else None
+    compose = find_compose_file(root, configured)
+    if compose is None:
+        return None, []
+    namer = compose_image_namer(root, settings, env, program)
+    return compose, service_images(compose, version, default_name=namer)
 
 
 # --- planning (pure) -----------------------------------------------------------------------------
@@ -89,16 +139,19 @@ class BuildResult:
 
 def plan_builds(compose_file: Path, version: str, *, services: Iterable[str] = (),
                 build_args: Mapping[str, str] | None = None,
-                environ: Mapping[str, str] | None = None) -> list[BuildPlan]:
+                environ: Mapping[str, str] | None = None,
+                default_name: DefaultName | None = None) -> list[BuildPlan]:
     """Resolve every ``build:`` of the compose file at ``version``.
 
     Without ``services``: every built service whose image reference carries the version (the
-    release images). Named services may also be built images with a fixed reference. Compose
-    interpolation uses ``environ`` plus ``TMINUS_VERSION``; ``build_args`` override the file's.
+    release images), including those compose names itself (``default_name``). Named services may
+    also be built images with a fixed reference. Compose interpolation uses ``environ`` plus
+    ``TMINUS_VERSION``; ``build_args`` override the file's.
     """
     specs = load_compose(compose_file)["services"]
     variables = {**(environ if environ is not None else os.environ), VERSION_VARIABLE: version}
-    references = {img.service: img for img in service_images(compose_file, version)}
+    references = {img.service: img
+                  for img in service_images(compose_file, version, default_name=default_name)}
     built = [name for name, img in references.items() if img.built]
     wanted = list(dict.fromkeys(services))
     for name in wanted:
@@ -108,7 +161,7 @@ def plan_builds(compose_file: Path, version: str, *, services: Iterable[str] = (
         if name not in built:
             raise UsageError(f"service {name!r} does not build an image (no `build:`)",
                              hint="services that build an image: " + ", ".join(built))
-    chosen = wanted or [name for name in built if version in references[name].reference]
+    chosen = wanted or [name for name in built if references[name].versioned]
     plans = []
     for name in chosen:
         build = specs[name]["build"]
@@ -126,8 +179,18 @@ def plan_builds(compose_file: Path, version: str, *, services: Iterable[str] = (
             dockerfile=substitute(str(spec.get("dockerfile", "Dockerfile")), variables),
             args=args, labels={VERSION_LABEL: version, SERVICE_LABEL: name},
             target=substitute(str(spec["target"]), variables) if spec.get("target") else None,
-            versioned=version in reference))
+            versioned=references[name].versioned))
     return plans
+
+
+def unpinned_notes(compose_file: Path, version: str) -> list[tuple[str, str]]:
+    """(message, hint) for each built image the release tag cannot be applied to.
+
+    Images compose names itself always carry the release tag, so a placeholder names them.
+    """
+    problems = (release_tag_problem(img, version, compose_file.name)
+                for img in service_images(compose_file, version, default_name=str))
+    return [p for p in problems if p is not None]
 
 
 def _build_args(raw: Any, variables: Mapping[str, str]) -> dict[str, str]:
@@ -168,12 +231,16 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
                  no_cache: bool = False, dry_run: bool = False,
                  build_args: Mapping[str, str] | None = None, env: str = "production",
                  engine: Any | None = None,
-                 on_line: Callable[[str], None] | None = None) -> BuildResult:
+                 on_line: Callable[[str], None] | None = None,
+                 program: tuple[str, ...] | None = None) -> BuildResult:
     """Build each image, then record ids and digests in the release's manifest (when it exists).
 
-    Raises UsageError before building when the compose file is missing or the manifest's checksum
-    does not hold; DockerUnavailable (exit 3) when no engine answers; BuildFailed on a failed
-    build.
+    Raises UsageError before building when the compose file is missing, when its only built
+    images sit under a moving tag the release cannot be applied to (``image: app:latest``), or
+    when the manifest's checksum does not hold; DockerUnavailable (exit 3) when no engine answers;
+    BuildFailed on a failed build. Moving-tag images beside release images are built over
+    (named in ``notes`` and through ``on_line``), not refused. ``program`` is the compose CLI
+    whose naming rule applies to services without ``image:``; by default it is detected.
     """
     release = parse_version(version)
     root = resolve_path(Path.cwd(), root)
@@ -181,11 +248,26 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
     if compose is None:
         raise UsageError("no compose file: nothing says which images to build",
                          hint="add docker-compose.yml or set ops.environments.<env>.compose_file")
-    plans = plan_builds(compose, release.tag, services=services, build_args=build_args)
-    result = BuildResult(release.tag, plans, dry_run=dry_run)
+    namer = compose_image_namer(root, settings, env, program)
+    plans = plan_builds(compose, release.tag, services=services, build_args=build_args,
+                        default_name=namer)
+    unpinned = [] if services else unpinned_notes(compose, release.tag)
+    if unpinned and not plans:
+        message, hint = unpinned[0]
+        more = f" (and {len(unpinned) - 1} more)" if len(unpinned) > 1 else ""
+        raise UsageError(f"nothing to build for {release.tag}: {message}{more}", hint=hint)
+    result = BuildResult(release.tag, plans, dry_run=dry_run,
+                         notes=[f"{message} ({hint})" for message, hint in unpinned])
+    say = on_line or (lambda _line: None)
+    for note in result.notes:
+        say(f"note: {note}")
     manifest_file = mf.manifest_path(root, settings, release)
     manifest = _manifest_to_update(manifest_file, release)
-    if manifest is None:
+    if manifest is None and manifest_file.is_file():
+        result.manifest_note = (f"{manifest_file.name} is in the T-1 scripts' layout (image "
+                                "references, no ids): it is left as it is and no ids are "
+                                "recorded")
+    elif manifest is None:
         result.manifest_note = (f"{manifest_file.name} does not exist: image ids are not "
                                 f"recorded (run `invoke create-release {release.tag}` first)")
     if dry_run or not plans:
@@ -195,7 +277,6 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
         from ops.runtime.docker_engine import connect
 
         engine = connect()
-    say = on_line or (lambda _line: None)
     for plan in plans:
         say(f"==> {plan.service}: building {plan.reference} from {plan.context}")
         result.built.append(_build_one(engine, plan, no_cache=no_cache, on_line=say))
@@ -211,7 +292,11 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
 
 
 def _manifest_to_update(path: Path, release: ReleaseVersion) -> mf.Manifest | None:
+    """The manifest to record ids in; None when there is none, or it is the T-1 scripts' (whose
+    layout has no place for ids, and which tminus does not rewrite into its own)."""
     if not path.is_file():
+        return None
+    if not mf.read(path).records_hashes:
         return None
     check = mf.verify_checksum(path)
     if not check.ok:

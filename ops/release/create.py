@@ -4,6 +4,9 @@ The order is what makes an interrupted run harmless: every file is written atomi
 committed, and only then tagged. A failure after the commit resets the branch to the source
 commit (``git reset --keep``), so there is never a tag without its files nor files without a tag.
 
+The VERSION file is written in the T-1 document's layout (``ops.release.version_file.render``),
+and only when there are checkpoint files: a service that ships none needs none.
+
 "commit" in the VERSION file and the manifest is the *source* commit the release was cut from.
 The release commit that adds those files is its only child, and the tag points at the release
 commit: ``git rev-parse vX.Y.Z^`` equals the manifest's ``git.commit``.
@@ -19,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from ops.config import Settings, resolve_path
 from ops.errors import ExitCode, OpsError, UsageError
-from ops.images import find_compose_file, service_images
 from ops.release import manifest as mf
 from ops.release import version_file as vfile
+from ops.runtime.git import ensure_git_reads, git_errors
 from ops.versioning import ReleaseVersion, parse_version
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ class ReleaseResult:
     branch: str
     source_commit: str
     release_commit: str | None  # None under --dry-run
-    version_file: Path
+    version_file: Path | None  # None: no checkpoint files, so no VERSION file
     manifest: Path
     checksum: Path
     checkpoint_count: int
@@ -54,6 +57,7 @@ class ReleaseResult:
     steps: list[str] = field(default_factory=list)  # what was (or would be) done, in order
 
 
+@git_errors()  # a git command failing anywhere in here ends as one line (GitFailed, exit 2)
 def create_release(root: Path, settings: Settings, version: str, *, message: str | None = None,
                    notes_file: Path | None = None, push: bool = False,
                    dry_run: bool = False) -> ReleaseResult:
@@ -65,6 +69,7 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
         raise UsageError("give either --message or --notes-file, not both")
     root = resolve_path(Path.cwd(), root)
     repo = open_repo(root)
+    ensure_git_reads(repo)  # a checkout git refuses is said so, not "has no commits yet"
     branch = _preconditions(repo, settings, release)
     notes = _tag_message(root, settings, repo, release, message, notes_file)
     source = repo.head.commit.hexsha
@@ -75,24 +80,30 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
     for path in (vf_path, manifest_file):
         _inside(root, path)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    vf = vfile.VersionFile(release.tag, source, now, current.by_name())
-    vf_text = vfile.render(vf)
     artifacts = [mf.Artifact(_inside(root, p), current.sizes[p], h)
                  for p, h in sorted(current.hashes.items())]
-    artifacts.append(mf.Artifact(_inside(root, vf_path), len(vf_text.encode("utf-8")),
-                                 _sha256_text(vf_text), kind="version_file"))
+    vf_text: str | None = None
+    if current.hashes:
+        vf_text = vfile.render(vfile.VersionFile(release.tag, source, now, current.by_name()))
+        artifacts.append(mf.Artifact(_inside(root, vf_path), len(vf_text.encode("utf-8")),
+                                     _sha256_text(vf_text), kind="version_file"))
     images = release_images(root, settings, release)
     manifest = mf.Manifest(release.tag, now, mf.GitInfo(source, branch, release.tag), artifacts,
                            {s: mf.ImageRecord(ref) for s, ref in images.items()})
-    paths = [vf_path, manifest_file, mf.checksum_path(manifest_file)]
-    result = ReleaseResult(release.tag, branch, source, None, vf_path, manifest_file, paths[2],
+    checksum = mf.checksum_path(manifest_file)
+    paths = [vf_path, manifest_file, checksum] if vf_text is not None else [manifest_file,
+                                                                             checksum]
+    result = ReleaseResult(release.tag, branch, source, None,
+                           vf_path if vf_text is not None else None, manifest_file, checksum,
                            len(current.hashes), current.total_bytes, images, notes,
                            dry_run=dry_run)
-    rel = [_inside(root, p) for p in paths]
+    checkpoints = _inside(root, vf_path.parent)
     result.steps = [
-        f"write {rel[0]} ({result.checkpoint_count} checkpoint file(s), "
-        f"{result.checkpoint_bytes} bytes)",
-        f"write {rel[1]} and {rel[2]} ({len(artifacts)} artifact(s), {len(images)} image(s))",
+        f"write {_inside(root, vf_path)} ({result.checkpoint_count} checkpoint file(s), "
+        f"{result.checkpoint_bytes} bytes)" if vf_text is not None else
+        f"no checkpoint files under {checkpoints}/: no VERSION file to write",
+        f"write {_inside(root, manifest_file)} and {_inside(root, checksum)} "
+        f"({len(artifacts)} artifact(s), {len(images)} image(s))",
         f"commit them on {branch} as `chore(release): {release.tag}` (child of {source[:12]})",
         f"create annotated tag {release.tag} on that commit",
     ]
@@ -133,7 +144,8 @@ def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) 
                          hint="choose a higher version; a published tag is never moved")
     tags = release_tags(repo)
     if tags and max(tags) >= release:
-        raise UsageError(f"{release.tag} is not greater than the latest release {max(tags).tag}",
+        latest = tags[max(tags)].name
+        raise UsageError(f"{release.tag} is not greater than the latest release {latest}",
                          hint="release versions only go up (SemVer order)")
     cache = settings.artifacts.cache_dir.as_posix().rstrip("/") + "/"
     dirty = [path for path in _uncommitted(repo) if not path.startswith(cache)]
@@ -193,15 +205,15 @@ def release_images(root: Path, settings: Settings, release: ReleaseVersion,
                    env: str = "production") -> dict[str, str]:
     """Service → image reference for each built image whose reference carries the version.
 
-    Built images with a fixed reference (a locally built ``db:15``) are infrastructure, not part
-    of the release; rebuilding them for a later release would change ids this one recorded.
+    That includes services compose names itself (no ``image:``: ``<project>-<service>``, tagged
+    with the release). Built images with a fixed reference (a locally built ``db:15``) are
+    infrastructure, not part of the release; rebuilding them for a later release would change
+    ids this one recorded.
     """
-    configured = settings.environments[env].compose_file if env in settings.environments else None
-    compose = find_compose_file(root, configured)
-    if compose is None:
-        return {}
-    return {img.service: img.reference for img in service_images(compose, release.tag)
-            if img.built and release.tag in img.reference}
+    from ops.release.build import compose_images
+
+    _, images = compose_images(root, settings, release.tag, env)
+    return {img.service: img.reference for img in images if img.versioned}
 
 
 def _inside(root: Path, path: Path) -> str:
@@ -219,10 +231,12 @@ def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write(vf_path: Path, vf_text: str, manifest_file: Path, manifest: mf.Manifest) -> None:
+def _write(vf_path: Path, vf_text: str | None, manifest_file: Path,
+           manifest: mf.Manifest) -> None:
     from ops.atomic import atomic_write_text
 
-    atomic_write_text(vf_path, vf_text)
+    if vf_text is not None:
+        atomic_write_text(vf_path, vf_text)
     mf.write(manifest_file, manifest)
 
 

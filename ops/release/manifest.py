@@ -5,6 +5,12 @@ the git coordinates, and each built service image with its id. Its checksum file
 ``sha256sum`` format with the manifest's bare file name, so it verifies from the releases
 directory: ``cd releases && sha256sum -c manifest_v0.2.0.sha256``.
 
+A manifest written by the T-1 document's original scripts is read too: its ``artifacts`` is an
+object of labels (``{"models": "tagged"}``) and its ``docker_images`` plain ``name:tag``
+strings. Such a manifest (``layout == T1``) records no per-file hashes and no image ids; the
+verifiers say so and take the hashes from the VERSION file instead. tminus itself always writes
+its own layout (``layout == TMINUS``).
+
 ``git.commit`` is the *source* commit the release was cut from. The release commit that adds the
 VERSION file and this manifest is its child, and the tag points at that release commit: a file
 cannot name the commit that contains it, so the manifest names its parent, and ``git.commit_is``
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,6 +32,8 @@ from ops.release.version_file import ReleaseFileError, read_release_text
 from ops.versioning import ReleaseVersion
 
 SCHEMA = 1
+TMINUS = "tminus"  # the layout tminus writes: per-file hashes, image ids
+T1 = "t1"  # the T-1 document's scripts: artifact labels, image references only
 COMMIT_MEANING = ("source commit the release was cut from; "
                   "the tag points at its child, the release commit")
 
@@ -69,8 +77,21 @@ class Manifest:
     git: GitInfo
     artifacts: list[Artifact] = field(default_factory=list)
     docker_images: dict[str, ImageRecord] = field(default_factory=dict)
+    layout: str = TMINUS
+    labels: dict[str, str] = field(default_factory=dict)  # T1's ``artifacts`` object, as read
+
+    @property
+    def records_hashes(self) -> bool:
+        """Whether the manifest can vouch for files and image ids (only tminus's layout does)."""
+        return self.layout == TMINUS
 
     def to_dict(self) -> dict[str, Any]:
+        if self.layout == T1:
+            return {"version": self.version, "release_date": self.release_date,
+                    "git": {"commit": self.git.commit, "branch": self.git.branch,
+                            "tag": self.git.tag},
+                    "artifacts": dict(self.labels),
+                    "docker_images": {s: r.image for s, r in self.docker_images.items()}}
         return {
             "schema": SCHEMA,
             "tool": "tminus",
@@ -82,8 +103,7 @@ class Manifest:
         }
 
     def with_images(self, images: dict[str, ImageRecord]) -> Manifest:
-        merged = {**self.docker_images, **images}
-        return Manifest(self.version, self.release_date, self.git, list(self.artifacts), merged)
+        return replace(self, docker_images={**self.docker_images, **images})
 
 
 # --- paths ---------------------------------------------------------------------------------------
@@ -114,23 +134,48 @@ def render_checksum(manifest_file: Path, data: bytes) -> str:
 
 
 def parse(text: str, *, source: str = "manifest") -> Manifest:
+    """Either layout: tminus's (``artifacts`` a list) or the T-1 scripts' (an object)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReleaseFileError(f"{source}: not valid JSON (line {exc.lineno})") from None
     try:
+        if isinstance(data["artifacts"], dict):
+            return _parse_t1(data)
         git = data["git"]
         artifacts = [Artifact(str(a["path"]), int(a["size"]), str(a["sha256"]),
                               str(a.get("kind", "checkpoint"))) for a in data["artifacts"]]
-        images = {str(s): ImageRecord(str(r["image"]), _opt(r.get("id")),
-                                      _opt(r.get("repo_digest")))
-                  for s, r in (data.get("docker_images") or {}).items()}
         return Manifest(str(data["version"]), str(data["release_date"]),
                         GitInfo(str(git["commit"]), str(git["branch"]), str(git["tag"])),
-                        artifacts, images)
+                        artifacts, _images(data))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReleaseFileError(f"{source}: missing or malformed field ({type(exc).__name__}: "
                                f"{exc})") from None
+
+
+def _parse_t1(data: dict[str, Any]) -> Manifest:
+    """The document's scripts: a commit is required (the tag check needs it), the rest may be
+    absent, since those scripts were edited by hand from team to team."""
+    git = data.get("git") or {}
+    version = str(data["version"])
+    labels = {str(k): v if isinstance(v, str) else json.dumps(v)
+              for k, v in data["artifacts"].items()}
+    return Manifest(version, str(data.get("release_date") or ""),
+                    GitInfo(str(git["commit"]), str(git.get("branch") or ""),
+                            str(git.get("tag") or version)),
+                    [], _images(data), layout=T1, labels=labels)
+
+
+def _images(data: dict[str, Any]) -> dict[str, ImageRecord]:
+    """``docker_images``: service → a record object, or a plain ``name:tag`` string."""
+    images: dict[str, ImageRecord] = {}
+    for service, raw in (data.get("docker_images") or {}).items():
+        if isinstance(raw, str):
+            images[str(service)] = ImageRecord(raw)
+        else:
+            images[str(service)] = ImageRecord(str(raw["image"]), _opt(raw.get("id")),
+                                               _opt(raw.get("repo_digest")))
+    return images
 
 
 def _opt(value: Any) -> str | None:
@@ -176,6 +221,11 @@ def verify_checksum(path: Path) -> ChecksumResult:
         return ChecksumResult(False, f"{sums.name} cannot be read ({type(exc).__name__})")
     entries = dict(_checksum_entry(line) for line in lines)
     expected = entries.get(path.name)
+    if expected is None:
+        # `sha256sum releases/manifest_….json > …` run from the root names the path: the same
+        # bytes are vouched for, though `sha256sum -c` then only works from the root
+        expected = next((digest for name, digest in entries.items()
+                         if PurePosixPath(name).name == path.name), None)
     if expected is None:
         return ChecksumResult(False, f"{sums.name} has no line for {path.name}")
     try:

@@ -3,6 +3,11 @@
 ``verify_release`` is the tamper gate: ``invoke verify-release`` prints its findings and the deploy
 task refuses to ship when any of them fails. The predeploy artifacts section builds on the same
 functions, so the checklist and the gate can never disagree about a file.
+
+A release cut by the T-1 document's own scripts is verified as far as its files go: its manifest
+has no per-file hashes or image ids, so the checkpoints are compared with the VERSION file (which
+must then equal the one committed at the tag), the images are checked for presence, and each
+finding says what it could not prove. Weaker is not wrong: those findings pass, with the reason.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from typing import Any
 
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
+from ops.images import ServiceImage, find_compose_file, release_tag_problem, service_images
 from ops.release import manifest as mf
 from ops.release import version_file as vfile
 from ops.release.version_file import CheckpointHashes, ReleaseFileError, VersionFile
 from ops.report import Finding, Status, failed, passed, skipped
 from ops.versioning import ReleaseVersion
+
+#: The shortest abbreviated commit accepted where a manifest names one (git's own default).
+SHORT_COMMIT = 7
 
 MANIFEST = "artifacts.manifest"
 INTEGRITY = "artifacts.manifest_integrity"
@@ -90,7 +99,12 @@ def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord
     findings: list[Finding] = [_manifest_content(name, version, record, tag_commits)]
     result = mf.verify_checksum(record.manifest_file)
     drift = drift_from_tag(record.manifest, tagged) if record.manifest and tagged else []
-    if result.ok and drift:
+    sums = mf.checksum_path(record.manifest_file)
+    if (record.manifest is not None and not record.manifest.records_hashes
+            and not sums.exists()):
+        findings.append(_integrity_without_checksum(name, version, record.manifest_file,
+                                                    tagged, drift))
+    elif result.ok and drift:
         findings.append(failed(
             INTEGRITY, f"{record.manifest_file.name} differs from the one committed at "
             f"{version.tag} in {', '.join(drift)}",
@@ -106,26 +120,57 @@ def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord
     return findings
 
 
+def _integrity_without_checksum(name: str, version: ReleaseVersion, manifest_file: Path,
+                                tagged: mf.Manifest | None, drift: list[str]) -> Finding:
+    """The T-1 scripts write no ``.sha256``: the copy committed at the tag is the reference."""
+    sums = mf.checksum_path(manifest_file).name
+    if tagged is None:
+        return skipped(INTEGRITY, f"no {sums} (the T-1 scripts write none) and no copy of "
+                       f"{manifest_file.name} committed at {version.tag} to compare with",
+                       hint=f"commit the manifest with the release, or write its checksum: "
+                            f"`cd {manifest_file.parent.name} && sha256sum {manifest_file.name} "
+                            f"> {sums}`")
+    if drift:
+        return failed(INTEGRITY, f"{manifest_file.name} differs from the one committed at "
+                      f"{version.tag} in {', '.join(drift)}",
+                      hint=f"restore it with `git checkout {version.tag} -- {name}`")
+    return passed(INTEGRITY, f"{manifest_file.name} equals the one committed at {version.tag} "
+                  f"(no {sums}: the T-1 scripts write none)")
+
+
+def _is_commit(recorded: str, full: str) -> bool:
+    """A manifest's commit names ``full``: the same, or an abbreviation of it (the T-1 scripts
+    may record ``git rev-parse --short HEAD``)."""
+    recorded = recorded.strip().lower()
+    return recorded == full or (len(recorded) >= SHORT_COMMIT and full.startswith(recorded))
+
+
 def _manifest_content(name: str, version: ReleaseVersion, record: ReleaseRecord,
                       tag_commits: tuple[str, list[str]] | None) -> Finding:
     manifest = record.manifest
     if manifest is None:
         return failed(MANIFEST, record.manifest_error or f"{name} cannot be read",
                       hint="restore it from git or cut the release again")
-    if manifest.version != version.tag:
+    if manifest.version.removeprefix("v") != version.tag.removeprefix("v"):
         return failed(MANIFEST, f"{name} is for {manifest.version}, not {version.tag}")
     source = manifest.git.commit
     if tag_commits is not None:
         tagged, parents = tag_commits
-        if source != tagged and source not in parents:
+        if not any(_is_commit(source, commit) for commit in (tagged, *parents)):
             return failed(MANIFEST, f"tag {version.tag} points at {tagged[:12]}, which is neither "
                           f"the manifest's commit {source[:12]} nor its release commit",
                           hint="the tag was moved or the manifest copied from another release")
+    detail = {"commit": source, "branch": manifest.git.branch, "tag": manifest.git.tag,
+              "layout": manifest.layout}
+    on = f" on {manifest.git.branch}" if manifest.git.branch else ""
+    if not manifest.records_hashes:
+        labels = ", ".join(f"{k}: {v}" for k, v in manifest.labels.items()) or "none"
+        return passed(MANIFEST, f"{name} (the T-1 scripts' layout: artifacts {{{labels}}}, no "
+                      f"per-file hashes): {len(manifest.docker_images)} image(s) by reference, "
+                      f"cut from {source[:12]}{on}", detail=detail)
     return passed(MANIFEST, f"{name}: {len(manifest.artifacts)} artifact(s), "
-                  f"{len(manifest.docker_images)} image(s), cut from {source[:12]} on "
-                  f"{manifest.git.branch}",
-                  detail={"commit": source, "branch": manifest.git.branch,
-                          "tag": manifest.git.tag})
+                  f"{len(manifest.docker_images)} image(s), cut from {source[:12]}{on}",
+                  detail=detail)
 
 
 def drift_from_tag(current: mf.Manifest, tagged: mf.Manifest) -> list[str]:
@@ -134,7 +179,8 @@ def drift_from_tag(current: mf.Manifest, tagged: mf.Manifest) -> list[str]:
         ("version", current.version, tagged.version),
         ("release_date", current.release_date, tagged.release_date),
         ("git", current.git, tagged.git),
-        ("artifacts", current.artifacts, tagged.artifacts)) if a != b]
+        ("artifacts", (current.layout, current.artifacts, current.labels),
+         (tagged.layout, tagged.artifacts, tagged.labels))) if a != b]
     for service, was in tagged.docker_images.items():
         now = current.docker_images.get(service)
         if now is None or now.image != was.image or (was.id and now.id != was.id) or (
@@ -164,6 +210,28 @@ def tagged_manifest(root: Path, version: ReleaseVersion, manifest_file: Path,
         return None
 
 
+def tagged_version_file(root: Path, version: ReleaseVersion, path: Path,
+                        repo: Any | None = None) -> VersionFile | None:
+    """The VERSION file as committed at the release tag, or None (no repo, tag, file, or it does
+    not parse: then the working copy's own reading reports the problem)."""
+    from ops.runtime.git import file_at, open_repo
+
+    if repo is None:
+        try:
+            repo = open_repo(root)
+        except OpsError:
+            return None
+    if version.tag not in {t.name for t in repo.tags}:
+        return None
+    text = file_at(repo, version.tag, _rel(root, path))
+    if text is None:
+        return None
+    try:
+        return vfile.parse(text)
+    except ReleaseFileError:
+        return None
+
+
 # --- artifacts.models_match_release --------------------------------------------------------------
 
 
@@ -181,31 +249,47 @@ def _display(current: CheckpointHashes, root: Path, artifact: mf.Artifact) -> st
 
 def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion,
                          record: ReleaseRecord, current: CheckpointHashes, *,
-                         required: bool, use_cache: bool = True) -> Finding:
-    """Compare today's checkpoints with the VERSION file and every artifact of the manifest."""
+                         required: bool, use_cache: bool = True,
+                         tagged_version: VersionFile | None = None) -> Finding:
+    """Compare today's checkpoints with the VERSION file and every artifact of the manifest.
+
+    A manifest without per-file hashes (the T-1 scripts') vouches for nothing here, so the
+    VERSION file's hashes are used alone, and that file must then match ``tagged_version`` (its
+    copy committed at the tag): nothing else would catch a file swapped together with its line.
+    """
     sources: list[str] = []
     problems: list[str] = []
     changed: set[str] = set()
     missing: set[str] = set()
     extra: set[str] = set()
     actual = current.by_name()
+    manifest = record.manifest
+    vf, vf_name = record.version_file, record.version_file_path.name
+    hashless = manifest is not None and not manifest.records_hashes
     if record.version_file_error:
         problems.append(record.version_file_error)
-    if record.version_file is not None:
-        sources.append(record.version_file_path.name)
-        c, m, e = vfile.compare(record.version_file.files, actual)
+    if vf is not None:
+        sources.append(vf_name)
+        if not vfile.names_version(vf, version):
+            problems.append(f"{vf_name} is for {vf.version or 'no version'}, not {version.tag}")
+        if (manifest is None or hashless) and tagged_version is not None and (
+                tagged_version.files != vf.files):
+            problems.append(f"{vf_name} differs from the one committed at {version.tag}")
+        c, m, e = vfile.compare(vf.files, actual)
         changed.update(c)
         missing.update(m)
         extra.update(e)
-    if record.manifest is not None:
+    if manifest is not None and manifest.records_hashes:
         sources.append(record.manifest_file.name)
-        expected, found, bad = _manifest_hashes(root, settings, record.manifest, current,
+        expected, found, bad = _manifest_hashes(root, settings, manifest, current,
                                                 use_cache=use_cache)
         problems += bad
         c, m, e = vfile.compare(expected, {**actual, **found})
         changed.update(c)
         missing.update(m)
         extra.update(e)
+    if hashless and not sources and not problems:
+        return _hashless_without_version_file(record, version, len(actual))
     if not sources and not problems:
         hint = f"`invoke create-release {version.tag}` writes them"
         what = f"no {record.version_file_path.name} or {record.manifest_file.name}"
@@ -223,8 +307,24 @@ def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion
                       + "; ".join(parts + problems),
                       hint="restore the released files, or cut a new release for these",
                       detail=detail)
+    note = (f" (hashes from {vf_name}, {record.manifest_file.name} has none: it is in the T-1 "
+            "scripts' layout)" if hashless else "")
     return passed(MODELS_MATCH, f"{len(actual)} checkpoint file(s) match "
-                  + " and ".join(sources), detail=detail)
+                  + " and ".join(sources) + note, detail=detail)
+
+
+def _hashless_without_version_file(record: ReleaseRecord, version: ReleaseVersion,
+                                   count: int) -> Finding:
+    """A T-1 manifest and no VERSION file: nothing records a hash of any checkpoint."""
+    manifest, vf_name = record.manifest_file.name, record.version_file_path.name
+    if not count:
+        return passed(MODELS_MATCH, f"no checkpoint files, and none recorded ({manifest} is in "
+                      f"the T-1 scripts' layout, without per-file hashes; no {vf_name})")
+    return failed(MODELS_MATCH, f"{manifest} records no per-file hashes (the T-1 scripts' "
+                  f"layout) and {vf_name} does not exist: nothing proves the {count} checkpoint "
+                  "file(s)",
+                  hint=f"restore {vf_name} as committed at {version.tag}; releases cut with "
+                       "`invoke create-release` record the hashes in both files")
 
 
 def _manifest_hashes(root: Path, settings: Settings, manifest: mf.Manifest,
@@ -265,12 +365,18 @@ def _manifest_hashes(root: Path, settings: Settings, manifest: mf.Manifest,
 
 def images_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecord],
                    engine: Any | None, engine_reason: str | None, *,
-                   require_ids: bool) -> Finding:
-    """Each service's image at this version is in the engine, with the recorded id and digest."""
+                   require_ids: bool, empty_reason: str | None = None,
+                   note: str = "") -> Finding:
+    """Each service's image at this version is in the engine, with the recorded id and digest.
+
+    ``note`` is appended to a pass: what the check could not prove (a manifest recording
+    references but no ids).
+    """
     from docker.errors import DockerException
 
     if not expected:
-        return skipped(IMAGES, "no service builds an image (no `build:` in the compose file)")
+        return skipped(IMAGES, empty_reason
+                       or "no service builds an image (no `build:` in the compose file)")
     if engine is None:
         return skipped(IMAGES, f"image ids not checked: {engine_reason or 'no Docker engine'}")
     verdicts: list[tuple[Status, str]] = []
@@ -288,7 +394,37 @@ def images_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecor
         if bad:
             return Finding(IMAGES, status, "; ".join(bad), hint=hint, detail=detail)
     return passed(IMAGES, f"{len(verdicts)} image(s) present: "
-                  + ", ".join(text for _, text in verdicts), detail=detail)
+                  + ", ".join(text for _, text in verdicts) + note, detail=detail)
+
+
+def ids_note(manifest: mf.Manifest | None, manifest_file: Path) -> str:
+    """What ``images_finding`` cannot prove with a manifest that records no image ids."""
+    if manifest is None or manifest.records_hashes or not manifest.docker_images:
+        return ""
+    return (f" (ids not compared: {manifest_file.name} records image references only, in the "
+            "T-1 scripts' layout)")
+
+
+def with_unpinned(finding: Finding, images: list[ServiceImage], version: ReleaseVersion,
+                  compose_name: str) -> Finding:
+    """Add a warning for each built image the release tag cannot be applied to.
+
+    Such an image (``image: app:latest``) is rebuilt in place by every release, so no release
+    record can pin it; the fix is one line of the compose file, which the hint gives.
+    """
+    problems = [p for p in (release_tag_problem(i, version.tag, compose_name) for i in images)
+                if p is not None]
+    if not problems:
+        return finding
+    text = "; ".join(message for message, _ in problems)
+    hint = "; ".join(hint for _, hint in problems)
+    if finding.status is Status.SKIP:
+        return Finding(IMAGES, Status.WARN, f"{text}; {finding.message}", hint=hint,
+                       detail=finding.detail)
+    status = Status.FAIL if finding.status is Status.FAIL else Status.WARN
+    hints = hint if finding.status is Status.PASS or not finding.hint else f"{finding.hint}; {hint}"
+    return Finding(IMAGES, status, f"{finding.message}; {text}", hint=hints,
+                   detail=finding.detail)
 
 
 def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[str, Any], *,
@@ -333,12 +469,14 @@ def tag_commits(root: Path, version: ReleaseVersion,
 
 
 def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
-                   use_cache: bool = True, engine: Any | None = None) -> list[Finding]:
+                   use_cache: bool = True, engine: Any | None = None,
+                   env: str = "production") -> list[Finding]:
     """Every check of a cut release: manifest, its checksum, each artifact, each image id.
 
     ``engine`` is a docker client; without one, an engine is looked up and the image check is
     skipped (with the reason) when none answers. Fails where anything differs; the caller decides
-    what a failure means (exit 1 for verify-release, a refused deploy for the gate).
+    what a failure means (exit 1 for verify-release, a refused deploy for the gate). ``env``'s
+    compose file is read only to explain images the release could not record.
     """
     root = resolve_path(Path.cwd(), root)
     record = load_record(root, settings, version)
@@ -346,13 +484,42 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
                                  tag_commits=tag_commits(root, version),
                                  tagged=tagged_manifest(root, version, record.manifest_file))
     current = vfile.hash_checkpoints(root, settings, use_cache=use_cache)
+    tagged_vf = tagged_version_file(root, version, record.version_file_path)
     findings.append(models_match_finding(root, settings, version, record, current,
-                                         required=True, use_cache=use_cache))
-    expected = record.manifest.docker_images if record.manifest is not None else {}
+                                         required=True, use_cache=use_cache,
+                                         tagged_version=tagged_vf))
+    manifest = record.manifest
+    expected = manifest.docker_images if manifest is not None else {}
     reason = None
     if engine is None and expected:
         from ops.runtime.docker_engine import try_connect
 
         engine, reason = try_connect()
-    findings.append(images_finding(version, expected, engine, reason, require_ids=True))
+    finding = images_finding(
+        version, expected, engine, reason,
+        require_ids=manifest is not None and manifest.records_hashes,
+        empty_reason=(f"{record.manifest_file.name} records no image" if manifest else
+                      f"no {record.manifest_file.name}: no recorded image to check"),
+        note=ids_note(manifest, record.manifest_file))
+    compose_name, unpinned = unpinned_images(root, settings, version, env)
+    findings.append(with_unpinned(finding, unpinned, version, compose_name))
     return findings
+
+
+def unpinned_images(root: Path, settings: Settings, version: ReleaseVersion,
+                    env: str) -> tuple[str, list[ServiceImage]]:
+    """(compose file name, its built images under a moving tag); a compose file that cannot be
+    read explains nothing here (the manifest, not the compose file, is what the gate checks).
+
+    Images compose names itself are never under a moving tag, so their names are not worked out
+    (which would ask the compose CLI) and a placeholder stands in.
+    """
+    configured = settings.environments[env].compose_file if env in settings.environments else None
+    compose = find_compose_file(root, configured)
+    if compose is None:
+        return "", []
+    try:
+        images = service_images(compose, version.tag, default_name=str)
+    except OpsError:
+        return compose.name, []
+    return compose.name, [i for i in images if i.floating]

@@ -1,9 +1,22 @@
 """The checkpoint VERSION file: ``checkpoints/VERSION_vX.Y.Z.txt``.
 
-It pins, in a form a person can read and ``grep``, which model files a release ships: the version,
-the source commit it was cut from, the date, then one ``name: sha256`` line per checkpoint file,
-where ``name`` is the path relative to the checkpoints directory. The manifest repeats these hashes
-for machines; this file exists so that the checkpoints directory describes itself.
+It pins, in a form a person can read and ``grep``, which model files a release ships. tminus
+writes it in the T-1 document's own layout, so a team that follows the document by hand and a
+team that runs ``invoke create-release`` keep the same file::
+
+    v0.2.0
+    Commit: abc123de
+    Date: 2025-10-14T15:30:00Z
+
+    Checkpoint Files:
+      model_epoch_100.pt: <sha256>
+
+A name is the path relative to the checkpoints directory. The reader also takes the layout earlier
+tminus releases wrote (``version:``/``commit:``/``date:`` lines, a blank line, then ``name:
+sha256`` lines, ``#`` comments), because their tags still hold such files. This module is the
+one parser of both: the verifiers read it strictly, the release notes leniently. The manifest
+repeats these hashes for machines; this file exists so that the checkpoints directory describes
+itself.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from ops.hashing import checkpoint_files
 from ops.versioning import ReleaseVersion
 
 _HEADER_KEYS = ("version", "commit", "date")
+FILES_HEADING = "Checkpoint Files:"
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -39,27 +53,34 @@ def version_file_path(root: Path, settings: Settings, version: ReleaseVersion) -
 
 
 def render(vf: VersionFile) -> str:
-    lines = [
-        "# Checkpoint hashes of this release, written by `invoke create-release`.",
-        "# commit: the source commit the release was cut from (parent of the tagged commit).",
-        f"version: {vf.version}",
-        f"commit: {vf.commit}",
-        f"date: {vf.date}",
-        "",
-    ]
-    lines += [f"{name}: {digest}" for name, digest in sorted(vf.files.items())]
+    """The T-1 document's layout, byte for byte: what ``create-release`` writes."""
+    lines = [vf.version, f"Commit: {vf.commit}", f"Date: {vf.date}", "", FILES_HEADING]
+    lines += [f"  {name}: {digest}" for name, digest in sorted(vf.files.items())]
     return "\n".join(lines) + "\n"
 
 
-def parse(text: str, *, source: str = "VERSION file") -> VersionFile:
-    """Header lines up to the first blank line, then one ``name: sha256`` per line.
+def parse(text: str, *, source: str = "VERSION file", strict: bool = True) -> VersionFile:
+    """Read either layout: the document's (bare version line, ``Commit:``, ``Date:``, a
+    ``Checkpoint Files:`` heading, indented ``name: sha256`` lines) or earlier tminus's
+    (``version:``/``commit:``/``date:``, a blank line, ``name: sha256`` lines).
 
-    A name may itself contain ``": "``, so a line is split at its last separator; the digest never
-    contains one.
+    Header keys are matched without regard to case, and only before the first file, so a
+    checkpoint named ``version`` is still a file. A name may itself contain ``":"``, so a file
+    line is split at its last colon; the digest never contains one. Hex digits are read in
+    either case and kept lowercase, as ``sha256sum`` prints them.
+
+    ``strict`` (the verifiers) refuses any line it cannot read, naming it; without it (the release
+    notes, which must not fail on an old tag's hand-edited file) such lines are skipped and a
+    missing header is allowed.
     """
     header: dict[str, str] = {}
     files: dict[str, str] = {}
     in_files = False
+
+    def bad(number: int, problem: str) -> None:
+        if strict:
+            raise ReleaseFileError(f"{source}:{number}: {problem}")
+
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("#"):
@@ -67,22 +88,40 @@ def parse(text: str, *, source: str = "VERSION file") -> VersionFile:
         if not line:
             in_files = in_files or bool(header)
             continue
-        name, sep, value = line.rpartition(": ")
+        if line.casefold() == FILES_HEADING.casefold() and not files:
+            in_files = True
+            continue
+        key, key_sep, rest = line.partition(":")
+        if not in_files and not header and not key_sep:
+            header["version"] = line  # the document's layout opens with the bare version
+            continue
+        if not in_files and key_sep and key.strip().casefold() in _HEADER_KEYS:
+            header[key.strip().casefold()] = rest.strip()
+            continue
+        name, sep, value = line.rpartition(":")
+        name = name.rstrip()
         if not sep:
-            raise ReleaseFileError(f"{source}:{number}: expected `name: value`")
-        if not in_files and name in _HEADER_KEYS:
-            header[name] = value
+            bad(number, "expected `name: sha256` (a checkpoint file and its hash)")
             continue
         in_files = True
-        if len(value) != 64 or not set(value) <= _HEX:
-            raise ReleaseFileError(f"{source}:{number}: {name!r} has no valid sha256")
+        digest = value.strip().lower()
+        if len(digest) != 64 or not set(digest) <= _HEX:
+            bad(number, f"{name!r} has no valid sha256")
+            continue
         if name in files:
-            raise ReleaseFileError(f"{source}:{number}: {name!r} is listed twice")
-        files[name] = value
+            bad(number, f"{name!r} is listed twice")
+            continue
+        files[name] = digest
     missing = [key for key in _HEADER_KEYS if key not in header]
-    if missing:
+    if missing and strict:
         raise ReleaseFileError(f"{source}: missing {', '.join(missing)} line(s)")
-    return VersionFile(header["version"], header["commit"], header["date"], files)
+    return VersionFile(header.get("version", ""), header.get("commit", ""),
+                       header.get("date", ""), files)
+
+
+def names_version(vf: VersionFile, version: ReleaseVersion) -> bool:
+    """Whether the file's version line is ``version``; hand-written files may drop the ``v``."""
+    return vf.version.removeprefix("v") == version.tag.removeprefix("v")
 
 
 def write(path: Path, vf: VersionFile) -> None:

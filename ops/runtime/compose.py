@@ -4,6 +4,10 @@ Nothing here runs anything (except ``detect_program``, which only asks which CLI
 every function returns the argv a ``Runner`` executes, or prints under ``--dry-run``. The release
 version is never interpolated into an argument: it reaches compose as ``TMINUS_VERSION`` in the
 Runner's environment (see ``version_env``), and the compose file does the substitution.
+
+The naming rule for a built service without ``image:`` lives here too, beside the CLI detection
+it depends on: docker-compose v1 names the image ``<project>_<service>``, compose v2
+``<project>-<service>``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,10 @@ class Compose:
     project: str
     file: Path
     program: tuple[str, ...] = COMPOSE_V2
+
+    def default_image(self, service: str) -> str:
+        """The image this project's compose names ``service`` when it has no ``image:``."""
+        return default_image_name(self.project, service, self.program)
 
     def base(self) -> Argv:
         return [*self.program, "-p", self.project, "-f", str(self.file)]
@@ -136,3 +144,34 @@ def detect_program(preference: str | None = None) -> tuple[str, ...]:
             return program
     raise UnavailableError("neither `docker compose` nor `docker-compose` is installed",
                            hint="install the compose plugin, or Debian's docker-compose")
+
+
+def default_image_name(project: str, service: str, program: Sequence[str] = COMPOSE_V2) -> str:
+    """Compose's own name for a built service's image when the file gives none.
+
+    docker-compose v1 joins project and service with ``_``, compose v2 with ``-``; tminus tags
+    that repository with the release, so ``compose up`` finds what ``invoke build`` made only
+    when both agree on the program.
+    """
+    separator = "_" if tuple(program) == COMPOSE_V1 else "-"
+    return f"{project}{separator}{service}"
+
+
+def image_namer(project: str, program: Sequence[str] | None = None) -> Callable[[str], str]:
+    """``service -> default_image_name(project, service, program)``, the program detected lazily.
+
+    The compose CLI is asked only when a service actually needs the rule (most compose files name
+    every image), once per namer. With neither CLI installed (a release cut on a laptop without
+    Docker) v2's rule is used: v1 is end-of-life, and ``detect_program`` prefers v2 too.
+    """
+    chosen: list[tuple[str, ...]] = [tuple(program)] if program else []
+
+    def name(service: str) -> str:
+        if not chosen:
+            try:
+                chosen.append(detect_program())
+            except UnavailableError:
+                chosen.append(COMPOSE_V2)
+        return default_image_name(project, service, chosen[0])
+
+    return name

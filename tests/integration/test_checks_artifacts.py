@@ -151,3 +151,49 @@ def test_artifacts_section_runs_inside_predeploy(repo: GitRepo) -> None:
     report = run_predeploy(ctx, only=["artifacts"])
     assert [s.id for s in report.sections] == ["artifacts"]
     assert report.sections[0].status is Status.PASS
+
+
+# --- images the compose file names ---------------------------------------------------------------
+
+
+def test_built_image_under_latest_warns_that_the_release_tag_cannot_be_applied(
+        repo: GitRepo) -> None:
+    repo.write("docker-compose.yml", "services:\n  app:\n    build: .\n"
+                                     "    image: myorg/app:latest\n")
+    repo.commit("feat: compose")
+    finding = check(repo)["artifacts.images"]
+    assert finding.status is Status.WARN
+    assert finding.message.startswith(
+        "app: `image: myorg/app:latest` has no ${TMINUS_VERSION}, so the release tag v0.2.0 "
+        "cannot be applied (every build retags myorg/app:latest); no service of "
+        "docker-compose.yml builds a release image")
+    assert finding.hint == ("write `image: myorg/app:${TMINUS_VERSION}` for app in "
+                            "docker-compose.yml")
+
+
+def test_built_image_without_a_tag_warns_with_the_same_fix(repo: GitRepo) -> None:
+    repo.write("docker-compose.yml", "services:\n  app:\n    build: .\n    image: myorg/app\n")
+    repo.commit("feat: compose")
+    finding = check(repo)["artifacts.images"]
+    assert finding.status is Status.WARN
+    assert finding.message.startswith("app: `image: myorg/app` has no ${TMINUS_VERSION}")
+    assert finding.hint == ("write `image: myorg/app:${TMINUS_VERSION}` for app in "
+                            "docker-compose.yml")
+
+
+def test_infrastructure_image_under_a_fixed_tag_is_not_a_release_image(repo: GitRepo) -> None:
+    repo.write("docker-compose.yml", "services:\n  db:\n    build: db\n    image: shop/db:15\n")
+    repo.commit("feat: compose")
+    finding = check(repo)["artifacts.images"]
+    assert finding.status is Status.SKIP
+    assert finding.message.startswith("no service of docker-compose.yml builds a release image")
+
+
+def test_service_built_without_image_is_looked_up_under_the_compose_name(
+        repo: GitRepo, docker_client: object) -> None:
+    repo.write("docker-compose.yml", "services:\n  app:\n    build: .\n")
+    repo.commit("feat: compose")
+    finding = check(repo)["artifacts.images"]
+    assert finding.status is Status.FAIL
+    assert finding.message in {"app: repo-production-app:v0.2.0 is not in the engine",
+                               "app: repo-production_app:v0.2.0 is not in the engine"}

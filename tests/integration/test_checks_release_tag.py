@@ -168,6 +168,8 @@ def test_prerelease_of_an_existing_release_is_not_monotonic(git_repo: GitRepo) -
 
 def test_missing_checkpoint_version_file_fails_naming_the_path(git_repo: GitRepo) -> None:
     released(git_repo)
+    git_repo.write("checkpoints/model.pt", b"weights")
+    git_repo.git("add", "checkpoints/model.pt")
     git_repo.git("rm", "-q", "checkpoints/VERSION_v0.2.0.txt")
     git_repo.git("commit", "-q", "--amend", "--no-edit")
     git_repo.git("tag", "-f", "-a", "v0.2.0", "-m", "release v0.2.0")

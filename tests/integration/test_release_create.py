@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def test_tag_is_annotated_and_its_commit_is_the_child_of_the_manifest_commit(
     assert repo.git("cat-file", "-t", "v0.2.0") == "tag"
     assert repo.git("rev-parse", "v0.2.0^{commit}") == repo.head
     assert repo.git("rev-parse", "v0.2.0^{commit}^") == source == data["git"]["commit"]
-    assert f"commit: {source}" in (repo.path / "checkpoints/VERSION_v0.2.0.txt").read_text()
+    assert f"\nCommit: {source}\n" in (repo.path / "checkpoints/VERSION_v0.2.0.txt").read_text()
     assert data["git"]["branch"] == "main"
 
 
@@ -108,6 +109,61 @@ def test_generated_tag_message_mentions_the_commits_since_the_last_release(
 def test_worktree_is_clean_after_a_release(repo: GitRepo) -> None:
     cut(repo)
     assert repo.git("status", "--porcelain") == ""
+
+
+def test_version_file_is_written_in_the_t1_document_layout(repo: GitRepo) -> None:
+    source = repo.head
+    cut(repo)
+    lines = (repo.path / "checkpoints/VERSION_v0.2.0.txt").read_text().splitlines()
+    date = json.loads((repo.path / "releases/manifest_v0.2.0.json").read_text())["release_date"]
+    model = hashlib.sha256(b"weights-v1").hexdigest()
+    encoder = hashlib.sha256(b"encoder").hexdigest()
+    assert lines == ["v0.2.0", f"Commit: {source}", f"Date: {date}", "", "Checkpoint Files:",
+                     f"  model.pt: {model}", f"  sub/encoder.onnx: {encoder}"]
+
+
+def test_release_without_checkpoint_files_writes_no_version_file(git_repo: GitRepo) -> None:
+    git_repo.write("app.py", "print('an api without models')\n")
+    git_repo.commit("feat: api")
+    result = create_release(git_repo.path, SETTINGS, "v0.2.0")
+    committed = git_repo.git("show", "--name-only", "--format=", "v0.2.0^{commit}").splitlines()
+    assert sorted(committed) == ["releases/manifest_v0.2.0.json",
+                                 "releases/manifest_v0.2.0.sha256"]
+    assert result.version_file is None
+    assert result.steps[0] == "no checkpoint files under checkpoints/: no VERSION file to write"
+
+
+def test_release_without_checkpoint_files_verifies(git_repo: GitRepo) -> None:
+    git_repo.write("app.py", "print('an api without models')\n")
+    git_repo.commit("feat: api")
+    create_release(git_repo.path, SETTINGS, "v0.2.0")
+    found = verify(git_repo)
+    assert found["artifacts.models_match_release"].message == (
+        "0 checkpoint file(s) match manifest_v0.2.0.json")
+    assert [f.id for f in found.values() if f.status is Status.FAIL] == []
+
+
+def test_service_built_without_image_is_recorded_under_the_compose_name(repo: GitRepo) -> None:
+    repo.write("docker-compose.yml", "services:\n  app:\n    build: .\n  redis:\n"
+                                     "    image: redis:7\n")
+    repo.commit("feat: compose")
+    cut(repo)
+    data = json.loads((repo.path / "releases/manifest_v0.2.0.json").read_text())
+    # the directory is `repo`, the environment production; `_` under docker-compose v1
+    assert list(data["docker_images"]) == ["app"]
+    assert data["docker_images"]["app"]["image"] in {"repo-production-app:v0.2.0",
+                                                     "repo-production_app:v0.2.0"}
+
+
+def test_configured_project_name_names_the_recorded_image(repo: GitRepo) -> None:
+    repo.write("docker-compose.yml", "services:\n  app:\n    build: .\n")
+    repo.commit("feat: compose")
+    settings = Settings.model_validate(
+        {"environments": {"production": {"project_name": "storefront"}}})
+    create_release(repo.path, settings, "v0.2.0")
+    data = json.loads((repo.path / "releases/manifest_v0.2.0.json").read_text())
+    assert data["docker_images"]["app"]["image"] in {"storefront-app:v0.2.0",
+                                                     "storefront_app:v0.2.0"}
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -300,7 +356,7 @@ def test_missing_and_extra_checkpoints_are_named(repo: GitRepo) -> None:
 def test_edited_version_file_is_caught_through_the_manifest(repo: GitRepo) -> None:
     cut(repo)
     path = repo.path / "checkpoints/VERSION_v0.2.0.txt"
-    path.write_text(path.read_text().replace("date:", "date: 1999 "))
+    path.write_text(path.read_text().replace("Date:", "Date: 1999 "))
     finding = verify(repo)["artifacts.models_match_release"]
     assert finding.status is Status.FAIL
     assert "changed VERSION_v0.2.0.txt" in finding.message

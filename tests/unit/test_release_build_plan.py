@@ -6,15 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from ops.config import Settings
 from ops.errors import UsageError
 from ops.release.build import (
     BuildFailed,
     BuildPlan,
     _progress,
+    build_images,
     describe_plan,
     parse_build_args,
     plan_builds,
 )
+from ops.runtime.compose import COMPOSE_V1, COMPOSE_V2
 
 COMPOSE = """\
 services:
@@ -156,3 +159,94 @@ def test_dry_run_line_masks_build_args_whose_names_look_secret() -> None:
     assert token not in line
     assert "NPM_TOKEN=ghp_…(40 chars)" in line
     assert "BASE_IMAGE=b:1" in line
+
+
+# --- services compose names itself, and moving tags ----------------------------------------------
+
+UNNAMED = """\
+services:
+  app:
+    build: .
+  web:
+    build: web
+    image: myorg/web:latest
+"""
+
+
+def shop(tmp_path: Path, compose_text: str) -> Path:
+    """A project directory called ``shop``, so its production compose project is
+    ``shop-production``."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "docker-compose.yml").write_text(compose_text)
+    return root
+
+
+def test_service_without_image_is_planned_under_the_compose_name_and_release_tag(
+        tmp_path: Path) -> None:
+    compose = shop(tmp_path, UNNAMED) / "docker-compose.yml"
+    (app,) = plan_builds(compose, "v0.2.0", environ={},
+                         default_name=lambda s: f"shop-production-{s}")
+    assert (app.service, app.reference, app.versioned) == (
+        "app", "shop-production-app:v0.2.0", True)
+
+
+def test_build_names_images_after_the_project_tminus_deploys_with_v2(tmp_path: Path) -> None:
+    root = shop(tmp_path, UNNAMED)
+    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V2)
+    assert [p.reference for p in result.plans] == ["shop-production-app:v0.2.0"]
+
+
+def test_build_names_images_with_an_underscore_under_docker_compose_v1(tmp_path: Path) -> None:
+    root = shop(tmp_path, UNNAMED)
+    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V1)
+    assert [p.reference for p in result.plans] == ["shop-production_app:v0.2.0"]
+
+
+def test_configured_project_name_names_the_images(tmp_path: Path) -> None:
+    root = shop(tmp_path, UNNAMED)
+    settings = Settings.model_validate(
+        {"environments": {"production": {"project_name": "storefront"}}})
+    result = build_images(root, settings, "v0.2.0", dry_run=True, program=COMPOSE_V2)
+    assert [p.reference for p in result.plans] == ["storefront-app:v0.2.0"]
+
+
+def test_moving_tag_beside_a_release_image_is_built_over_with_a_note(tmp_path: Path) -> None:
+    root = shop(tmp_path, UNNAMED)
+    said: list[str] = []
+    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V2,
+                          on_line=said.append)
+    assert result.notes == [
+        "web: `image: myorg/web:latest` has no ${TMINUS_VERSION}, so the release tag v0.2.0 "
+        "cannot be applied (every build retags myorg/web:latest) (write `image: "
+        "myorg/web:${TMINUS_VERSION}` for web in docker-compose.yml)"]
+    assert said == [f"note: {result.notes[0]}"]
+
+
+def test_only_moving_tags_refuse_the_build_naming_the_fix(tmp_path: Path) -> None:
+    root = shop(tmp_path, "services:\n  web:\n    build: web\n    image: myorg/web:latest\n")
+    with pytest.raises(UsageError, match=r"nothing to build for v0.2.0: web: `image: "
+                       r"myorg/web:latest` has no \$\{TMINUS_VERSION\}") as info:
+        build_images(root, Settings(), "v0.2.0", dry_run=True)
+    assert info.value.hint == ("write `image: myorg/web:${TMINUS_VERSION}` for web in "
+                               "docker-compose.yml")
+
+
+def test_a_moving_tag_image_named_with_service_is_built_without_a_note(tmp_path: Path) -> None:
+    root = shop(tmp_path, UNNAMED)
+    result = build_images(root, Settings(), "v0.2.0", services=["web"], dry_run=True,
+                          program=COMPOSE_V2)
+    assert ([(p.reference, p.versioned) for p in result.plans], result.notes) == (
+        [("myorg/web:latest", False)], [])
+
+
+def test_a_t1_manifest_is_left_as_it_is_with_a_note(tmp_path: Path) -> None:
+    root = shop(tmp_path, UNNAMED)
+    manifest = root / "releases" / "manifest_v0.2.0.json"
+    manifest.parent.mkdir()
+    manifest.write_text('{"version": "v0.2.0", "git": {"commit": "abc123de"}, '
+                        '"artifacts": {"models": "tagged"}, "docker_images": {"app": "a:v0.2.0"}}')
+    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V2)
+    assert result.manifest_note == ("manifest_v0.2.0.json is in the T-1 scripts' layout (image "
+                                    "references, no ids): it is left as it is and no ids are "
+                                    "recorded")

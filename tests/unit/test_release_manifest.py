@@ -109,3 +109,66 @@ def test_recorded_images_replace_the_unbuilt_entries_and_keep_the_rest() -> None
     assert updated.docker_images == {
         "app": mf.ImageRecord("demo/app:v0.2.0", "sha256:1", None),
         "worker": mf.ImageRecord("demo/worker:v0.2.0")}
+
+
+# --- the T-1 document's original scripts ---------------------------------------------------------
+
+T1_MANIFEST = """\
+{
+  "version": "v0.2.0",
+  "release_date": "2025-10-14T15:30:00Z",
+  "git": {"commit": "abc123de", "branch": "main", "tag": "v0.2.0"},
+  "artifacts": {"models": "tagged", "checkpoints": "tagged"},
+  "docker_images": {"app": "myapp:v0.2.0", "worker": "myapp-worker:v0.2.0"}
+}
+"""
+
+
+def test_t1_manifest_is_read_with_its_labels_and_image_references() -> None:
+    manifest = mf.parse(T1_MANIFEST)
+    assert (manifest.layout, manifest.version, manifest.git) == (
+        mf.T1, "v0.2.0", mf.GitInfo("abc123de", "main", "v0.2.0"))
+    assert manifest.labels == {"models": "tagged", "checkpoints": "tagged"}
+    assert manifest.docker_images == {"app": mf.ImageRecord("myapp:v0.2.0"),
+                                      "worker": mf.ImageRecord("myapp-worker:v0.2.0")}
+
+
+def test_t1_manifest_records_no_hashes_and_says_so() -> None:
+    manifest = mf.parse(T1_MANIFEST)
+    assert manifest.artifacts == []
+    assert not manifest.records_hashes
+    assert mf.parse(mf.render(sample())).records_hashes
+
+
+def test_t1_manifest_without_branch_or_tag_takes_the_version_as_tag() -> None:
+    text = json.dumps({"version": "v0.2.0", "git": {"commit": "abc123de"},
+                       "artifacts": {"models": "tagged"}})
+    assert mf.parse(text).git == mf.GitInfo("abc123de", "", "v0.2.0")
+
+
+def test_t1_manifest_without_a_commit_is_a_release_file_error() -> None:
+    text = json.dumps({"version": "v0.2.0", "git": {}, "artifacts": {"models": "tagged"}})
+    with pytest.raises(ReleaseFileError, match="missing or malformed field"):
+        mf.parse(text)
+
+
+def test_t1_manifest_renders_back_in_its_own_layout() -> None:
+    manifest = mf.parse(T1_MANIFEST)
+    assert json.loads(mf.render(manifest)) == json.loads(T1_MANIFEST)
+
+
+def test_plain_string_image_is_read_in_the_tminus_layout_too() -> None:
+    data = json.loads(mf.render(sample()))
+    data["docker_images"] = {"app": "demo/app:v0.2.0"}
+    assert mf.parse(json.dumps(data)).docker_images == {"app": mf.ImageRecord("demo/app:v0.2.0")}
+
+
+def test_checksum_naming_the_manifest_by_its_path_from_the_root_vouches_for_it(
+        tmp_path: Path) -> None:
+    """What `sha256sum releases/manifest_v0.2.0.json > …` writes when run from the root."""
+    path = tmp_path / "manifest_v0.2.0.json"
+    path.write_text(T1_MANIFEST)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "manifest_v0.2.0.sha256").write_text(
+        f"{digest}  releases/manifest_v0.2.0.json\n")
+    assert mf.verify_checksum(path).ok
