@@ -1,8 +1,9 @@
 """Section 2, Database Migrations: will ``alembic upgrade`` do what the release expects, and undo?
 
-The graph comes from Alembic itself (``ops.runtime.alembic_scripts``), so these checks see the
-revisions Alembic would run. "New" means added since the previous release tag: only those can
-still be fixed, so only those are judged for downgrades, destructive operations and documentation.
+Revision files are read with ``ast`` and the graph is judged by Alembic's own ``RevisionMap``
+(``ops.runtime.alembic_scripts``): nothing of the service's code is imported or run. "New" means
+a revision id the previous release tag's tree did not define: only those can still be fixed, so
+only those are judged for downgrades, destructive operations and documentation.
 The live database and Redis are only read, with short timeouts; when they do not answer, the
 check is skipped with the reason — never a pass.
 """
@@ -10,6 +11,7 @@ check is skipped with the reason — never a pass.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +22,30 @@ from ops.config import MigrationsSettings
 from ops.errors import DatabaseUnavailable
 from ops.redact import mask
 from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.alembic_scripts import (
+    ALLOW_MARKER,
+    Discovery,
+    MigrationsUnreadable,
+    RevisionFile,
+    ScriptGraph,
+    chain_length,
+    discover,
+    load_graph,
+    pending,
+    revisions_in_texts,
+    unknown,
+)
+from ops.runtime.git import (
+    file_at,
+    is_shallow,
+    previous_release,
+    python_sources_mentioning,
+    tree_paths,
+    worktree_changes,
+)
 
 if TYPE_CHECKING:
     import git
-
-    from ops.runtime.alembic_scripts import RevisionFile, ScriptGraph
 
 #: How many items a message lists before it says "+N more".
 SHOWN = 5
@@ -35,37 +56,47 @@ REDIS_TYPES = {"string", "list", "set", "zset", "hash", "stream"}
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
-    from ops.runtime.alembic_scripts import MigrationsUnreadable, load_graph
-
-    configured = ctx.settings.migrations.alembic_ini
-    ini = ctx.path(configured)
-    if not ini.is_file() and configured == MigrationsSettings().alembic_ini:
-        reason = f"no {configured} at the project root: this project has no migrations"
-        yield skipped("migrations.present", reason,
-                      hint="set ops.migrations.alembic_ini if alembic.ini lives elsewhere")
-        yield from _without_graph(ctx, reason)
-        return
-    if not ini.is_file():
-        yield failed("migrations.present",
-                     f"{configured} (ops.migrations.alembic_ini) does not exist",
-                     hint="fix ops.migrations.alembic_ini or restore the file")
-        yield from _without_graph(ctx, f"{configured} is missing")
-        return
+    settings = ctx.settings.migrations
+    default_ini = MigrationsSettings().alembic_ini
     try:
-        graph = load_graph(ini)
+        found = discover(ctx.root,
+                         alembic_ini=None if settings.alembic_ini == default_ini
+                         else settings.alembic_ini,
+                         section=settings.alembic_section,
+                         script_location=settings.script_location)
     except MigrationsUnreadable as exc:
         yield failed("migrations.present", _relative_text(ctx, exc.message), hint=exc.hint)
-        yield from _without_graph(ctx, "the migrations cannot be loaded (migrations.present)")
+        yield from _without_graph(ctx, "the migrations cannot be found (migrations.present)")
         return
-    yield check_present(ctx, graph)
+    if found.chosen is None:
+        reason = f"no alembic.ini or migrations folder: looked for {found.searched}"
+        yield skipped("migrations.present", f"{reason}; this project has no migrations",
+                      hint="set ops.migrations.alembic_ini (or script_location) if they live "
+                           "elsewhere")
+        yield from _without_graph(ctx, "this project has no migrations")
+        return
+    graph = load_graph(found.chosen)
+    if graph.unreadable:
+        for problem in graph.unreadable:
+            yield failed("migrations.present",
+                         f"{_rel(ctx, problem.path)}:{problem.line}: {problem.reason}",
+                         hint="tminus reads revision files without running them: keep "
+                              "revision/down_revision literal, and the file valid Python")
+        yield from _without_graph(ctx, "a revision file cannot be read (migrations.present)")
+        return
+    yield from check_present(ctx, graph, found)
     yield from check_committed(ctx, graph)
     chain = list(check_chain(ctx, graph))
     yield check_single_head(graph)
     yield from chain
-    since, new = new_revisions(ctx, graph)
-    yield from check_downgrade(ctx, new, since)
-    yield from check_destructive(ctx, new, since)
-    yield from check_documented(ctx, new, since)
+    new = new_revisions(ctx, graph)
+    if new.unknown:
+        yield warned("migrations.history", new.unknown,
+                     hint="fetch the tags and enough history: `git fetch --unshallow --tags` "
+                          "(CI: fetch-depth 0)")
+    yield from check_downgrade(ctx, new)
+    yield from check_destructive(ctx, new)
+    yield from check_documented(ctx, new)
     yield check_db_current(ctx, graph)
     yield from check_redis_schema(ctx)
 
@@ -82,7 +113,7 @@ def _without_graph(ctx: CheckContext, reason: str) -> Iterator[Finding]:
 
 def _rel(ctx: CheckContext, path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(ctx.root.resolve()))
+        return path.resolve().relative_to(ctx.root.resolve()).as_posix()
     except ValueError:
         return str(path)
 
@@ -96,14 +127,30 @@ def _listed(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
-def check_present(ctx: CheckContext, graph: ScriptGraph) -> Finding:
+def check_present(ctx: CheckContext, graph: ScriptGraph, found: Discovery) -> Iterator[Finding]:
+    location = graph.location
+    if location is None:
+        return
     folders = ", ".join(_rel(ctx, d) for d in graph.version_dirs)
     if not graph.revisions:
-        return warned("migrations.present",
-                      f"{_rel(ctx, graph.ini)} is set up but {folders} holds no revisions",
-                      hint="create one with `alembic revision -m \"...\"`, or remove alembic.ini")
-    return passed("migrations.present",
-                  f"{len(graph.revisions)} revision(s) in {folders} ({_rel(ctx, graph.ini)})")
+        yield warned("migrations.present",
+                     f"{location.how}: {folders} holds no revisions",
+                     hint="create one with `alembic revision -m \"...\"`, or remove the "
+                          "empty migrations setup")
+    else:
+        yield passed("migrations.present",
+                     f"{len(graph.revisions)} revision(s) in {folders} (from {location.how})",
+                     detail={"script_location": _rel(ctx, location.script_location),
+                             "config": _rel(ctx, location.config_file)
+                             if location.config_file else None,
+                             "section": location.section})
+    if found.others:
+        others = [o.how for o in found.others]
+        yield warned("migrations.present",
+                     f"{len(found.others) + 1} migration setups found; using {location.how}, "
+                     f"not {_listed(others)}",
+                     hint="pick one with ops.migrations.alembic_ini (or "
+                          "ops.migrations.script_location for a folder without an ini)")
 
 
 def _repo_path(repo: git.Repo, path: Path) -> str | None:
@@ -114,8 +161,6 @@ def _repo_path(repo: git.Repo, path: Path) -> str | None:
 
 
 def check_committed(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
-    from ops.runtime.git import tree_paths, worktree_changes
-
     repo = ctx.repo
     if repo is None:
         yield skipped("migrations.committed", "no git repository")
@@ -166,13 +211,10 @@ def check_single_head(graph: ScriptGraph) -> Finding:
 
 
 def check_chain(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
-    from ops.runtime.alembic_scripts import chain_length
-
-    if graph.duplicates:
-        for revision in sorted(set(graph.duplicates)):
-            yield failed("migrations.chain",
-                         f"revision id {revision} is defined by more than one file",
-                         hint="give each revision file its own `revision = \"...\"` id")
+    for revision in sorted(set(graph.duplicates)):
+        yield failed("migrations.chain",
+                     f"revision id {revision} is defined by more than one file",
+                     hint="give each revision file its own `revision = \"...\"` id")
     for revision, down in graph.missing:
         path = _rel(ctx, graph.revisions[revision].path)
         yield failed("migrations.chain",
@@ -182,80 +224,112 @@ def check_chain(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
     if graph.cycle:
         files = [_rel(ctx, graph.revisions[r].path) for r in graph.cycle if r in graph.revisions]
         yield failed("migrations.chain",
-                     f"revision cycle among {', '.join(graph.cycle)} ({_listed(files)})",
+                     f"revision cycle among {_listed(list(graph.cycle))} ({_listed(files)})",
                      hint="follow down_revision from each file: one must lead back to the base")
+    for error in graph.errors:
+        yield failed("migrations.chain", f"Alembic refuses the revision graph: {error}",
+                     hint="`alembic history` shows the same error; fix the named revision")
     if graph.sound:
         length = max((chain_length(graph, h) for h in graph.heads), default=0)
+        merges = sum(1 for r in graph.revisions.values() if len(r.down_revisions) > 1)
+        extra = f", {merges} merge(s)" if merges else ""
         yield passed("migrations.chain",
-                     f"every down_revision resolves: base → {', '.join(graph.heads) or '-'} "
-                     f"({length} revision(s), no cycles)")
+                     f"every down_revision resolves: base → {_listed(list(graph.heads)) or '-'} "
+                     f"({length} revision(s){extra}, no cycles)")
 
 
-def new_revisions(ctx: CheckContext, graph: ScriptGraph) -> tuple[str | None,
-                                                                  list[RevisionFile]]:
-    """The revisions whose files did not exist at the previous release tag."""
-    from ops.runtime.git import previous_release, tree_paths
+@dataclass(frozen=True)
+class NewRevisions:
+    """The revisions a release adds, or why that cannot be known."""
 
+    revisions: list[RevisionFile]
+    since: str | None
+    #: set when the history needed to compare is missing (a shallow clone): the reason
+    unknown: str | None = None
+
+    @property
+    def scope(self) -> str:
+        if self.since:
+            return f"{len(self.revisions)} new revision(s) since {self.since}"
+        return f"{len(self.revisions)} revision(s) (first release: all are new)"
+
+
+def new_revisions(ctx: CheckContext, graph: ScriptGraph) -> NewRevisions:
+    """The revisions whose ids the previous release tag's tree did not define.
+
+    Ids, not paths: a folder moved or an ini reconfigured since the tag must not make years of
+    shipped migrations "new". A shallow clone without the previous tag cannot answer at all, and
+    says so instead of calling everything new.
+    """
     revisions = sorted(graph.revisions.values(), key=lambda r: str(r.path))
     repo = ctx.repo
-    previous = previous_release(repo, ctx.version) if repo is not None else None
-    if repo is None or previous is None:
-        return None, revisions
-    released: set[str] = set()
-    for folder in graph.version_dirs:
-        relative = _repo_path(repo, folder)
-        if relative is not None:
-            released |= tree_paths(repo, previous.name, relative) or set()
-    return previous.name, [r for r in revisions if _repo_path(repo, r.path) not in released]
+    if repo is None:
+        return NewRevisions(revisions, None)
+    previous = previous_release(repo, ctx.version)
+    if previous is None:
+        if is_shallow(repo):
+            return NewRevisions([], None, unknown=(
+                f"history is shallow: fetch tags to compare (no release tag below "
+                f"{ctx.version} is in this clone, so new revisions cannot be told from "
+                "released ones)"))
+        return NewRevisions(revisions, None)
+    sources = python_sources_mentioning(repo, previous.name, "down_revision")
+    if sources is None:
+        return NewRevisions([], previous.name, unknown=(
+            f"history is shallow: fetch tags to compare ({previous.name}'s tree cannot be "
+            "read in this clone)"))
+    released = revisions_in_texts(sources)
+    return NewRevisions([r for r in revisions if r.revision not in released], previous.name)
 
 
-def _since(since: str | None) -> str:
-    return f"since {since}" if since else "(first release: all are new)"
+def _unknown_skip(finding_id: str, new: NewRevisions) -> Finding | None:
+    if new.unknown is None:
+        return None
+    return skipped(finding_id, "new revisions unknown: the history is shallow "
+                               "(migrations.history)")
 
 
-def _scope(new: list[RevisionFile], since: str | None) -> str:
-    return f"{len(new)} new revision(s) {_since(since)}"
-
-
-def check_downgrade(ctx: CheckContext, new: list[RevisionFile],
-                    since: str | None) -> Iterator[Finding]:
-    from ops.runtime.alembic_scripts import MigrationsUnreadable, downgrade_problem
-
+def check_downgrade(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
+    skip = _unknown_skip("migrations.downgrade", new)
+    if skip is not None:
+        yield skip
+        return
     bad = 0
-    for rev in new:
-        try:
-            problem = downgrade_problem(rev.path)
-        except MigrationsUnreadable as exc:
-            problem = (1, exc.message)
-        if problem:
+    for rev in new.revisions:
+        if rev.downgrade_problem:
             bad += 1
-            line, why = problem
+            line, why = rev.downgrade_problem
             yield failed("migrations.downgrade",
                          f"{_rel(ctx, rev.path)}:{line}: revision {rev.revision} {why}",
                          hint="write a downgrade() that reverses upgrade(), or raise an error "
                               "saying why it cannot be undone")
-    if not bad:
-        yield passed("migrations.downgrade",
-                     f"{_scope(new, since)} have a downgrade that does something"
-                     if new else f"no new revisions {_since(since)}")
+    if bad:
+        return
+    if not new.revisions:
+        yield passed("migrations.downgrade", f"no new revisions since {new.since}")
+        return
+    kinds = Counter(rev.kind for rev in new.revisions)
+    described = ", ".join(f"{count} {_KINDS[kind]}" for kind, count in sorted(kinds.items()))
+    yield passed("migrations.downgrade",
+                 f"{new.scope}: every schema change has a downgrade ({described})",
+                 detail={"kinds": {rev.revision: rev.kind for rev in new.revisions}})
 
 
-def check_destructive(ctx: CheckContext, new: list[RevisionFile],
-                      since: str | None) -> Iterator[Finding]:
-    from ops.runtime.alembic_scripts import (
-        ALLOW_MARKER,
-        MigrationsUnreadable,
-        destructive_operations,
-    )
+_KINDS = {"schema": "schema change(s) with a downgrade",
+          "data": "data-only (no downgrade needed)",
+          "merge": "merge(s) (nothing to undo)",
+          "empty": "empty (nothing to undo)"}
 
+
+def check_destructive(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
+    skip = _unknown_skip("migrations.destructive", new)
+    if skip is not None:
+        yield skip
+        return
     acknowledged = 0
     warnings = 0
-    for rev in new:
-        try:
-            operations = destructive_operations(rev.path)
-        except MigrationsUnreadable:
-            continue  # migrations.downgrade already names the unreadable file
-        for op in operations:
+    for rev in new.revisions:
+        for op in rev.operations:
             if op.acknowledged:
                 acknowledged += 1
                 continue
@@ -270,37 +344,49 @@ def check_destructive(ctx: CheckContext, new: list[RevisionFile],
     if not warnings:
         extra = f", {acknowledged} acknowledged" if acknowledged else ""
         yield passed("migrations.destructive",
-                     f"no unacknowledged destructive operation in {_scope(new, since)}{extra}")
+                     f"no unacknowledged destructive operation in {new.scope}{extra}")
 
 
-def check_documented(ctx: CheckContext, new: list[RevisionFile],
-                     since: str | None) -> Iterator[Finding]:
+def check_documented(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
+    """A team that keeps a schema changelog must mention each new revision in it; without one,
+    the revision's own message (``alembic revision -m``) is its documentation."""
+    skip = _unknown_skip("migrations.documented", new)
+    if skip is not None:
+        yield skip
+        return
+    if not new.revisions:
+        yield passed("migrations.documented", f"no new revisions since {new.since} to document")
+        return
     configured = ctx.settings.migrations.changelog
     existing = [p for p in configured if ctx.path(p).is_file()]
-    if not new:
-        yield passed("migrations.documented", f"no new revisions {_since(since)} to document")
-        return
     if not existing:
-        yield warned("migrations.documented",
-                     f"no schema changelog ({', '.join(str(p) for p in configured)}): "
-                     f"{len(new)} new revision(s) undocumented",
-                     hint=f"create {configured[0] if configured else 'docs/SCHEMA.md'} with one "
-                          "entry per revision (what it changes, how to undo it)")
+        silent = [r for r in new.revisions if not r.message]
+        for rev in silent:
+            yield warned("migrations.documented",
+                         f"revision {rev.revision} ({_rel(ctx, rev.path)}) has no message and "
+                         f"there is no schema changelog ({', '.join(map(str, configured))})",
+                         hint="say what it changes in the revision's docstring (`alembic "
+                              f"revision -m`), or keep {configured[0] if configured else 'a'} "
+                              "changelog")
+        if not silent:
+            yield passed("migrations.documented",
+                         f"{new.scope} describe themselves (revision messages; no schema "
+                         "changelog kept)")
         return
-    text = "\n".join(ctx.path(p).read_text(encoding="utf-8", errors="replace") for p in existing)
+    text = "\n".join(ctx.path(p).read_text(encoding="utf-8", errors="replace")
+                     for p in existing)
     names = ", ".join(str(p) for p in existing)
-    missing = [r for r in new
+    missing = [r for r in new.revisions
                if not re.search(rf"(?<![0-9A-Za-z_]){re.escape(r.revision)}(?![0-9A-Za-z_])",
                                 text)]
     for rev in missing:
         yield warned("migrations.documented",
                      f"revision {rev.revision} ({_rel(ctx, rev.path)}) is not mentioned in "
                      f"{names}",
-                     hint=f"add an entry such as `## {rev.revision} — {rev.doc or '...'}` "
+                     hint=f"add an entry such as `## {rev.revision} — {rev.message or '...'}` "
                           f"to {existing[0]}")
     if not missing:
-        yield passed("migrations.documented",
-                     f"{_scope(new, since)} are described in {names}")
+        yield passed("migrations.documented", f"{new.scope} are described in {names}")
 
 
 # --- the live database ---------------------------------------------------------------------------
@@ -319,7 +405,6 @@ def _service_url(ctx: CheckContext, key: str) -> tuple[str | None, str]:
 
 
 def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
-    from ops.runtime.alembic_scripts import pending, unknown
     from ops.runtime.dbprobe import alembic_revisions, describe_url
 
     url, source = _service_url(ctx, "DATABASE_URL")
@@ -421,8 +506,6 @@ def parse_redis_schema(text: str, name: str) -> list[KeyPattern]:
 
 
 def check_redis_schema(ctx: CheckContext) -> Iterator[Finding]:
-    from ops.runtime.git import file_at, previous_release
-
     relative = ctx.settings.migrations.redis_schema
     path = ctx.path(relative)
     if not path.is_file():

@@ -13,8 +13,6 @@ written at any time from any checkout. Release bookkeeping commits (the commit t
 
 from __future__ import annotations
 
-import ast
-import configparser
 import fnmatch
 import hashlib
 import re
@@ -25,6 +23,9 @@ from typing import TYPE_CHECKING
 
 from ops.config import Settings
 from ops.errors import UsageError
+from ops.release.version_file import parse as parse_version_text
+from ops.runtime.alembic_scripts import RevisionFile, revisions_in_texts
+from ops.runtime.git import ensure_git_reads, git_errors, python_sources_mentioning
 from ops.versioning import is_release_tag
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ OTHER = "Other"
 _HEADER = re.compile(
     r"^(?P<type>[A-Za-z]+)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?:[ \t]+(?P<subject>\S.*)$")
 _BREAKING_FOOTER = re.compile(r"^BREAKING[ -]CHANGE:[ \t]*(?P<text>.*)$", re.MULTILINE)
-_SHA256 = re.compile(r"^\s*(?P<name>[^:\s][^:]*?)\s*:\s*(?P<hash>[0-9a-fA-F]{64})\s*$")
 _RELEASE_FILES = ("VERSION_v*.txt", "manifest_v*.json", "manifest_v*.sha256", "signoff_v*.json")
 HASH_PREFIX = 12
 
@@ -168,8 +168,7 @@ def collect_notes(repo: git.Repo, settings: Settings, from_ref: str | None,
                          date=to_commit.committed_datetime.date().isoformat())
     notes.changes = list(_changes(repo, from_commit.hexsha if from_commit else None,
                                   to_commit.hexsha))
-    notes.migrations_added, notes.migrations_removed = _migrations(settings, from_commit,
-                                                                   to_commit)
+    notes.migrations_added, notes.migrations_removed = _migrations(repo, from_commit, to_commit)
     notes.checkpoints = _checkpoints(settings, from_ref, from_commit, to_ref, to_commit)
     return notes
 
@@ -212,82 +211,37 @@ def _is_release_file(path: str) -> bool:
 # --- migrations ----------------------------------------------------------------------------------
 
 
-def _migrations(settings: Settings, from_commit: git.Commit | None,
+def _migrations(repo: git.Repo, from_commit: git.Commit | None,
                 to_commit: git.Commit) -> tuple[list[Migration], list[Migration]]:
-    """Revisions present at ``to`` but not at ``from`` (and the reverse), by revision id."""
-    new = _revisions(to_commit, settings)
-    old = _revisions(from_commit, settings) if from_commit is not None else {}
+    """Revisions present at ``to`` but not at ``from`` (and the reverse), by revision id.
+
+    Each tree is read with the migrations check's own ast reader, looking at every file that
+    declares a revision — not at whatever folder each tree's alembic.ini happened to name, which
+    turned 26 new revisions into 288 when an old tag had no ini.
+    """
+    new = _revisions(repo, to_commit)
+    old = _revisions(repo, from_commit) if from_commit is not None else {}
     added = [m for rev, m in new.items() if rev not in old]
     removed = [m for rev, m in old.items() if rev not in new]
     return _chain_order(added), _chain_order(removed)
 
 
-def _revisions(commit: git.Commit, settings: Settings) -> dict[str, Migration]:
-    found: dict[str, Migration] = {}
-    for folder in _version_folders(commit, settings):
-        for path, text in _blobs_under(commit, folder, ("*.py",)):
-            migration = parse_migration(text, path)
-            if migration is not None:
-                found[migration.revision] = migration
-    return found
+def _revisions(repo: git.Repo, commit: git.Commit) -> dict[str, Migration]:
+    sources = python_sources_mentioning(repo, commit.hexsha, "down_revision") or {}
+    return {rev: _migration(found) for rev, found in revisions_in_texts(sources).items()}
 
 
-def _version_folders(commit: git.Commit, settings: Settings) -> list[str]:
-    """Alembic's versions folders, from the alembic.ini committed at that revision.
-
-    Read as INI rather than through Alembic's Config because the file lives in a git blob, not on
-    disk; ``%(here)s`` is the ini's own directory, i.e. the repository root.
-    """
-    ini_path = settings.migrations.alembic_ini.as_posix()
-    text = _blob_text(commit, ini_path)
-    parser = configparser.ConfigParser(interpolation=None)
-    script_location = "migrations"
-    locations: list[str] = []
-    if text is not None:
-        try:
-            parser.read_string(text)
-        except configparser.Error:
-            parser = configparser.ConfigParser(interpolation=None)
-        script_location = parser.get("alembic", "script_location", fallback=script_location)
-        raw = parser.get("alembic", "version_locations", fallback="")
-        locations = [p for p in re.split(r"[\s,;:]+", raw) if p]
-    base = PurePosixPath(ini_path).parent
-    folders = locations or [f"{script_location}/versions"]
-    cleaned = []
-    for raw_folder in folders:
-        folder = raw_folder.replace("%(here)s", ".").strip()
-        if ":" in folder:  # a package resource (pkg:path) cannot be read from git; skip it
-            continue
-        cleaned.append((base / folder).as_posix().removeprefix("./"))
-    return cleaned
+def _migration(found: RevisionFile) -> Migration:
+    path = found.path.as_posix()
+    return Migration(revision=found.revision, message=found.message or PurePosixPath(path).stem,
+                     down_revision=found.down_revisions[0] if len(found.down_revisions) == 1
+                     else None, path=path)
 
 
 def parse_migration(text: str, path: str) -> Migration | None:
     """Revision, down_revision and message of an Alembic script, without importing it."""
-    try:
-        module = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return None
-    values: dict[str, object] = {}
-    for node in module.body:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        for target in targets:
-            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-                values[target.id] = value.value
-    revision = values.get("revision")
-    if not isinstance(revision, str):
-        return None
-    down = values.get("down_revision")
-    doc = ast.get_docstring(module) or ""
-    message = next((line.strip() for line in doc.splitlines() if line.strip()), "")
-    return Migration(revision=revision, message=message or PurePosixPath(path).stem,
-                     down_revision=down if isinstance(down, str) else None, path=path)
+    found = revisions_in_texts({path: text})
+    return _migration(next(iter(found.values()))) if found else None
 
 
 def _chain_order(migrations: list[Migration]) -> list[Migration]:
@@ -344,13 +298,12 @@ def _checkpoint_hashes(settings: Settings, ref: str | None, commit: git.Commit,
 
 
 def parse_version_file(text: str) -> dict[str, str]:
-    """The ``name: sha256`` lines of a VERSION_vX.Y.Z.txt; header lines are ignored."""
-    hashes: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _SHA256.match(line)
-        if match:
-            hashes[match["name"]] = match["hash"].lower()
-    return hashes
+    """The checkpoint hashes of a VERSION_vX.Y.Z.txt, in either layout.
+
+    ``ops.release.version_file`` is the one reader; it runs leniently here, because notes for a
+    new release must not fail on an old tag's hand-edited file.
+    """
+    return parse_version_text(text, strict=False).files
 
 
 # --- git blobs -----------------------------------------------------------------------------------
@@ -448,6 +401,7 @@ def _short(digest: str | None) -> str:
 # --- entry points --------------------------------------------------------------------------------
 
 
+@git_errors()  # a failing `git log` is one line (GitFailed, exit 2), not GitPython's kilobytes
 def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
                   to_ref: str | None = None) -> str:
     """Markdown notes for ``from_ref..to_ref``.
@@ -461,9 +415,10 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
     from ops.versioning import parse_version
 
     repo = open_repo(root)
+    ensure_git_reads(repo)
     tags = release_tags(repo)
     if not to_ref:
-        to_ref = max(tags).tag if tags else "HEAD"
+        to_ref = tags[max(tags)].name if tags else "HEAD"
     if from_ref is None and is_release_tag(to_ref) and to_ref in {t.name for t in tags.values()}:
         earlier = previous_release(repo, parse_version(to_ref))
         from_ref = earlier.name if earlier is not None else None
@@ -476,12 +431,14 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
     return render_notes(notes)
 
 
+@git_errors()
 def notes_for_release(root: Path, settings: Settings, version: str) -> str:
     """Notes for a release about to be cut from HEAD: what create-release puts in the tag."""
     from ops.runtime.git import open_repo, previous_release
     from ops.versioning import parse_version
 
     repo = open_repo(root)
+    ensure_git_reads(repo)
     earlier = previous_release(repo, parse_version(version))
     notes = collect_notes(repo, settings, earlier.name if earlier else None, "HEAD")
     title = f"{earlier.name} → {version}" if earlier else version

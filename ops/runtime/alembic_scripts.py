@@ -1,250 +1,303 @@
-"""Alembic migrations as data: the graph through Alembic's own API, the code through ``ast``.
+"""Alembic migrations as data: found without configuration, read with ``ast``, never imported.
 
-The migrations check asks two questions here. "What is the graph?" — answered by
-``alembic.config.Config`` and ``alembic.script.ScriptDirectory``, so the check sees exactly the
-revisions ``alembic upgrade`` would see (version_locations, file templates, sourceless files).
-"What does a migration do?" — answered by parsing its source with ``ast``, never by importing and
-running ``upgrade()``, so a check can read a destructive migration without any database at hand.
+A revision file is somebody else's code. Importing it (as ``alembic history`` does) imports the
+application, needs the application's packages, runs whatever its module body does and copies its
+exceptions — with their secrets — into our report. So nothing here imports or executes a revision
+file, ``env.py`` or the application, on any path:
 
-Alembic is imported inside the functions: ``invoke --list`` and the other sections never pay for
-it. Loading executes each revision file's module body (that is how Alembic reads ``revision`` and
-``down_revision``); bytecode is not written, so a check leaves no ``__pycache__`` behind.
+- *where* the migrations live is read from ``alembic.ini`` (or ``pyproject.toml``'s
+  ``[tool.alembic]``) with configparser, resolved the way Alembic resolves it, or found as a folder
+  holding ``env.py`` and ``versions/`` (Flask-Migrate, or a project with no ini at all);
+- *what* each revision declares — ``revision``, ``down_revision``, ``branch_labels``,
+  ``depends_on`` and the bodies of ``upgrade()``/``downgrade()`` — is read with ``ast``;
+- the *graph* (heads, merges, cycles) is Alembic's own ``RevisionMap``, built from those values.
+
+The same reader serves predeploy, release-notes and the checklist, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 import ast
+import configparser
+import os
 import re
-import sys
+import tomllib
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
 
 from ops.errors import ConfigError
 
 #: The comment that acknowledges one destructive operation, on its line or the line above.
 ALLOW_MARKER = "tminus: allow-destructive"
+#: Folders never searched for migrations: tooling, dependencies, build output.
+SKIP_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".tminus", ".tox", ".nox", ".venv", "venv", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", "__pycache__", "node_modules", "site-packages", "dist",
+    "build", "vendor", "third_party", ".eggs",
+})
+#: How deep below the root an alembic.ini or a migrations folder is looked for.
+MAX_DEPTH = 6
+#: Folders whose migrations are fixtures or examples, used only when nothing else is found.
+_SECONDARY = frozenset({"tests", "test", "testing", "docs", "examples", "example", "samples"})
+#: Alembic's own rule for which files in a versions folder are revisions.
+_REVISION_FILE = re.compile(r"(?!\.#|__init__)(.*\.py)$")
+_LEGACY_ID = re.compile(r"([a-f0-9]+)\.py$")
+#: Docstring first lines that are templates' defaults, not a description.
+_NO_MESSAGE = frozenset({"", "empty message", "${message}", "message"})
 
 
 class MigrationsUnreadable(ConfigError):
-    """alembic.ini or a revision file cannot be read the way Alembic would read it."""
+    """alembic.ini, or the layout it names, cannot be read the way Alembic would read it."""
+
+
+# --- where the migrations live -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RevisionFile:
-    """One revision as Alembic loaded it."""
+class Location:
+    """One Alembic script directory and how it was found (said in ``migrations.present``)."""
 
-    revision: str
-    down_revisions: tuple[str, ...]
-    path: Path
-    doc: str = ""
+    script_location: Path
+    version_dirs: tuple[Path, ...]
+    #: the file that configured it (alembic.ini or pyproject.toml), None for a bare folder
+    config_file: Path | None
+    section: str | None
+    how: str
+    recursive: bool = False
+
+    @property
+    def key(self) -> Path:
+        return self.script_location.resolve()
 
 
 @dataclass
-class ScriptGraph:
-    """The revision graph, with what is wrong with it instead of an exception."""
+class Discovery:
+    """The chosen location, the others that were also candidates, and what was searched."""
 
-    ini: Path
-    script_location: Path
-    version_dirs: list[Path]
-    revisions: dict[str, RevisionFile] = field(default_factory=dict)
-    heads: tuple[str, ...] = ()
-    #: (revision, the down_revision it names that does not exist)
-    missing: list[tuple[str, str]] = field(default_factory=list)
-    #: revisions Alembic found on a cycle (empty when the graph is acyclic)
-    cycle: tuple[str, ...] = ()
-    duplicates: list[str] = field(default_factory=list)
-
-    @property
-    def sound(self) -> bool:
-        """Every down_revision resolves and nothing loops: heads and pending counts mean it."""
-        return not self.missing and not self.cycle and not self.duplicates
+    chosen: Location | None
+    others: list[Location] = field(default_factory=list)
+    searched: str = ""
 
 
-# --- loading the graph ---------------------------------------------------------------------------
+def discover(root: Path, *, alembic_ini: Path | None = None, section: str = "alembic",
+             script_location: Path | None = None) -> Discovery:
+    """Find the project's migrations; ``MigrationsUnreadable`` for a configured one that is bad.
 
-
-@contextmanager
-def _loading(extra_paths: list[str]) -> Iterator[None]:
-    """While revision files load: no bytecode written, the ini's sys.path entries, then undone."""
-    previous_flag, previous_path = sys.dont_write_bytecode, list(sys.path)
-    sys.dont_write_bytecode = True
-    sys.path[:0] = extra_paths
-    try:
-        yield
-    finally:
-        sys.dont_write_bytecode = previous_flag
-        sys.path[:] = previous_path
-
-
-def _config(ini: Path) -> tuple[Any, Path]:
-    """An Alembic Config whose relative ``script_location`` is anchored at the ini's folder.
-
-    Alembic itself resolves relative locations against the current directory; a check run from
-    elsewhere (``invoke -r``, CI) must still find the project's migrations.
+    ``alembic_ini`` and ``script_location`` are the operator's explicit choice (either wins
+    outright); otherwise the root's ``alembic.ini``, then ``pyproject.toml``'s
+    ``[tool.alembic]``, then every ``alembic.ini`` and bare script folder below the root.
     """
-    import configparser
-
-    from alembic.config import Config
-    from alembic.util import CommandError
-
-    if not ini.is_file():
-        raise MigrationsUnreadable(f"{ini} does not exist",
-                                   hint="set ops.migrations.alembic_ini to your alembic.ini")
-    try:
-        config = Config(str(ini))
-        location = config.get_main_option("script_location")
-    except CommandError:
-        raise MigrationsUnreadable(f"{ini} has no [alembic] section",
-                                   hint="start it with `[alembic]` and "
-                                        "`script_location = migrations`") from None
-    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MigrationsUnreadable(f"{ini} is not a valid alembic.ini: {first}",
-                                   hint="compare it with `alembic init`'s template") from None
-    if not location:
-        raise MigrationsUnreadable(f"{ini}: [alembic] has no script_location key",
-                                   hint="add `script_location = migrations` under [alembic]")
-    if ":" in location and not Path(location).is_absolute():
-        raise MigrationsUnreadable(
-            f"{ini}: script_location {location!r} is a package resource; tminus reads "
-            "migrations from a folder of the repository",
-            hint="use a path relative to alembic.ini")
-    resolved = Path(location.replace("%(here)s", str(ini.parent)))
-    if not resolved.is_absolute():
-        resolved = ini.parent / resolved
-    if not resolved.is_dir():
-        raise MigrationsUnreadable(
-            f"{ini}: script_location {location!r} is not a folder ({resolved} is missing)",
-            hint="point script_location at the folder holding env.py and versions/")
-    config.set_main_option("script_location", str(resolved).replace("%", "%%"))
-    return config, resolved
-
-
-def _sys_paths(config: Any, ini: Path) -> list[str]:
-    """``prepend_sys_path`` anchored at the ini's folder, and taken away from Alembic.
-
-    Alembic would resolve it against the current directory and leave it in sys.path for good;
-    revision files that import the application still need it while they load.
-    """
-    raw = config.get_main_option("prepend_sys_path") or ""
-    config.set_main_option("prepend_sys_path", "")
-    return [str((ini.parent / entry).resolve())
-            for entry in re.split(r"[\s,:;]+", raw) if entry]
-
-
-def load_graph(ini: Path) -> ScriptGraph:
-    """Load every revision and describe the graph; ``MigrationsUnreadable`` when unreadable."""
-    from alembic.script import ScriptDirectory
-    from alembic.script.revision import CycleDetected, RevisionError
-    from alembic.util import CommandError
-
-    config, location = _config(ini)
-    extra_paths = _sys_paths(config, ini)
-    try:
-        script_dir = ScriptDirectory.from_config(config)
-        version_dirs = [Path(p) for p in script_dir._version_locations]
-    except (CommandError, OSError) as exc:
-        raise MigrationsUnreadable(f"{ini}: {exc}") from None
-    graph = ScriptGraph(ini=ini, script_location=location, version_dirs=version_dirs)
-    with _loading(extra_paths), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for script in _each_script(script_dir):
-            if script.revision in graph.revisions:
-                graph.duplicates.append(script.revision)
-            graph.revisions[script.revision] = RevisionFile(
-                revision=script.revision,
-                down_revisions=tuple(script._versioned_down_revisions),
-                path=Path(script.path),
-                doc=(script.doc or "").strip(),
-            )
-    graph.missing = [(rev.revision, down) for rev in graph.revisions.values()
-                     for down in rev.down_revisions if down not in graph.revisions]
-    if graph.missing or graph.duplicates:
-        return graph
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            graph.heads = tuple(sorted(script_dir.get_heads()))
-        except CommandError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, CycleDetected):
-                graph.cycle = tuple(cause.revisions)
-            else:
-                raise MigrationsUnreadable(f"revision graph: {exc}") from None
-        except CycleDetected as exc:
-            graph.cycle = tuple(exc.revisions)
-        except RevisionError as exc:
-            raise MigrationsUnreadable(f"revision graph: {exc}") from None
-    return graph
-
-
-def _each_script(script_dir: Any) -> Iterator[Any]:
-    """Alembic's own loader, one file at a time, so a broken file is named in the error."""
-    from alembic.util import CommandError
-
-    loader: Iterator[Any] = script_dir._load_revisions()
-    while True:
-        try:
-            script = next(loader)
-        except StopIteration:
-            return
-        except CommandError as exc:
-            raise MigrationsUnreadable(f"revision file: {exc}") from None
-        except Exception as exc:  # a revision file may raise anything on import
-            where = _where(exc)
+    if script_location is not None:
+        folder = script_location if script_location.is_absolute() else root / script_location
+        if not (folder / "env.py").is_file() and not (folder / "versions").is_dir():
             raise MigrationsUnreadable(
-                f"{where}cannot be loaded: {type(exc).__name__}: {exc}".strip(),
-                hint="fix the file so `alembic history` can read it") from None
-        yield script
+                f"{_shown(root, folder)} (ops.migrations.script_location) holds neither env.py "
+                "nor versions/", hint="point it at the folder Alembic's env.py lives in")
+        return Discovery(_bare(root, folder, "ops.migrations.script_location"))
+    if alembic_ini is not None:
+        ini = alembic_ini if alembic_ini.is_absolute() else root / alembic_ini
+        if not ini.exists():
+            raise MigrationsUnreadable(f"{_shown(root, ini)} (ops.migrations.alembic_ini) does "
+                                       "not exist",
+                                       hint="fix ops.migrations.alembic_ini or restore the file")
+        return Discovery(read_ini(root, ini, section))
+    if (root / "alembic.ini").exists():  # a FIFO or device there is refused, not skipped
+        return Discovery(read_ini(root, root / "alembic.ini", section))
+    from_toml = _read_pyproject(root, root / "pyproject.toml")
+    if from_toml is not None:
+        return Discovery(from_toml)
+    return _search(root, section)
 
 
-def _where(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}: "
-    tb = exc.__traceback__
-    last = None
-    while tb is not None:
-        last = tb
-        tb = tb.tb_next
-    return f"{last.tb_frame.f_code.co_filename}:{last.tb_lineno}: " if last else ""
-
-
-# --- walking the graph ---------------------------------------------------------------------------
-
-
-def ancestors(graph: ScriptGraph, revisions: Iterable[str]) -> set[str]:
-    """``revisions`` and everything below them (what a database at them has applied)."""
-    seen: set[str] = set()
-    stack = [r for r in revisions if r in graph.revisions]
-    while stack:
-        current = stack.pop()
-        if current in seen:
+def _search(root: Path, section: str) -> Discovery:
+    searched = ("alembic.ini or pyproject.toml [tool.alembic] at the root, alembic.ini files "
+                f"below it (depth {MAX_DEPTH}), or a folder holding env.py and versions/")
+    inis, bare = _walk(root)
+    found: dict[Path, Location] = {}
+    first_error: MigrationsUnreadable | None = None
+    for ini in inis:
+        try:
+            location = read_ini(root, ini, section)
+        except MigrationsUnreadable as exc:
+            first_error = first_error or exc
             continue
-        seen.add(current)
-        stack.extend(d for d in graph.revisions[current].down_revisions if d in graph.revisions)
-    return seen
+        found.setdefault(location.key, location)
+    for folder in bare:
+        found.setdefault(folder.resolve(), _bare(root, folder, "no alembic.ini: the folder "
+                                                  "holding env.py and versions/"))
+    if not found:
+        if first_error is not None:
+            raise first_error
+        return Discovery(None, searched=searched)
+    ranked = sorted(found.values(), key=lambda loc: _rank(root, loc))
+    return Discovery(ranked[0], ranked[1:], searched)
 
 
-def pending(graph: ScriptGraph, current: Iterable[str]) -> list[str]:
-    """Revisions ``alembic upgrade heads`` would apply to a database at ``current``."""
-    applied = ancestors(graph, current)
-    return sorted(set(graph.revisions) - applied)
+def _rank(root: Path, location: Location) -> tuple[int, int, int, str]:
+    """Configured over bare folders, real code over fixtures, shallow over deep."""
+    where = location.config_file or location.script_location
+    parts = _shown(root, where).split("/")
+    secondary = any(p.lower() in _SECONDARY for p in parts[:-1])
+    return (int(secondary), int(location.config_file is None), len(parts), "/".join(parts))
 
 
-def unknown(graph: ScriptGraph, current: Iterable[str]) -> list[str]:
-    """Revisions the database records that no file here defines (the database is ahead)."""
-    return sorted(r for r in current if r not in graph.revisions)
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    inis: list[Path] = []
+    bare: list[Path] = []
+    base_depth = len(root.parts)
+    for current, dirs, files in os.walk(root):
+        here = Path(current)
+        depth = len(here.parts) - base_depth
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                         and depth < MAX_DEPTH)
+        if "alembic.ini" in files and here != root:
+            inis.append(here / "alembic.ini")
+        if "env.py" in files and "versions" in dirs:
+            bare.append(here)
+    return inis, bare
 
 
-def chain_length(graph: ScriptGraph, head: str) -> int:
-    return len(ancestors(graph, [head]))
+def _bare(root: Path, folder: Path, how: str) -> Location:
+    return Location(script_location=folder, version_dirs=(folder / "versions",),
+                    config_file=None, section=None, how=f"{_shown(root, folder)} ({how})")
 
 
-# --- reading a migration's code ------------------------------------------------------------------
+def read_ini(root: Path, ini: Path, section: str = "alembic") -> Location:
+    """The script directory an alembic.ini names, resolved as ``alembic -c INI`` would."""
+    name = _shown(root, ini)
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
+    try:
+        parser.read_string(_small_text(ini), source=name)
+    except (configparser.Error, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise MigrationsUnreadable(f"{name} is not a valid alembic.ini: {_first_line(exc)}",
+                                   hint="compare it with `alembic init`'s template") from None
+    if not parser.has_section(section):
+        others = [s for s in parser.sections() if parser.has_option(s, "script_location")]
+        hint = (f"it has {', '.join(f'[{s}]' for s in others)}: set "
+                "ops.migrations.alembic_section to one of them") if others else \
+            "start it with `[alembic]` and `script_location = migrations`"
+        raise MigrationsUnreadable(f"{name} has no [{section}] section", hint=hint)
+    options = _options(parser, section, name)
+    raw = options.get("script_location")
+    if not raw:
+        if (ini.parent / "env.py").is_file():
+            folder = ini.parent
+            how = f"{name} [{section}] has no script_location: its own folder (Flask-Migrate)"
+        else:
+            raise MigrationsUnreadable(f"{name}: [{section}] has no script_location key",
+                                       hint="add `script_location = migrations` under "
+                                            f"[{section}]")
+    else:
+        folder = _resolve(root, ini, raw, name, "script_location")
+        how = f"{name} [{section}] script_location = {raw}"
+    versions = _version_dirs(root, ini, folder, options, name)
+    recursive = options.get("recursive_version_locations", "").strip().lower() in {
+        "true", "1", "yes", "on"}
+    return Location(folder, versions, ini, section, how, recursive)
+
+
+def _options(parser: configparser.ConfigParser, section: str, name: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key in ("script_location", "version_locations", "path_separator",
+                "version_path_separator", "recursive_version_locations"):
+        try:
+            value = parser.get(section, key, fallback=None)
+        except configparser.Error as exc:
+            raise MigrationsUnreadable(f"{name}: [{section}] {key}: {_first_line(exc)}") from None
+        if value is not None:
+            values[key] = value.strip()
+    return values
+
+
+def _read_pyproject(root: Path, path: Path) -> Location | None:
+    """Alembic ≥ 1.16 reads ``[tool.alembic]`` from pyproject.toml when there is no ini."""
+    if not path.is_file():
+        return None
+    try:
+        data = tomllib.loads(_small_text(path))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError, ValueError):
+        return None  # a broken pyproject.toml is not ours to judge here
+    table = data.get("tool", {}).get("alembic") if isinstance(data.get("tool"), dict) else None
+    if not isinstance(table, dict) or not isinstance(table.get("script_location"), str):
+        return None
+    here = str(path.parent)
+    raw = table["script_location"].replace("%(here)s", here)
+    name = _shown(root, path)
+    folder = _resolve(root, path, raw, name, "script_location")
+    raw_versions = table.get("version_locations")
+    versions: tuple[Path, ...] = (folder / "versions",)
+    if isinstance(raw_versions, list) and raw_versions:
+        versions = tuple(_resolve(root, path, str(v).replace("%(here)s", here), name,
+                                  "version_locations", must_exist=False) for v in raw_versions)
+    recursive = table.get("recursive_version_locations") is True
+    return Location(folder, versions, path, "tool.alembic",
+                    f"{name} [tool.alembic] script_location = {table['script_location']}",
+                    recursive)
+
+
+def _resolve(root: Path, config: Path, raw: str, name: str, key: str, *,
+             must_exist: bool = True) -> Path:
+    """Relative to the project root, as Alembic resolves it from where it runs, else the ini's
+    folder; ``package:path`` resource names as folders of the repository."""
+    candidates: list[Path] = []
+    if ":" in raw and not Path(raw).is_absolute():
+        package, _, sub = raw.partition(":")
+        relative = Path(package.replace(".", "/")) / sub
+        candidates = [root / relative, config.parent / relative]
+    elif Path(raw).is_absolute():
+        candidates = [Path(raw)]
+    else:
+        candidates = [root / raw, config.parent / raw]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    if not must_exist:
+        return candidates[-1]
+    raise MigrationsUnreadable(
+        f"{name}: {key} {raw!r} is not a folder (looked in "
+        f"{', '.join(_shown(root, c) for c in candidates)})",
+        hint="point script_location at the folder holding env.py and versions/")
+
+
+def _version_dirs(root: Path, ini: Path, folder: Path, options: dict[str, str],
+                  name: str) -> tuple[Path, ...]:
+    raw = options.get("version_locations", "")
+    if not raw:
+        return (folder / "versions",)
+    separators = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+    chosen = options.get("path_separator") or options.get("version_path_separator")
+    if chosen is not None and chosen not in separators:
+        raise MigrationsUnreadable(f"{name}: path_separator {chosen!r} is not one of "
+                                   f"{', '.join(separators)}")
+    parts = raw.split(separators[chosen]) if chosen else re.split(r", *| +", raw)
+    return tuple(_resolve(root, ini, p.strip(), name, "version_locations", must_exist=False)
+                 for p in parts if p.strip())
+
+
+def _small_text(path: Path, limit: int = 1 << 20) -> str:
+    """A config file's text; a device, FIFO or huge file is refused instead of read."""
+    if not path.is_file():
+        raise ValueError("not a regular file")
+    if path.stat().st_size > limit:
+        raise ValueError(f"larger than {limit // 1024} KiB")
+    return path.read_text(encoding="utf-8")
+
+
+def _shown(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+# --- one revision file, read with ast ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -257,41 +310,206 @@ class Operation:
     acknowledged: bool
 
 
-def parse(path: Path) -> ast.Module:
-    """The revision file's syntax tree; a file Alembic loaded always parses."""
+@dataclass(frozen=True)
+class RevisionFile:
+    """What one revision file declares, as ``ast`` read it."""
+
+    revision: str
+    down_revisions: tuple[str, ...]
+    path: Path
+    doc: str = ""
+    branch_labels: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    #: merge | schema | data | empty: what ``upgrade()`` does
+    kind: str = "schema"
+    #: (line, why) when the downgrade cannot undo a schema change
+    downgrade_problem: tuple[int, str] | None = None
+    operations: tuple[Operation, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The ``-m`` text Alembic put first in the docstring; empty when it is a default."""
+        first = next((line.strip() for line in self.doc.splitlines() if line.strip()), "")
+        return "" if first.lower() in _NO_MESSAGE or first.startswith("Revision ID") else first
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A revision file that cannot be read statically: where, and why (never its source)."""
+
+    path: Path
+    line: int
+    reason: str
+
+
+def read_revision(text: str, path: Path) -> RevisionFile | Unreadable:
+    """Parse one revision file's source; never raises for what the file contains."""
     try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError, OSError) as exc:
-        raise MigrationsUnreadable(f"{path}: cannot be parsed: {exc}") from None
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        return Unreadable(path, exc.lineno or 1, f"is not valid Python ({exc.msg})")
+    except (ValueError, RecursionError, MemoryError):
+        return Unreadable(path, 1, "cannot be parsed")
+    declared = _declarations(tree, path)
+    if isinstance(declared, Unreadable):
+        return declared
+    revision, ids = declared
+    downs = ids.get("down_revision", ())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    upgrade = _body(functions, "upgrade")
+    kind = _kind(upgrade, downs)
+    problem = _downgrade_problem(functions, _body(functions, "downgrade")) \
+        if kind == "schema" else None
+    operations = tuple(sorted(_destructive(upgrade, text.splitlines()), key=lambda o: o.line))
+    return RevisionFile(revision=revision, down_revisions=downs, path=path,
+                        doc=(ast.get_docstring(tree) or "").strip(),
+                        branch_labels=ids.get("branch_labels", ()),
+                        depends_on=ids.get("depends_on", ()), kind=kind,
+                        downgrade_problem=problem, operations=operations)
 
 
-def _function(tree: ast.Module, name: str) -> ast.FunctionDef | None:
+def _declarations(tree: ast.Module,
+                  path: Path) -> tuple[str, dict[str, tuple[str, ...]]] | Unreadable:
+    """``revision`` and the id lists, from module-level (annotated) assignments of literals."""
+    values: dict[str, tuple[int, ast.expr]] = {}
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            return node
+        if isinstance(node, ast.Assign):
+            values.update({t.id: (node.lineno, node.value) for t in node.targets
+                           if isinstance(t, ast.Name)})
+        elif isinstance(node, ast.AnnAssign) and node.value is not None \
+                and isinstance(node.target, ast.Name):
+            values[node.target.id] = (node.lineno, node.value)
+    if "revision" in values:
+        line, value = values["revision"]
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            return Unreadable(path, line, "`revision` is not a string literal")
+        revision = value.value
+    else:
+        legacy = _LEGACY_ID.match(path.name)
+        if legacy is None:
+            return Unreadable(path, 1, "declares no `revision = \"…\"` (Alembic cannot load "
+                                       "it either)")
+        revision = legacy.group(1)
+    ids: dict[str, tuple[str, ...]] = {}
+    for key in ("down_revision", "branch_labels", "depends_on"):
+        if key in values:
+            line, value = values[key]
+            parsed = _ids(value)
+            if parsed is None:
+                return Unreadable(path, line,
+                                  f"`{key}` is not a literal (str, tuple, list or None)")
+            ids[key] = parsed
+    return revision, ids
+
+
+def _ids(node: ast.expr) -> tuple[str, ...] | None:
+    """A str, tuple/list/set of str, or None, as written; anything computed is None."""
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return ()
+        return (node.value,) if isinstance(node.value, str) else None
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        items = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        if len(items) != len(node.elts) or not all(isinstance(i, str) for i in items):
+            return None
+        return tuple(str(i) for i in items)
     return None
 
 
-def downgrade_problem(path: Path) -> tuple[int, str] | None:
-    """``(line, why)`` when the downgrade cannot undo anything, else None.
+def _body(functions: dict[str, ast.FunctionDef], name: str) -> list[ast.stmt]:
+    """The statements ``name()`` runs: its own, those of ``name_*`` (Alembic's multi-db
+    template dispatches through ``globals()``) and of module functions it calls, once each."""
+    seen: set[str] = set()
+    pending = [n for n in functions if n == name or n.startswith(f"{name}_")]
+    statements: list[ast.stmt] = []
+    while pending:
+        current = pending.pop(0)
+        if current in seen or current not in functions:
+            continue
+        seen.add(current)
+        statements += _meaningful(functions[current].body)
+        for node in ast.walk(functions[current]):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in functions:
+                pending.append(node.func.id)
+    return statements
 
-    A body of only ``pass``, ``...`` and a docstring is a downgrade that silently succeeds while
-    leaving the schema as it was: the rollback path would lie.
-    """
-    tree = parse(path)
-    func = _function(tree, "downgrade")
+
+def _meaningful(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements that do something: not ``pass``, ``...`` or a docstring."""
+    return [s for s in body if not isinstance(s, ast.Pass) and not (
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+        and (isinstance(s.value.value, str) or s.value.value is Ellipsis))]
+
+
+#: ``op.*`` calls that change the schema (so a downgrade must undo them).
+_SCHEMA_OPS = frozenset({
+    "create_table", "drop_table", "rename_table", "add_column", "drop_column", "alter_column",
+    "create_index", "drop_index", "create_unique_constraint", "create_foreign_key",
+    "create_check_constraint", "create_primary_key", "create_exclude_constraint",
+    "drop_constraint", "create_table_comment", "drop_table_comment", "batch_alter_table",
+})
+_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|COMMENT\s+ON)\b", re.IGNORECASE | re.MULTILINE)
+
+
+def _kind(upgrade: list[ast.stmt], downs: tuple[str, ...]) -> str:
+    if not upgrade:
+        return "merge" if len(downs) > 1 else "empty"
+    for statement in upgrade:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call) and _changes_schema(node):
+                return "schema"
+    return "data"
+
+
+def _changes_schema(call: ast.Call) -> bool:
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    if func.attr in _SCHEMA_OPS:
+        return True
+    if func.attr == "execute":
+        sql = _sql_text(call)
+        return sql is not None and _DDL.search(sql) is not None
+    # sa.Enum(...).create(op.get_bind()) and friends: a type or sequence made on the bind
+    return func.attr in {"create", "drop"} and (
+        any(_mentions_bind(a) for a in call.args) or any(k.arg == "bind" for k in call.keywords))
+
+
+def _mentions_bind(node: ast.expr) -> bool:
+    return any((isinstance(n, ast.Attribute) and n.attr == "get_bind")
+               or (isinstance(n, ast.Name) and n.id in {"bind", "connection", "conn"})
+               for n in ast.walk(node))
+
+
+def _sql_text(call: ast.Call) -> str | None:
+    if not call.args:
+        return None
+    sql = call.args[0]
+    if isinstance(sql, ast.Call) and sql.args:  # op.execute(sa.text("..."))
+        sql = sql.args[0]
+    if isinstance(sql, ast.Constant) and isinstance(sql.value, str):
+        return sql.value
+    if isinstance(sql, ast.JoinedStr):
+        return "".join(v.value for v in sql.values
+                       if isinstance(v, ast.Constant) and isinstance(v.value, str))
+    return None
+
+
+def _downgrade_problem(functions: dict[str, ast.FunctionDef],
+                       downgrade: list[ast.stmt]) -> tuple[int, str] | None:
+    """``(line, why)`` when a schema change has no way back; a downgrade that raises is an
+    explicit answer ("cannot be undone"), not a silent one."""
+    func = functions.get("downgrade")
     if func is None:
-        return 1, "has no downgrade() function"
-    statements = [s for s in func.body if not _is_docstring_or_ellipsis(s)]
-    if not statements or all(isinstance(s, ast.Pass) for s in statements):
-        line = statements[0].lineno if statements else func.lineno
-        return line, "downgrade() does nothing (bare pass)"
+        return 1, "changes the schema but has no downgrade() function"
+    if not downgrade:
+        line = func.body[-1].lineno if func.body else func.lineno
+        return line, "changes the schema but downgrade() does nothing (bare pass)"
     return None
 
 
-def _is_docstring_or_ellipsis(node: ast.stmt) -> bool:
-    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-            and (isinstance(node.value.value, str) or node.value.value is Ellipsis))
+# --- destructive operations ----------------------------------------------------------------------
 
 
 _SQL_DESTRUCTIVE = re.compile(
@@ -301,49 +519,75 @@ _SQL_DESTRUCTIVE = re.compile(
 )
 
 
-def destructive_operations(path: Path) -> list[Operation]:
-    """The operations of ``upgrade()`` that can lose data or break the running release."""
-    source = path.read_text(encoding="utf-8")
-    lines = source.splitlines()
-    tree = parse(path)
-    func = _function(tree, "upgrade")
-    if func is None:
-        return []
-    found: list[Operation] = []
-    for node in ast.walk(func):
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
-            continue
-        verdict = _classify(node.func.attr, node)
-        if verdict is None:
-            continue
-        kind, detail = verdict
-        found.append(Operation(node.lineno, kind, detail, _acknowledged(lines, node)))
-    return sorted(found, key=lambda op: op.line)
+def _destructive(upgrade: list[ast.stmt], lines: list[str]) -> Iterator[Operation]:
+    """Operations of ``upgrade()`` that can lose data or break the running release, with the
+    table named also inside ``with op.batch_alter_table("t") as batch_op:``."""
+    for statement in upgrade:
+        yield from _visit(statement, {}, lines)
+
+
+def _visit(node: ast.AST, batches: dict[str, str], lines: list[str]) -> Iterator[Operation]:
+    """Walk ``node``, remembering which name is a batch operation on which table."""
+    if isinstance(node, ast.With):
+        inner = dict(batches)
+        for item in node.items:
+            table = _batch_table(item.context_expr)
+            if table is not None and isinstance(item.optional_vars, ast.Name):
+                inner[item.optional_vars.id] = table
+        for child in node.body:
+            yield from _visit(child, inner, lines)
+        return
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        owner = node.func.value
+        table = batches.get(owner.id) if isinstance(owner, ast.Name) else None
+        verdict = _classify(node.func.attr, node, table)
+        if verdict is not None:
+            kind, detail = verdict
+            yield Operation(node.lineno, kind, detail, _acknowledged(lines, node))
+    for inner_node in ast.iter_child_nodes(node):
+        yield from _visit(inner_node, batches, lines)
+
+
+def _batch_table(expr: ast.expr) -> str | None:
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
+            and expr.func.attr == "batch_alter_table" and expr.args:
+        return _literal(expr.args[0])
+    return None
 
 
 _Verdict = tuple[str, str] | None
 
 
-def _classify(name: str, call: ast.Call) -> _Verdict:
+def _classify(name: str, call: ast.Call, batch_table: str | None) -> _Verdict:
+    """The verdict of the rule for ``op.<name>`` (or ``batch_op.<name>`` on ``batch_table``)."""
     rule = _RULES.get(name)
-    return rule(call, [_literal(a) for a in call.args]) if rule else None
+    if rule is None:
+        return None
+    args = [_literal(a) for a in call.args]
+    return rule(call, [batch_table, *args] if batch_table is not None else args, batch_table)
 
 
-def _drop_table(call: ast.Call, args: list[str]) -> _Verdict:
+def _drop_table(call: ast.Call, args: list[str], batch: str | None) -> _Verdict:
     return "drop_table", f"drops table {args[0] if args else '?'}"
 
 
-def _drop_column(call: ast.Call, args: list[str]) -> _Verdict:
-    if len(args) > 1:
-        return "drop_column", f"drops column {args[0]}.{args[1]}"
-    return "drop_column", f"drops column {args[0] if args else '?'} (batch)"
+def _drop_column(call: ast.Call, args: list[str], batch: str | None) -> _Verdict:
+    return "drop_column", f"drops column {'.'.join(args[:2]) if len(args) > 1 else '?'}"
 
 
-def _rename_table(call: ast.Call, args: list[str]) -> _Verdict:
+def _rename_table(call: ast.Call, args: list[str], batch: str | None) -> _Verdict:
     return "rename_table", f"renames table {' → '.join(args[:2])}"
 
 
-def _alter_column(call: ast.Call, args: list[str]) -> _Verdict:
+def _execute(call: ast.Call, args: list[str], batch: str | None) -> _Verdict:
+    sql = _sql_text(call)
+    match = _SQL_DESTRUCTIVE.search(sql) if sql else None
+    if match is None:
+        return None
+    return "raw_sql", f"runs SQL with {' '.join(match.group(0).upper().split())}"
+
+
+def _alter_column(call: ast.Call, args: list[str], batch: str | None) -> _Verdict:
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
     target = ".".join(args[:2]) or "?"
     if "new_column_name" in keywords:
@@ -356,27 +600,13 @@ def _alter_column(call: ast.Call, args: list[str]) -> _Verdict:
     return None
 
 
-def _add_column(call: ast.Call, args: list[str]) -> _Verdict:
+def _add_column(call: ast.Call, args: list[str], batch: str | None) -> _Verdict:
     column = next((a for a in call.args if isinstance(a, ast.Call)), None)
     if column is None or not _not_null_without_default(column):
         return None
-    table = args[0] if len(call.args) > 1 else "(batch)"
+    table = batch or (args[0] if len(call.args) > 1 else "?")
     name = _literal(column.args[0]) if column.args else "?"
     return "add_not_null_column", f"adds NOT NULL column {table}.{name} without a server_default"
-
-
-def _execute(call: ast.Call, args: list[str]) -> _Verdict:
-    if not call.args:
-        return None
-    sql = call.args[0]
-    if isinstance(sql, ast.Call) and sql.args:  # op.execute(sa.text("..."))
-        sql = sql.args[0]
-    if not (isinstance(sql, ast.Constant) and isinstance(sql.value, str)):
-        return None
-    match = _SQL_DESTRUCTIVE.search(sql.value)
-    if match is None:
-        return None
-    return "raw_sql", f"runs SQL with {' '.join(match.group(0).upper().split())}"
 
 
 _RULES = {
@@ -409,7 +639,8 @@ def _literal(node: ast.expr) -> str:
 
 
 def _source(node: ast.expr) -> str:
-    return ast.unparse(node)
+    text = ast.unparse(node)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _acknowledged(lines: list[str], node: ast.Call) -> bool:
@@ -419,3 +650,145 @@ def _acknowledged(lines: list[str], node: ast.Call) -> bool:
         return True
     above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
     return above.startswith("#") and ALLOW_MARKER in above
+
+
+# --- the graph -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptGraph:
+    """The revision graph, with what is wrong with it instead of an exception."""
+
+    location: Location | None
+    revisions: dict[str, RevisionFile] = field(default_factory=dict)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    heads: tuple[str, ...] = ()
+    #: (revision, the down_revision or depends_on it names that does not exist)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    #: revisions Alembic found on a cycle (empty when the graph is acyclic)
+    cycle: tuple[str, ...] = ()
+    duplicates: list[str] = field(default_factory=list)
+    #: what Alembic's RevisionMap refused otherwise (an illegal id, a branch label used twice)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def version_dirs(self) -> tuple[Path, ...]:
+        return self.location.version_dirs if self.location else ()
+
+    @property
+    def sound(self) -> bool:
+        """Every down_revision resolves and nothing loops: heads and pending counts mean it."""
+        return not (self.missing or self.cycle or self.duplicates or self.errors)
+
+
+def revision_paths(location: Location) -> Iterator[Path]:
+    """The files Alembic would load as revisions, in a stable order."""
+    for folder in location.version_dirs:
+        if not folder.is_dir():
+            continue
+        walker = folder.rglob("*.py") if location.recursive else folder.glob("*.py")
+        for path in sorted(walker):
+            if "__pycache__" not in path.parts and _REVISION_FILE.match(path.name) \
+                    and path.is_file():
+                yield path
+
+
+def load_graph(location: Location) -> ScriptGraph:
+    """Read every revision of ``location`` and let Alembic's RevisionMap judge the graph."""
+    graph = ScriptGraph(location)
+    for path in revision_paths(location):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            graph.unreadable.append(Unreadable(path, 1, f"cannot be read ({type(exc).__name__})"))
+            continue
+        parsed = read_revision(text, path)
+        if isinstance(parsed, Unreadable):
+            graph.unreadable.append(parsed)
+            continue
+        if parsed.revision in graph.revisions:
+            graph.duplicates.append(parsed.revision)
+        graph.revisions[parsed.revision] = parsed
+    judge(graph)
+    return graph
+
+
+def judge(graph: ScriptGraph) -> None:
+    """Fill in missing parents, heads and cycles, the last two as Alembic's RevisionMap says."""
+    from alembic.script.revision import CycleDetected, Revision, RevisionError, RevisionMap
+
+    labels = {label for rev in graph.revisions.values() for label in rev.branch_labels}
+    known = set(graph.revisions)
+    graph.missing = [(rev.revision, down) for rev in graph.revisions.values()
+                     for down in rev.down_revisions if down not in known]
+    graph.missing += [(rev.revision, dep) for rev in graph.revisions.values()
+                      for dep in rev.depends_on if dep not in known and dep not in labels]
+    absent = {name for _, name in graph.missing}
+    try:
+        revisions = [Revision(rev.revision,
+                              tuple(d for d in rev.down_revisions if d not in absent) or None,
+                              dependencies=tuple(d for d in rev.depends_on
+                                                 if d not in absent) or None,
+                              branch_labels=rev.branch_labels or None)
+                     for rev in graph.revisions.values()]
+        revision_map = RevisionMap(lambda: revisions)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph.heads = tuple(sorted(revision_map.heads))
+    except CycleDetected as exc:
+        graph.cycle = tuple(exc.revisions)
+    except RevisionError as exc:
+        graph.errors.append(_first_line(exc))
+
+
+def ancestors(graph: ScriptGraph, revisions: Iterable[str]) -> set[str]:
+    """``revisions`` and everything below them (what a database at them has applied)."""
+    seen: set[str] = set()
+    stack = [r for r in revisions if r in graph.revisions]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        rev = graph.revisions[current]
+        stack.extend(d for d in (*rev.down_revisions, *rev.depends_on) if d in graph.revisions)
+    return seen
+
+
+def pending(graph: ScriptGraph, current: Iterable[str]) -> list[str]:
+    """Revisions ``alembic upgrade heads`` would apply to a database at ``current``."""
+    applied = ancestors(graph, current)
+    return sorted(set(graph.revisions) - applied)
+
+
+def unknown(graph: ScriptGraph, current: Iterable[str]) -> list[str]:
+    """Revisions the database records that no file here defines (the database is ahead)."""
+    return sorted(r for r in current if r not in graph.revisions)
+
+
+def chain_length(graph: ScriptGraph, head: str) -> int:
+    return len(ancestors(graph, [head]))
+
+
+# --- revisions in another tree (a release tag) ---------------------------------------------------
+
+
+def revisions_in_texts(texts: dict[str, str]) -> dict[str, RevisionFile]:
+    """The revisions among files given as {posix path: source}, e.g. blobs of a release tag.
+
+    Whatever folder an older ini pointed at, a file that declares ``revision`` and
+    ``down_revision`` at module level is a revision; "new since the release" then compares ids,
+    which survive moved folders and reconfigured inis.
+    """
+    found: dict[str, RevisionFile] = {}
+    for name, text in texts.items():
+        if not (_DECLARES_REVISION.search(text) and _DECLARES_DOWN.search(text)):
+            continue
+        parsed = read_revision(text, Path(PurePosixPath(name)))
+        if isinstance(parsed, RevisionFile):
+            found[parsed.revision] = parsed
+    return found
+
+
+_DECLARES_REVISION = re.compile(r"^revision\s*[:=]", re.MULTILINE)
+_DECLARES_DOWN = re.compile(r"^down_revision\s*[:=]", re.MULTILINE)

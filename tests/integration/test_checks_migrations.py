@@ -170,11 +170,13 @@ def test_revision_file_with_a_syntax_error_fails_present_naming_the_file(
     assert "0002_add_jobs.py" in one(findings, "migrations.present").message
 
 
-def test_revision_importing_the_application_loads_and_sys_path_is_restored(
-        git_repo: GitRepo) -> None:
+def test_revision_importing_an_absent_application_is_read_without_running_it(
+        git_repo: GitRepo, tmp_path: Path) -> None:
     project(git_repo)
-    git_repo.write("tminus_demo_app/__init__.py", "TABLE = 'audit'\n")
-    git_repo.write("migrations/versions/0003_audit.py", "from tminus_demo_app import TABLE\n"
+    ran = tmp_path / "ran"
+    git_repo.write("migrations/versions/0003_audit.py",
+                   f"open({str(ran)!r}, 'w').write('executed')\n"
+                   "from tminus_absent_app.models import TABLE\n"
                    + revision("0003", "0002", "    op.create_table(TABLE)\n",
                               "    op.drop_table(TABLE)\n"))
     git_repo.write("docs/SCHEMA.md", SCHEMA + "## 0003 — audit\n")
@@ -182,6 +184,7 @@ def test_revision_importing_the_application_loads_and_sys_path_is_restored(
     before = list(sys.path)
     findings = check(git_repo.path, "v0.3.0")
     assert problems(findings) == {}
+    assert not ran.exists()
     assert sys.path == before
 
 

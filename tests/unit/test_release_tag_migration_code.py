@@ -1,7 +1,7 @@
 """What the migrations section reads from a revision's source, and from redis_schema.yaml.
 
 No services: revision files are written to a temp dir and parsed with ``ast``; nothing imports
-or runs them.
+or runs them. The reader's handling of real-world revision shapes is in test_revision_reader.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 from ops.checks.migrations import SchemaError, parse_redis_schema
 from ops.errors import DatabaseUnavailable
 from ops.runtime.alembic_scripts import (
+    Operation,
     RevisionFile,
     ScriptGraph,
-    destructive_operations,
-    downgrade_problem,
     pending,
+    read_revision,
     unknown,
 )
 from ops.runtime.dbprobe import alembic_revisions, describe_url
@@ -38,6 +38,20 @@ def revision_file(tmp_path: Path, upgrade: str,
     path.write_text(HEADER + "def upgrade() -> None:\n" + upgrade
                     + "\n\ndef downgrade() -> None:\n" + downgrade, encoding="utf-8")
     return path
+
+
+def read(path: Path) -> RevisionFile:
+    parsed = read_revision(path.read_text(encoding="utf-8"), path)
+    assert isinstance(parsed, RevisionFile)
+    return parsed
+
+
+def downgrade_problem(path: Path) -> tuple[int, str] | None:
+    return read(path).downgrade_problem
+
+
+def destructive_operations(path: Path) -> tuple[Operation, ...]:
+    return read(path).operations
 
 
 def kinds(path: Path) -> list[tuple[str, bool]]:
@@ -149,7 +163,7 @@ def test_destructive_operation_reports_its_line(tmp_path: Path) -> None:
 
 
 def graph_of(*edges: tuple[str, tuple[str, ...]]) -> ScriptGraph:
-    graph = ScriptGraph(ini=Path("alembic.ini"), script_location=Path("m"), version_dirs=[])
+    graph = ScriptGraph(location=None)
     for revision, downs in edges:
         graph.revisions[revision] = RevisionFile(revision, downs, Path(f"{revision}.py"))
     return graph
