@@ -57,7 +57,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Time tminus against the standard tools (sha256sum, detect-secrets, pg_dump); print ratios."""
-    install(session)
+    install(session, "test")  # bench_predeploy_large builds its repository with tests/layouts.py
     quick = ["--quick"] if "--quick" in session.posargs else []
     for script in sorted(Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script), *quick)

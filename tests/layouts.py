@@ -1,0 +1,447 @@
+"""Service repositories laid out the way real projects lay them out, prepared by a careful team.
+
+Each builder writes, into a real git repository, the shape a public project of that kind has —
+a project template with ``backend/alembic.ini``, a Flask-Migrate app, a large app with hundreds of
+revisions and no ini — with revision files in the exact forms ``alembic revision`` and
+``flask db migrate`` generate (typed and untyped assignments, ``Revises:`` docstrings, batch
+operations, merges). The code is written here for the tests; nothing is copied from a project.
+
+"Careful team" means what the issue describes: ``tasks.py``, a complete runbook, an ignored and
+strong ``.env``, annotated tags, and the release cut with ``create-release``. On such a
+repository predeploy must report no failure and no warning: anything it flags is a false alarm.
+
+Every revision file and ``env.py`` here imports the application or packages that are not
+installed, and most of them also write a canary file and print at import: if tminus ever ran
+them, the canary and the printed line give it away.
+"""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import GitRepo
+
+#: Where a revision file that was executed leaves its mark (the tests assert it never appears).
+CANARY_ENV = "TMINUS_TEST_CANARY_DIR"
+#: A value only the .env holds: it must never appear in any report.
+ENV_SECRET = "Zq8vN3xL0pRt7YbW2mKc9HdF4sJg6AeU1oXi5TnV"  # pragma: allowlist secret
+
+RUNBOOK = """\
+# {name} operations runbook
+
+How to run {name} in production. Schema changes are described in each revision's message.
+
+## Health checks
+
+- `curl -fsS https://api.example.invalid/health` answers `{{"status": "ok"}}`.
+- `docker compose ps` — every service healthy.
+
+## Rollback
+
+- Code only: `invoke rollback vX.Y.Z`.
+- With the database: `invoke rollback vX.Y.Z --with-db` (restores the pre-deploy backup).
+
+## Scaling
+
+- `invoke scale backend=4`; the worker runs one replica.
+
+## Monitoring
+
+- Error rate and p95 latency on the proxy's stats page; alert above 5 % errors for 5 minutes.
+
+## Emergency contacts
+
+| role | who | how |
+|---|---|---|
+| On-call | Alex Kim | +1-555-0100 |
+| Database owner | Robin Diaz | robin@example.invalid |
+"""
+
+ENV_EXAMPLE = """\
+# Copy to .env and fill in real values.
+DATABASE_URL=postgresql://app:changeme@db:5432/app
+SECRET_KEY=changeme
+FIRST_SUPERUSER=admin@example.invalid
+"""
+
+COMPOSE_BUILD_ONLY = """\
+services:
+  db:
+    image: postgres:16
+    env_file: .env
+  backend:
+    build: ./backend
+    env_file: .env
+    depends_on: [db]
+"""
+
+
+def rev_id(rng: random.Random) -> str:
+    """A 12-hex revision id, as ``alembic revision`` makes them."""
+    return "".join(rng.choice("0123456789abcdef") for _ in range(12))
+
+
+@dataclass
+class Rev:
+    """One revision to write: its id, parents and what its upgrade/downgrade do."""
+
+    revision: str
+    down: str | tuple[str, ...] | None
+    message: str
+    upgrade: str
+    downgrade: str
+    imports: str = "import sqlalchemy as sa\n"
+    typed: bool = True
+    canary: bool = True
+    depends_on: str | None = None
+    branch_labels: tuple[str, ...] = ()
+
+
+def alembic_revision(rev: Rev, *, date: str = "2024-03-02 10:15:00.000000") -> str:
+    """The file ``alembic revision -m MESSAGE`` writes (the typed template of Alembic ≥ 1.11,
+    or the older untyped one that Flask-Migrate still ships)."""
+    revises = ", ".join(rev.down) if isinstance(rev.down, tuple) else (rev.down or "")
+    canary = textwrap.dedent(f"""\
+        import os as _os
+        import pathlib as _pathlib
+        _pathlib.Path(_os.environ.get("{CANARY_ENV}", "/nonexistent")).joinpath(
+            "ran-{rev.revision}").write_text("executed")
+        print("revision {rev.revision} was imported")
+        """) if rev.canary else ""
+    labels = repr(rev.branch_labels) if rev.branch_labels else "None"
+    if rev.typed:
+        ids = (f"revision: str = {rev.revision!r}\n"
+               f"down_revision: Union[str, Sequence[str], None] = {rev.down!r}\n"
+               f"branch_labels: Union[str, Sequence[str], None] = {labels}\n"
+               f"depends_on: Union[str, Sequence[str], None] = {rev.depends_on!r}\n")
+        header = "from typing import Sequence, Union\n\nfrom alembic import op\n"
+        sig = " -> None"
+    else:
+        ids = (f"revision = {rev.revision!r}\ndown_revision = {rev.down!r}\n"
+               f"branch_labels = {labels}\ndepends_on = {rev.depends_on!r}\n")
+        header = "from alembic import op\n"
+        sig = ""
+    return (f'"""{rev.message}\n\nRevision ID: {rev.revision}\nRevises: {revises}\n'
+            f'Create Date: {date}\n\n"""\n{header}{rev.imports}{canary}\n\n'
+            f"# revision identifiers, used by Alembic.\n{ids}\n\n"
+            f"def upgrade(){sig}:\n    # ### commands auto generated by Alembic - please "
+            f"adjust! ###\n{rev.upgrade}    # ### end Alembic commands ###\n\n\n"
+            f"def downgrade(){sig}:\n    # ### commands auto generated by Alembic - please "
+            f"adjust! ###\n{rev.downgrade}    # ### end Alembic commands ###\n")
+
+
+def create_table(table: str) -> tuple[str, str]:
+    return (f"    op.create_table({table!r},\n"
+            f"    sa.Column('id', sa.Integer(), nullable=False),\n"
+            f"    sa.Column('name', sa.String(length=255), nullable=True),\n"
+            f"    sa.PrimaryKeyConstraint('id')\n    )\n",
+            f"    op.drop_table({table!r})\n")
+
+
+ENV_PY_APP = textwrap.dedent(f"""\
+    import os
+    import pathlib
+    from logging.config import fileConfig
+
+    from alembic import context
+    from sqlalchemy import engine_from_config, pool
+
+    pathlib.Path(os.environ.get("{CANARY_ENV}", "/nonexistent")).joinpath(
+        "ran-env").write_text("executed")
+    print("env.py was imported")
+
+    from app.models import SQLModel  # noqa: E402
+    from app.core.config import settings  # noqa: E402
+
+    config = context.config
+    target_metadata = SQLModel.metadata
+
+
+    def run_migrations_online():
+        connectable = engine_from_config({{"sqlalchemy.url": str(settings.DATABASE_URI)}},
+                                         prefix="sqlalchemy.", poolclass=pool.NullPool)
+        with connectable.connect() as connection:
+            context.configure(connection=connection, target_metadata=target_metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+
+
+    run_migrations_online()
+    """)
+
+SCRIPT_MAKO = '"""${message}\n\nRevision ID: ${up_revision}\n"""\n'
+
+
+@dataclass
+class Layout:
+    """A built repository and what the tests need to know about it."""
+
+    repo: GitRepo
+    version: str
+    previous: str
+    revisions: list[str] = field(default_factory=list)
+    new_revisions: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.repo.path
+
+
+def careful_team_files(repo: GitRepo, name: str, *, compose: str = COMPOSE_BUILD_ONLY) -> None:
+    """What a careful team has beside its code: tasks, runbook, env files, ignores."""
+    repo.write("tasks.py", "from ops.tasks import ns\n")
+    repo.write("RUNBOOK.md", RUNBOOK.format(name=name))
+    repo.write(".env.example", ENV_EXAMPLE)
+    env = repo.write(".env", f"DATABASE_URL=postgresql://app:{ENV_SECRET}@db:5432/app\n"
+                             f"SECRET_KEY={ENV_SECRET}\nFIRST_SUPERUSER=ops@northwind-ops.io\n")
+    env.chmod(0o600)
+    repo.write(".gitignore", ".env\n__pycache__/\n*.pyc\n.venv/\n")
+    repo.write("docker-compose.yml", compose)
+
+
+def write_revisions(repo: GitRepo, folder: str, revisions: Iterable[Rev]) -> list[str]:
+    written = []
+    for index, rev in enumerate(revisions):
+        slug = rev.message.lower().replace(" ", "_")[:30]
+        repo.write(f"{folder}/{rev.revision}_{slug}.py",
+                   alembic_revision(rev, date=f"2024-03-{1 + index % 28:02d} 10:15:00.000000"))
+        written.append(rev.revision)
+    return written
+
+
+def linear(rng: random.Random, count: int, *, start: str | None = None, typed: bool = True,
+           prefix: str = "table") -> list[Rev]:
+    """``count`` schema revisions in a chain, each creating a table its downgrade drops."""
+    revs: list[Rev] = []
+    down: str | None = start
+    for n in range(count):
+        revision = rev_id(rng)
+        up, back = create_table(f"{prefix}_{n}")
+        revs.append(Rev(revision, down, f"create {prefix} {n}", up, back, typed=typed))
+        down = revision
+    return revs
+
+
+def released_with_a_destructive_past(rng: random.Random) -> list[Rev]:
+    """Shipped long ago: a column dropped in a batch and a data-only fix with a pass
+    downgrade. Judging them again on every release is what made the gate cry wolf."""
+    first = rev_id(rng)
+    up, back = create_table("user")
+    second = rev_id(rng)
+    third = rev_id(rng)
+    return [
+        Rev(first, None, "create user table", up, back),
+        Rev(second, first, "drop legacy nickname",
+            "    with op.batch_alter_table('user', schema=None) as batch_op:\n"
+            "        batch_op.drop_column('nickname')  # shipped in 2023\n",
+            "    with op.batch_alter_table('user', schema=None) as batch_op:\n"
+            "        batch_op.add_column(sa.Column('nickname', sa.String(), nullable=True))\n"),
+        Rev(third, second, "backfill user names",
+            "    op.execute(\"UPDATE \\\"user\\\" SET name = 'unknown' WHERE name IS NULL\")\n",
+            "    pass\n"),
+    ]
+
+
+def release(repo: GitRepo, version: str) -> None:
+    """Cut ``version`` with tminus's own create-release, as the team does."""
+    from ops.config import Settings
+    from ops.release.create import create_release
+
+    create_release(repo.path, Settings(), version, message=f"Release {version}")
+
+
+def template_project(repo: GitRepo, seed: int = 1) -> Layout:
+    """A FastAPI project template's shape: ``backend/alembic.ini`` whose script_location is
+    ``app/alembic``, typed revisions importing sqlmodel and the app, tags without ``v``,
+    build-only compose services."""
+    rng = random.Random(seed)
+    careful_team_files(repo, "template")
+    repo.write("backend/alembic.ini", textwrap.dedent("""\
+        # A generic, single database configuration.
+
+        [alembic]
+        # path to migration scripts
+        script_location = app/alembic
+
+        # template used to generate migration file names
+        # file_template = %%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s
+
+        [loggers]
+        keys = root,sqlalchemy,alembic
+
+        [handlers]
+        keys = console
+
+        [formatters]
+        keys = generic
+
+        [logger_root]
+        level = WARN
+        handlers = console
+        qualname =
+
+        [logger_sqlalchemy]
+        level = WARN
+        handlers =
+        qualname = sqlalchemy.engine
+
+        [logger_alembic]
+        level = INFO
+        handlers =
+        qualname = alembic
+
+        [handler_console]
+        class = StreamHandler
+        args = (sys.stderr,)
+        level = NOTSET
+        formatter = generic
+
+        [formatter_generic]
+        format = %(levelname)-5.5s [%(name)s] %(message)s
+        datefmt = %H:%M:%S
+        """))
+    repo.write("backend/app/__init__.py", "")
+    repo.write("backend/app/models.py", "from sqlmodel import Field, SQLModel\n\n\n"
+                                        "class User(SQLModel, table=True):\n"
+                                        "    id: int | None = Field(default=None, "
+                                        "primary_key=True)\n")
+    repo.write("backend/app/alembic/env.py", ENV_PY_APP)
+    repo.write("backend/app/alembic/script.py.mako", SCRIPT_MAKO)
+    repo.write("backend/app/alembic/README", "Generic single-database configuration.\n")
+    repo.write("backend/Dockerfile", "FROM python:3.12\nCOPY . /app\n")
+    folder = "backend/app/alembic/versions"
+    old = released_with_a_destructive_past(rng)
+    for rev in old:
+        rev.imports += "import sqlmodel.sql.sqltypes\n"
+    revisions = write_revisions(repo, folder, old)
+    repo.commit("Add user model")
+    repo.tag("0.1.0")
+    new = linear(rng, 2, start=old[-1].revision, prefix="item")
+    revisions += write_revisions(repo, folder, new)
+    repo.commit("Add items")
+    release(repo, "v0.2.0")
+    return Layout(repo, "v0.2.0", "0.1.0", revisions, [r.revision for r in new])
+
+
+def flask_migrate_project(repo: GitRepo, seed: int = 2) -> Layout:
+    """Flask-Migrate's shape: ``migrations/alembic.ini`` with no script_location, untyped
+    revisions with batch operations, an env.py that needs ``current_app``."""
+    rng = random.Random(seed)
+    careful_team_files(repo, "flaskapp", compose="services:\n  db:\n    image: postgres:16\n")
+    repo.write("migrations/alembic.ini", textwrap.dedent("""\
+        # A generic, single database configuration.
+
+        [alembic]
+        # template used to generate migration files
+        # file_template = %%(rev)s_%%(slug)s
+
+        # set to 'true' to run the environment during
+        # the 'revision' command, regardless of autogenerate
+        # revision_environment = false
+
+
+        # Logging configuration
+        [loggers]
+        keys = root,sqlalchemy,alembic,flask_migrate
+
+        [handlers]
+        keys = console
+
+        [formatters]
+        keys = generic
+
+        [logger_root]
+        level = WARN
+        handlers = console
+        qualname =
+
+        [logger_sqlalchemy]
+        level = WARN
+        handlers =
+        qualname = sqlalchemy.engine
+
+        [logger_alembic]
+        level = INFO
+        handlers =
+        qualname = alembic
+
+        [logger_flask_migrate]
+        level = INFO
+        handlers =
+        qualname = flask_migrate
+
+        [handler_console]
+        class = StreamHandler
+        args = (sys.stderr,)
+        level = NOTSET
+        formatter = generic
+
+        [formatter_generic]
+        format = %(levelname)-5.5s [%(name)s] %(message)s
+        datefmt = %H:%M:%S
+        """))
+    repo.write("migrations/env.py", "from flask import current_app\n" + ENV_PY_APP)
+    repo.write("migrations/script.py.mako", SCRIPT_MAKO)
+    repo.write("migrations/README", "Single-database configuration for Flask.\n")
+    repo.write("app/__init__.py", "from flask import Flask\n\napp = Flask(__name__)\n")
+    old = released_with_a_destructive_past(rng)
+    for rev in old:
+        rev.typed = False
+    revisions = write_revisions(repo, "migrations/versions", old)
+    repo.commit("Initial schema")
+    repo.tag("v1.0.0")
+    up, back = create_table("post")
+    new = [Rev(rev_id(rng), old[-1].revision, "add posts", up, back, typed=False),
+           ]
+    new.append(Rev(rev_id(rng), new[0].revision, "add user email",
+                   "    with op.batch_alter_table('user', schema=None) as batch_op:\n"
+                   "        batch_op.add_column(sa.Column('email', sa.String(length=120), "
+                   "nullable=True))\n",
+                   "    with op.batch_alter_table('user', schema=None) as batch_op:\n"
+                   "        batch_op.drop_column('email')\n", typed=False))
+    revisions += write_revisions(repo, "migrations/versions", new)
+    repo.commit("Posts and e-mail addresses")
+    release(repo, "v1.1.0")
+    return Layout(repo, "v1.1.0", "v1.0.0", revisions, [r.revision for r in new])
+
+
+def large_app_without_ini(repo: GitRepo, count: int = 300, seed: int = 3,
+                          modules: int = 40) -> Layout:
+    """A large app with hundreds of revisions, two merged branches and no alembic.ini at all:
+    its CLI builds Alembic's Config in code, so only ``env.py`` + ``versions/`` say where."""
+    rng = random.Random(seed)
+    careful_team_files(repo, "bigapp", compose="services:\n  db:\n    image: postgres:16\n")
+    folder = "src/bigapp/db/migrations"
+    repo.write(f"{folder}/env.py", ENV_PY_APP)
+    repo.write(f"{folder}/script.py.mako", SCRIPT_MAKO)
+    repo.write("src/bigapp/__init__.py", "")
+    for n in range(modules):  # the rest of a big app, so the scan has real work
+        functions = "".join(
+            f"\n\ndef handler_{n}_{k}(value: int, label: str = 'item-{k}') -> dict[str, int]:\n"
+            f'    """Scale ``value`` for {{label}}."""\n'
+            f"    scaled = value * {n + k}\n    return {{label: scaled, 'offset': {k}}}\n"
+            for k in range(12))
+        repo.write(f"src/bigapp/module_{n}.py", f'"""Module {n}."""\n{functions}')
+    shipped = count - 20
+    base = linear(rng, shipped - 3, prefix="t")
+    left = Rev(rev_id(rng), base[-1].revision, "branch a index",
+               "    op.create_index('ix_a', 't_0', ['name'])\n", "    op.drop_index('ix_a')\n")
+    right = Rev(rev_id(rng), base[-1].revision, "branch b index",
+                "    op.create_index('ix_b', 't_1', ['name'])\n", "    op.drop_index('ix_b')\n")
+    merge = Rev(rev_id(rng), (left.revision, right.revision), "merge heads", "    pass\n",
+                "    pass\n")
+    old = [*base, left, right, merge]
+    old[5].upgrade = "    op.drop_column('t_1', 'name')\n"  # shipped years ago
+    old[5].downgrade = "    op.add_column('t_1', sa.Column('name', sa.String()))\n"
+    revisions = write_revisions(repo, f"{folder}/versions", old)
+    repo.commit("History up to 2.9")
+    repo.tag("v2.9.0")
+    new = linear(rng, 20, start=merge.revision, prefix="n")
+    revisions += write_revisions(repo, f"{folder}/versions", new)
+    repo.commit("Twenty new tables")
+    release(repo, "v3.0.0")
+    return Layout(repo, "v3.0.0", "v2.9.0", revisions, [r.revision for r in new])
