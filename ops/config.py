@@ -63,6 +63,9 @@ class MigrationsSettings(_Strict):
                                  description="the ini section to read (alembic -n NAME)")
     script_location: Path | None = Field(
         default=None, description="a migrations folder with no alembic.ini (env.py, versions/)")
+    version_locations: list[Path] | None = Field(
+        default=None, description="the revision folders, when env.py picks them at run time "
+                                  "(e.g. versions/postgresql)")
     changelog: list[Path] = Field(
         default_factory=lambda: [Path("docs/SCHEMA.md"), Path("CHANGELOG.md")])
     redis_schema: Path = Path("redis_schema.yaml")

@@ -41,7 +41,6 @@ format (AWS keys, private keys, tokens: detect-secrets' ``RegexBasedDetector``s,
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import hashlib
 import importlib
@@ -65,12 +64,13 @@ from typing import TYPE_CHECKING, Any
 
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.errors import UsageError
+from ops.runtime.alembic_scripts import revision_id_lines
 
 if TYPE_CHECKING:
     from detect_secrets.util.code_snippet import CodeSnippet
 
 #: Bumped whenever the gate's logic changes, so stale cache entries are never trusted.
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 CACHE_FILE = "secrets.json"
 #: Below this many files to scan, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 64
@@ -618,6 +618,8 @@ def _field(key: str, value: str) -> re.Pattern[str]:
 
 #: The fields of each lockfile whose values are digests of published packages or commit ids.
 _LOCKFILE_FIELDS: dict[str, tuple[re.Pattern[str], ...]] = {
+    # pre-commit pins each hook repository to a public commit: `rev: 3e8a8703...`
+    ".pre-commit-config.yaml": (_field("rev", _GIT_SHA),),
     "package-lock.json": (
         _field("integrity", rf"{_SRI}(?:\s+{_SRI})*"),
         re.compile(rf"""(?<![\w-])resolved{_SEP}[^"'#\s]*#(?P<value>{_GIT_SHA}|{_SRI})"""),
@@ -654,6 +656,10 @@ _LOCKFILE_FIELDS["go.work.sum"] = _LOCKFILE_FIELDS["go.sum"]
 #: A sha256 digest named as one, in any file: ``name@sha256:<hex>``, an image id
 #: ``sha256:<hex>``, ``"sha256": "<hex>"``. Not ``token_sha256 = ...``: that names a secret's hash.
 _DIGEST_ANYWHERE = (_field("sha256", r"[0-9a-fA-F]{64}"),)
+#: ``<script integrity="sha384-...">`` in page templates: the CDN file's Subresource Integrity.
+_TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".jinja", ".jinja2", ".j2", ".njk", ".hbs",
+                                ".vue", ".jsx", ".tsx", ".erb", ".twig", ".php", ".svelte"})
+_TEMPLATE_FIELDS = (_field("integrity", _SRI),)
 
 #: tminus's own release files (checkpoints/VERSION_v*.txt, releases/manifest_v*.json and .sha256):
 #: every 64-hex value is a checkpoint's or the manifest's sha256, a commit field holds the commit.
@@ -688,6 +694,8 @@ def is_known_digest(filename: str, line: str, secret: str, plugin: Any) -> bool:
         return False  # a credential's own format (AKIA..., a private key) is never a digest
     name = Path(filename).name
     fields = _LOCKFILE_FIELDS.get(name, ()) + _DIGEST_ANYWHERE
+    if Path(name).suffix.lower() in _TEMPLATE_SUFFIXES:
+        fields += _TEMPLATE_FIELDS
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in _RELEASE_FILES):
         fields += _RELEASE_FIELDS
     return any(secret in match.group("value")
@@ -697,7 +705,7 @@ def is_known_digest(filename: str, line: str, secret: str, plugin: Any) -> bool:
 def is_alembic_revision_id(filename: str, secret: str, plugin: Any,
                            context: CodeSnippet) -> bool:
     """True when ``secret`` is a revision id on one of the lines of an Alembic revision file
-    that name revisions (see :func:`alembic_revision_ids`)."""
+    that name revisions (see :func:`ops.runtime.alembic_scripts.revision_id_lines`)."""
     from detect_secrets.plugins.base import RegexBasedDetector
 
     if isinstance(plugin, RegexBasedDetector) or not filename.endswith(".py"):
@@ -715,63 +723,11 @@ def is_alembic_revision_id(filename: str, secret: str, plugin: Any,
 @lru_cache(maxsize=256)
 def _revision_ids(path: Path, _mtime_ns: int, _size: int,
                   _ino: int) -> dict[int, frozenset[str]]:
-    """:func:`alembic_revision_ids` of a file, once per version of it (the key is its stat)."""
+    """``revision_id_lines`` of a file, once per version of it (the key is its stat)."""
     try:
-        return alembic_revision_ids(path.read_bytes())
+        return revision_id_lines(path.read_bytes())
     except OSError:
         return {}
-
-
-_REVISION_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
-_DOCSTRING_IDS = re.compile(r"^\s*(?:Revision ID|Revises)\s*:(?P<ids>.*)$")
-
-
-def alembic_revision_ids(source: bytes | str) -> dict[int, frozenset[str]]:
-    """Line number → the revision ids written on it, for an Alembic revision file; {} for any
-    other module.
-
-    A revision file is one whose module level assigns both ``revision`` and ``down_revision``
-    (what ``alembic revision`` writes, plain or annotated: ``revision: str = "..."``). Its id
-    lines are those assignments and ``branch_labels`` / ``depends_on`` (every line of a
-    multi-line tuple), and the docstring's ``Revision ID:`` and ``Revises:`` lines. The source is
-    parsed, never imported or run.
-    """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return {}
-    ids: dict[int, set[str]] = {}
-    assigned: set[str] = set()
-    for node in tree.body:
-        targets: list[ast.expr]
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        names = {leaf.id for target in targets for leaf in ast.walk(target)
-                 if isinstance(leaf, ast.Name)} & _REVISION_NAMES
-        if not names:
-            continue
-        assigned |= names
-        strings = {leaf.value for leaf in ast.walk(value)
-                   if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str)}
-        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1):
-            ids.setdefault(number, set()).update(strings)
-    if not {"revision", "down_revision"} <= assigned:
-        return {}
-    docstring = tree.body[0] if tree.body else None
-    if isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant) and \
-            isinstance(docstring.value.value, str):
-        text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-        lines = text.splitlines()
-        for number in range(docstring.lineno, (docstring.end_lineno or docstring.lineno) + 1):
-            found = _DOCSTRING_IDS.match(lines[number - 1]) if number <= len(lines) else None
-            if found:
-                words = re.split(r"[\s,]+", found.group("ids").strip(" \t\"'"))
-                ids.setdefault(number, set()).update(w for w in words if w)
-    return {number: frozenset(found) for number, found in ids.items() if found}
 
 
 # --- cache ---------------------------------------------------------------------------------------

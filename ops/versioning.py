@@ -54,7 +54,8 @@ def is_release_tag(text: str) -> bool:
 
 
 def version_of_tag(name: str) -> ReleaseVersion | None:
-    """The version an existing tag names, with or without the ``v`` (``0.12.0``, ``v2.0.0``).
+    """The version an existing tag names, with or without the ``v`` (``0.12.0``, ``v2.0.0``),
+    also in the short forms ``v0.23`` (0.23.0) and ``v20241220`` (20241220.0.0).
 
     Teams tag both ways; "the previous release" must see both, while tminus itself only ever
     creates ``v`` tags.
@@ -62,9 +63,15 @@ def version_of_tag(name: str) -> ReleaseVersion | None:
     if len(name) > 200:
         return None
     candidate = name if name.startswith("v") else f"v{name}"
+    short = _SHORT.fullmatch(candidate)
+    if short is not None:  # v0.23 and v20241220: tags teams really use, read as v0.23.0
+        candidate = f"v{short['major']}.{short['minor'] or 0}.0"
     if not is_release_tag(candidate):
         return None
     return parse_version(candidate)
+
+
+_SHORT = re.compile(r"v(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?")
 
 
 def parse_version(text: str | None) -> ReleaseVersion:

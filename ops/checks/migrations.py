@@ -38,6 +38,7 @@ from ops.runtime.alembic_scripts import (
 from ops.runtime.git import (
     file_at,
     is_shallow,
+    nearest_tag,
     previous_release,
     python_sources_mentioning,
     tree_paths,
@@ -63,7 +64,8 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
                          alembic_ini=None if settings.alembic_ini == default_ini
                          else settings.alembic_ini,
                          section=settings.alembic_section,
-                         script_location=settings.script_location)
+                         script_location=settings.script_location,
+                         version_locations=settings.version_locations)
     except MigrationsUnreadable as exc:
         yield failed("migrations.present", _relative_text(ctx, exc.message), hint=exc.hint)
         yield from _without_graph(ctx, "the migrations cannot be found (migrations.present)")
@@ -85,6 +87,9 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from _without_graph(ctx, "a revision file cannot be read (migrations.present)")
         return
     yield from check_present(ctx, graph, found)
+    if not graph.revisions:
+        yield from _without_graph(ctx, "no revisions to check (migrations.present)")
+        return
     yield from check_committed(ctx, graph)
     chain = list(check_chain(ctx, graph))
     yield check_single_head(graph)
@@ -132,7 +137,13 @@ def check_present(ctx: CheckContext, graph: ScriptGraph, found: Discovery) -> It
     if location is None:
         return
     folders = ", ".join(_rel(ctx, d) for d in graph.version_dirs)
-    if not graph.revisions:
+    nested = _nested_revision_folders(graph)
+    if not graph.revisions and nested:
+        yield warned("migrations.present",
+                     f"{location.how}: {folders} holds no revisions itself, but its subfolders "
+                     f"{_listed(nested)} do (env.py picks them at run time)",
+                     hint="name the ones to check in ops.migrations.version_locations")
+    elif not graph.revisions:
         yield warned("migrations.present",
                      f"{location.how}: {folders} holds no revisions",
                      hint="create one with `alembic revision -m \"...\"`, or remove the "
@@ -151,6 +162,18 @@ def check_present(ctx: CheckContext, graph: ScriptGraph, found: Discovery) -> It
                      f"not {_listed(others)}",
                      hint="pick one with ops.migrations.alembic_ini (or "
                           "ops.migrations.script_location for a folder without an ini)")
+
+
+def _nested_revision_folders(graph: ScriptGraph) -> list[str]:
+    """``postgresql/ (116)``-style names of version-folder subfolders that hold revisions."""
+    found = []
+    for folder in graph.version_dirs:
+        if folder.is_dir():
+            for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+                count = sum(1 for f in sub.glob("*.py") if f.name != "__init__.py")
+                if count:
+                    found.append(f"{sub.name}/ ({count})")
+    return found
 
 
 def _repo_path(repo: git.Repo, path: Path) -> str | None:
@@ -265,21 +288,24 @@ def new_revisions(ctx: CheckContext, graph: ScriptGraph) -> NewRevisions:
     repo = ctx.repo
     if repo is None:
         return NewRevisions(revisions, None)
-    previous = previous_release(repo, ctx.version)
+    found = previous_release(repo, ctx.version)
+    previous = found.name if found is not None else None
+    if previous is None and is_shallow(repo):
+        return NewRevisions([], None, unknown=(
+            f"history is shallow: fetch tags to compare (no release tag below "
+            f"{ctx.version} is in this clone, so new revisions cannot be told from "
+            "released ones)"))
+    if previous is None:  # tags that are not versions still mark what shipped
+        previous = nearest_tag(repo, "HEAD", exclude=ctx.version.tag)
     if previous is None:
-        if is_shallow(repo):
-            return NewRevisions([], None, unknown=(
-                f"history is shallow: fetch tags to compare (no release tag below "
-                f"{ctx.version} is in this clone, so new revisions cannot be told from "
-                "released ones)"))
         return NewRevisions(revisions, None)
-    sources = python_sources_mentioning(repo, previous.name, "down_revision")
+    sources = python_sources_mentioning(repo, previous, "down_revision")
     if sources is None:
-        return NewRevisions([], previous.name, unknown=(
-            f"history is shallow: fetch tags to compare ({previous.name}'s tree cannot be "
+        return NewRevisions([], previous, unknown=(
+            f"history is shallow: fetch tags to compare ({previous}'s tree cannot be "
             "read in this clone)"))
     released = revisions_in_texts(sources)
-    return NewRevisions([r for r in revisions if r.revision not in released], previous.name)
+    return NewRevisions([r for r in revisions if r.revision not in released], previous)
 
 
 def _unknown_skip(finding_id: str, new: NewRevisions) -> Finding | None:
@@ -404,15 +430,33 @@ def _service_url(ctx: CheckContext, key: str) -> tuple[str | None, str]:
     return url, source
 
 
-def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
-    from ops.runtime.dbprobe import alembic_revisions, describe_url
+def key_name(source: str) -> str:
+    """``DATABASE_URL in .env`` → ``DATABASE_URL``: the key, for messages that name no value."""
+    return source.split(" ", 1)[0]
 
-    url, source = _service_url(ctx, "DATABASE_URL")
+
+def _not_probed(ctx: CheckContext, url: str | None, source: str) -> Finding | None:
+    """The skip when there is no Postgres database to ask, with the reason."""
     if not url:
         env = ctx.settings.environment(ctx.env)
         return skipped("migrations.db_current",
                        f"no database configured (DATABASE_URL in {env.env_file}, or "
                        f"ops.environments.{ctx.env}.database_url)")
+    scheme = url.partition("://")[0].partition("+")[0].lower() if "://" in url else ""
+    if scheme and scheme not in {"postgresql", "postgres"}:
+        return skipped("migrations.db_current",
+                       f"{key_name(source)} is a {scheme} URL: tminus reads alembic_version "
+                       "from PostgreSQL only, so the database's revision is not compared")
+    return None
+
+
+def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
+    from ops.runtime.dbprobe import alembic_revisions, describe_url
+
+    url, source = _service_url(ctx, "DATABASE_URL")
+    skip = _not_probed(ctx, url, source)
+    if skip is not None or url is None:
+        return skip or skipped("migrations.db_current", "no database configured")
     shown = describe_url(url)
     try:
         current = alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)

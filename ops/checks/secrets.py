@@ -227,7 +227,10 @@ def check_typos(review: EnvReview) -> Iterator[Finding]:
     for key in values:
         if key in known:
             continue
-        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        # a key the .env already sets is not what this one was meant to be (DATABASE_NAME is
+        # not a typo of DATABASE_HOSTNAME when both are there)
+        unset = sorted(known - set(values))
+        close = difflib.get_close_matches(key, unset, n=1, cutoff=0.8)
         if close:
             suggestions.append(f"{key} — did you mean {close[0]}?")
     if suggestions:
@@ -363,7 +366,11 @@ def check_hardcoded(ctx: CheckContext, review: EnvReview | None = None) -> Itera
                      f"{len(hits)} potential secret(s) in tracked files: {listed}",
                      hint="move it to .env or a secret manager and rotate it; if it is not a "
                           "secret, add `# pragma: allowlist secret` or accept it in "
-                          f"{conf.baseline or '.secrets.baseline'}",
+                          f"{conf.baseline or '.secrets.baseline'}"
+                          + ("" if conf.baseline and ctx.path(conf.baseline).is_file() else
+                             " (first run: review them, then `detect-secrets scan > "
+                             f"{conf.baseline or '.secrets.baseline'}` accepts the ones that "
+                             "are not secrets)"),
                      detail={"findings": [{"file": h.path, "line": h.line, "type": h.kind}
                                           for h in hits]})
     else:

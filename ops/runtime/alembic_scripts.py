@@ -24,6 +24,7 @@ import re
 import tomllib
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -82,7 +83,24 @@ class Discovery:
 
 
 def discover(root: Path, *, alembic_ini: Path | None = None, section: str = "alembic",
-             script_location: Path | None = None) -> Discovery:
+             script_location: Path | None = None,
+             version_locations: Iterable[Path] | None = None) -> Discovery:
+    """Find the project's migrations, then apply ``version_locations`` when the operator names
+    the revision folders (an env.py that picks them per dialect cannot be read)."""
+    found = _discover(root, alembic_ini=alembic_ini, section=section,
+                      script_location=script_location)
+    folders = tuple(p if p.is_absolute() else root / p for p in version_locations or ())
+    if folders and found.chosen is not None:
+        chosen = found.chosen
+        found.chosen = Location(chosen.script_location, folders, chosen.config_file,
+                                chosen.section,
+                                f"{chosen.how}; versions from ops.migrations.version_locations",
+                                chosen.recursive)
+    return found
+
+
+def _discover(root: Path, *, alembic_ini: Path | None, section: str,
+              script_location: Path | None) -> Discovery:
     """Find the project's migrations; ``MigrationsUnreadable`` for a configured one that is bad.
 
     ``alembic_ini`` and ``script_location`` are the operator's explicit choice (either wins
@@ -119,11 +137,14 @@ def _search(root: Path, section: str) -> Discovery:
     first_error: MigrationsUnreadable | None = None
     for ini in inis:
         try:
-            location = read_ini(root, ini, section)
+            locations = [read_ini(root, ini, section)]
         except MigrationsUnreadable as exc:
-            first_error = first_error or exc
-            continue
-        found.setdefault(location.key, location)
+            locations = _other_sections(root, ini)  # [core] and [tenant], no [alembic]
+            if not locations:
+                first_error = first_error or exc
+                continue
+        for location in locations:
+            found.setdefault(location.key, location)
     for folder in bare:
         found.setdefault(folder.resolve(), _bare(root, folder, "no alembic.ini: the folder "
                                                   "holding env.py and versions/"))
@@ -135,12 +156,30 @@ def _search(root: Path, section: str) -> Discovery:
     return Discovery(ranked[0], ranked[1:], searched)
 
 
-def _rank(root: Path, location: Location) -> tuple[int, int, int, str]:
-    """Configured over bare folders, real code over fixtures, shallow over deep."""
+def _rank(root: Path, location: Location) -> tuple[int, int, int, int, str]:
+    """Configured over bare folders, real code over fixtures, the larger history over the
+    smaller (a multi-tenant ini's main tree), shallow over deep."""
     where = location.config_file or location.script_location
     parts = _shown(root, where).split("/")
     secondary = any(p.lower() in _SECONDARY for p in parts[:-1])
-    return (int(secondary), int(location.config_file is None), len(parts), "/".join(parts))
+    size = sum(1 for _ in revision_paths(location))
+    return (int(secondary), int(location.config_file is None), -size, len(parts),
+            "/".join(parts))
+
+
+def _other_sections(root: Path, ini: Path) -> list[Location]:
+    """Each section of a multi-section ini that has a script_location (``alembic -n NAME``)."""
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
+    try:
+        parser.read_string(_small_text(ini), source=str(ini))
+    except (configparser.Error, UnicodeDecodeError, OSError, ValueError):
+        return []
+    found = []
+    for name in parser.sections():
+        if parser.has_option(name, "script_location"):
+            with suppress(MigrationsUnreadable):
+                found.append(read_ini(root, ini, name))
+    return found
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
@@ -240,12 +279,12 @@ def _read_pyproject(root: Path, path: Path) -> Location | None:
 def _resolve(root: Path, config: Path, raw: str, name: str, key: str, *,
              must_exist: bool = True) -> Path:
     """Relative to the project root, as Alembic resolves it from where it runs, else the ini's
-    folder; ``package:path`` resource names as folders of the repository."""
-    candidates: list[Path] = []
+    folder; ``package:path`` resources as the package's folder in the repository (found on
+    disk, never imported)."""
     if ":" in raw and not Path(raw).is_absolute():
-        package, _, sub = raw.partition(":")
-        relative = Path(package.replace(".", "/")) / sub
-        candidates = [root / relative, config.parent / relative]
+        package, *parts = raw.split(":")  # Alembic: the first token is the package, then paths
+        candidates = [base / package.replace(".", "/") / Path(*parts) if parts else
+                      base / package.replace(".", "/") for base in _package_roots(root, config)]
     elif Path(raw).is_absolute():
         candidates = [Path(raw)]
     else:
@@ -257,8 +296,19 @@ def _resolve(root: Path, config: Path, raw: str, name: str, key: str, *,
         return candidates[-1]
     raise MigrationsUnreadable(
         f"{name}: {key} {raw!r} is not a folder (looked in "
-        f"{', '.join(_shown(root, c) for c in candidates)})",
+        f"{', '.join(_shown(root, c) for c in candidates[:4])})",
         hint="point script_location at the folder holding env.py and versions/")
+
+
+def _package_roots(root: Path, config: Path) -> list[Path]:
+    """Where a package named in ``pkg:path`` may live: the root, ``src/``, and each folder from
+    the config file up to the root (``src/pkg/alembic.ini`` naming ``pkg:migrations``)."""
+    bases = [root, root / "src"]
+    folder = config.parent
+    while folder != root and root in folder.parents:
+        bases.append(folder)
+        folder = folder.parent
+    return bases
 
 
 def _version_dirs(root: Path, ini: Path, folder: Path, options: dict[str, str],
@@ -513,7 +563,7 @@ def _downgrade_problem(functions: dict[str, ast.FunctionDef],
 
 
 _SQL_DESTRUCTIVE = re.compile(
-    r"\b(DROP\s+(TABLE|COLUMN|SCHEMA|INDEX|TYPE)|TRUNCATE|RENAME\s+(TO|COLUMN)|"
+    r"\b(DROP\s+(TABLE|COLUMN|SCHEMA|TYPE)|TRUNCATE|RENAME\s+(TO|COLUMN)|"
     r"ALTER\s+COLUMN\s+\S+\s+(TYPE|SET\s+NOT\s+NULL))\b",
     re.IGNORECASE,
 )
@@ -650,6 +700,61 @@ def _acknowledged(lines: list[str], node: ast.Call) -> bool:
         return True
     above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
     return above.startswith("#") and ALLOW_MARKER in above
+
+
+# --- revision ids by line (for the secret scan) -----------------------------------------------
+
+
+_REVISION_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
+_DOCSTRING_IDS = re.compile(r"^\s*(?:Revision ID|Revises)\s*:(?P<ids>.*)$")
+
+
+def revision_id_lines(source: bytes | str) -> dict[int, frozenset[str]]:
+    """Line number → the revision ids written on it, for an Alembic revision file; {} for any
+    other module.
+
+    A revision file is one whose module level assigns both ``revision`` and ``down_revision``
+    (what ``alembic revision`` writes, plain or annotated: ``revision: str = "..."``). Its id
+    lines are those assignments and ``branch_labels`` / ``depends_on`` (every line of a
+    multi-line tuple), and the docstring's ``Revision ID:`` and ``Revises:`` lines. The source is
+    parsed, never imported or run.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    ids: dict[int, set[str]] = {}
+    assigned: set[str] = set()
+    for node in tree.body:
+        targets: list[ast.expr]
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        names = {leaf.id for target in targets for leaf in ast.walk(target)
+                 if isinstance(leaf, ast.Name)} & _REVISION_NAMES
+        if not names:
+            continue
+        assigned |= names
+        strings = {leaf.value for leaf in ast.walk(value)
+                   if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str)}
+        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            ids.setdefault(number, set()).update(strings)
+    if not {"revision", "down_revision"} <= assigned:
+        return {}
+    docstring = tree.body[0] if tree.body else None
+    if isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant) and \
+            isinstance(docstring.value.value, str):
+        text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+        lines = text.splitlines()
+        for number in range(docstring.lineno, (docstring.end_lineno or docstring.lineno) + 1):
+            found = _DOCSTRING_IDS.match(lines[number - 1]) if number <= len(lines) else None
+            if found:
+                words = re.split(r"[\s,]+", found.group("ids").strip(" \t\"'"))
+                ids.setdefault(number, set()).update(w for w in words if w)
+    return {number: frozenset(found) for number, found in ids.items() if found}
 
 
 # --- the graph -----------------------------------------------------------------------------------

@@ -54,6 +54,18 @@ def previous_release(repo: git.Repo, version: ReleaseVersion) -> git.TagReferenc
     return tags[max(earlier)] if earlier else None
 
 
+def nearest_tag(repo: git.Repo, rev: str, exclude: str) -> str | None:
+    """The closest tag reachable from ``rev`` other than ``exclude`` (``git describe``): the
+    comparison base when a project's tags are not versions at all."""
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(repo.working_tree_dir or repo.git_dir), "describe",
+                           "--tags", "--abbrev=0", f"--exclude={exclude}", rev],
+                          capture_output=True, text=True, check=False, timeout=60)
+    name = done.stdout.strip()
+    return name if done.returncode == 0 and name else None
+
+
 def python_sources_mentioning(repo: git.Repo, rev: str, needle: str,
                               limit_bytes: int = 1 << 20) -> dict[str, str] | None:
     """``{path: text}`` of the ``*.py`` files at ``rev`` that contain ``needle``.

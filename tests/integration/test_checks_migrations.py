@@ -511,3 +511,58 @@ def test_unreachable_redis_skips_the_live_sample(git_repo: GitRepo) -> None:
     live = by_id(check(git_repo.path), "migrations.redis_schema")[-1]
     assert live.status is Status.SKIP
     assert "r3dis-pass" not in live.message
+
+
+def test_versions_folder_with_revisions_only_in_subfolders_warns_and_skips_the_graph(
+        git_repo: GitRepo) -> None:
+    project(git_repo)
+    for name in ("0001_create_users.py", "0002_add_jobs.py"):
+        git_repo.git("mv", f"migrations/versions/{name}", f"migrations/versions/{name}.moved")
+    (git_repo.path / "migrations/versions/postgresql").mkdir()
+    for name in ("0001_create_users.py", "0002_add_jobs.py"):
+        git_repo.git("mv", f"migrations/versions/{name}.moved",
+                     f"migrations/versions/postgresql/{name}")
+    git_repo.commit("chore: per-dialect folders")
+    findings = check(git_repo.path, "v0.3.0")
+    assert problems(findings) == {"migrations.present": Status.WARN}
+    assert "postgresql/ (2)" in one(findings, "migrations.present").message
+    assert one(findings, "migrations.single_head").status is Status.SKIP
+
+
+def test_version_locations_setting_checks_the_named_folder(git_repo: GitRepo) -> None:
+    project(git_repo)
+    (git_repo.path / "migrations/versions/postgresql").mkdir()
+    for name in ("0001_create_users.py", "0002_add_jobs.py"):
+        git_repo.git("mv", f"migrations/versions/{name}",
+                     f"migrations/versions/postgresql/{name}")
+    git_repo.commit("chore: per-dialect folders")
+    findings = check(git_repo.path, "v0.3.0", migrations={
+        "version_locations": ["migrations/versions/postgresql"]})
+    assert problems(findings) == {}
+    assert one(findings, "migrations.chain").status is Status.PASS
+
+
+def test_tags_that_are_not_versions_still_mark_what_was_released(git_repo: GitRepo) -> None:
+    shutil.copy(MAIN / "alembic.ini", git_repo.path / "alembic.ini")
+    (git_repo.path / "migrations/versions").mkdir(parents=True)
+    shutil.copy(MAIN / "migrations/env.py", git_repo.path / "migrations/env.py")
+    git_repo.write("migrations/versions/0001_create_users.py", R0001.replace(
+        "    op.create_table('users'", "    op.drop_table('legacy')\n    op.create_table('users'"))
+    git_repo.write("docs/SCHEMA.md", SCHEMA)
+    git_repo.commit("feat: users")
+    git_repo.tag("release-2024-12-20")
+    git_repo.write("migrations/versions/0002_add_jobs.py", R0002)
+    git_repo.commit("feat: jobs")
+    findings = check(git_repo.path, "v1.0.0")
+    assert one(findings, "migrations.destructive").status is Status.PASS
+    assert "1 new revision(s) since release-2024-12-20" in one(
+        findings, "migrations.downgrade").message
+
+
+def test_mysql_database_url_skips_db_current_without_asking_to_change_it(
+        git_repo: GitRepo) -> None:
+    project(git_repo)
+    write_env(git_repo, DATABASE_URL="mysql+pymysql://app:pw@127.0.0.1:1/app")
+    finding = one(check(git_repo.path), "migrations.db_current")
+    assert finding.status is Status.SKIP
+    assert "mysql URL: tminus reads alembic_version from PostgreSQL only" in finding.message

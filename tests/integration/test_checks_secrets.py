@@ -193,6 +193,13 @@ def test_misspelt_key_warns_typo_with_the_suggestion(repo: GitRepo) -> None:
     assert found["secrets.typo"].message == "DATABSE_URL — did you mean DATABASE_URL?"
 
 
+def test_key_close_to_a_template_key_that_is_also_set_is_not_a_typo(repo: GitRepo) -> None:
+    values = good_env()
+    values["DATABASE_URLS"] = values["DATABASE_URL"]
+    write_env(repo, values)
+    assert check(repo)["secrets.typo"].status is Status.PASS
+
+
 def test_short_secret_key_fails_strength_reporting_length_only(repo: GitRepo) -> None:
     short = secrets.token_hex(6)
     write_env(repo, good_env(SECRET_KEY=short))

@@ -520,6 +520,29 @@ def test_image_digests_in_docs_code_and_config_are_not_findings(git_repo: GitRep
     assert found(scan(git_repo)) == []
 
 
+def test_subresource_integrity_hashes_in_html_are_not_findings(git_repo: GitRepo) -> None:
+    digest = "sha384-" + base64.b64encode(hashlib.sha384(b"bootstrap.min.css").digest()).decode()
+    git_repo.write("app/templates/base.html",
+                   f'<link rel="stylesheet" href="https://cdn.example.invalid/b.min.css"\n'
+                   f'      integrity="{digest}" crossorigin="anonymous">\n')
+    assert found(scan(git_repo)) == []
+
+
+def test_pre_commit_hook_revisions_are_not_findings(git_repo: GitRepo) -> None:
+    git_repo.write(".pre-commit-config.yaml",
+                   "repos:\n  - repo: https://github.com/pre-commit/pre-commit-hooks\n"
+                   f"    rev: {git_sha('hooks v4.5.0')}\n    hooks:\n      - id: check-yaml\n")
+    assert found(scan(git_repo)) == []
+
+
+def test_aws_key_in_the_pre_commit_config_is_still_found(git_repo: GitRepo) -> None:
+    key = "AKIAIOSFODNN7EXAMPLF"  # pragma: allowlist secret
+    git_repo.write(".pre-commit-config.yaml",
+                   f"repos:\n  - repo: local\n    rev: {git_sha('x')}\n"
+                   f"    env: {{AWS_ACCESS_KEY_ID: {key}}}\n")
+    assert [kind for _, _, kind in found(scan(git_repo))] == ["AWS Access Key"]
+
+
 def test_unlabelled_64_hex_value_in_code_is_still_reported(git_repo: GitRepo) -> None:
     git_repo.write("app/settings.py", f'WEBHOOK_SIGNING_KEY = "{sha256("signing")}"\n')
     assert found(scan(git_repo)) == [("app/settings.py", 1, "Hex High Entropy String")]

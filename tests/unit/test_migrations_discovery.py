@@ -148,3 +148,46 @@ def test_fifo_in_place_of_the_ini_is_refused_not_read(tmp_path: Path) -> None:
     with pytest.raises(MigrationsUnreadable) as caught:
         discover(tmp_path)
     assert "not a valid alembic.ini" in caught.value.message
+
+
+def test_package_resource_location_is_the_packages_folder_under_src(tmp_path: Path) -> None:
+    script_dir(tmp_path / "src/shop/database/revisions/tenant")
+    ini(tmp_path / "src/shop/alembic.ini",
+        "[alembic]\nscript_location = shop:database/revisions/tenant\n")
+    chosen = discover(tmp_path).chosen
+    assert chosen is not None
+    assert chosen.script_location == tmp_path / "src/shop/database/revisions/tenant"
+
+
+def test_package_resource_with_a_colon_per_segment_is_joined_as_alembic_does(
+        tmp_path: Path) -> None:
+    script_dir(tmp_path / "src/flow/server/database/_migrations")
+    ini(tmp_path / "src/flow/server/database/alembic.ini",
+        "[alembic]\nscript_location = flow:server:database:_migrations\n")
+    chosen = discover(tmp_path).chosen
+    assert chosen is not None
+    assert chosen.script_location == tmp_path / "src/flow/server/database/_migrations"
+
+
+def test_multi_section_ini_without_alembic_offers_each_section_the_larger_first(
+        tmp_path: Path) -> None:
+    core = script_dir(tmp_path / "src/app/revisions/core")
+    tenant = script_dir(tmp_path / "src/app/revisions/tenant")
+    (core / "versions/a1_one.py").write_text('revision = "a1"\ndown_revision = None\n')
+    for n in range(3):
+        (tenant / f"versions/t{n}_x.py").write_text(f'revision = "t{n}"\ndown_revision = None\n')
+    ini(tmp_path / "src/app/alembic.ini", "[core]\nscript_location = app:revisions/core\n\n"
+                                          "[tenant]\nscript_location = app:revisions/tenant\n")
+    found = discover(tmp_path)
+    assert found.chosen is not None
+    assert (found.chosen.section, [o.section for o in found.others]) == ("tenant", ["core"])
+
+
+def test_configured_version_locations_replace_the_default_versions_folder(
+        tmp_path: Path) -> None:
+    script_dir(tmp_path / "migrations")
+    (tmp_path / "migrations/versions/postgresql").mkdir()
+    ini(tmp_path / "alembic.ini", "[alembic]\nscript_location = migrations\n")
+    chosen = discover(tmp_path, version_locations=[Path("migrations/versions/postgresql")]).chosen
+    assert chosen is not None
+    assert chosen.version_dirs == (tmp_path / "migrations/versions/postgresql",)

@@ -208,3 +208,10 @@ def test_revisions_in_a_tree_are_found_by_what_files_declare_not_where_they_are(
     texts = {"old/place/abc_x.py": body(), "app/models.py": "down_revision_note = 1\n",
              "app/util.py": "import os\n"}
     assert list(revisions_in_texts(texts)) == ["abc"]
+
+
+def test_dropping_an_index_in_raw_sql_is_not_data_loss() -> None:
+    parsed = read(body("    op.execute('DROP INDEX IF EXISTS ix_invalid')\n"
+                       "    op.execute('CREATE INDEX CONCURRENTLY ix ON t (a)')\n",
+                       "    op.execute('DROP INDEX ix')\n"))
+    assert parsed.operations == ()

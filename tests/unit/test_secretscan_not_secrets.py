@@ -22,8 +22,8 @@ from detect_secrets.settings import configure_settings_from_baseline, get_settin
 from detect_secrets.util.code_snippet import get_code_snippet
 
 from ops.atomic import make_ignored_dir
+from ops.runtime.alembic_scripts import revision_id_lines as alembic_revision_ids
 from ops.secretscan import (
-    alembic_revision_ids,
     configure_detect_secrets,
     install_not_secret_filters,
     is_alembic_revision_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ops.errors import ExitCode, UsageError
-from ops.versioning import parse_version
+from ops.versioning import parse_version, version_of_tag
 
 
 @pytest.mark.parametrize("text", ["v0.2.0", "v1.4.0-rc.1", "v10.0.3", "v1.0.0-alpha.beta.1"])
@@ -35,3 +35,18 @@ def test_error_message_does_not_echo_unprintable_input_raw() -> None:
     with pytest.raises(UsageError) as caught:
         parse_version("v1.2.3\x1b[31m")
     assert "\x1b" not in caught.value.message
+
+
+@pytest.mark.parametrize(("tag", "expected"), [
+    ("v2.0.0", "v2.0.0"), ("0.12.0", "v0.12.0"), ("v0.23", "v0.23.0"), ("1.4", "v1.4.0"),
+    ("v20241220", "v20241220.0.0"), ("3.8.4-rc.1", "v3.8.4-rc.1")])
+def test_existing_tags_are_read_as_versions_in_the_forms_teams_use(tag: str,
+                                                                   expected: str) -> None:
+    found = version_of_tag(tag)
+    assert found is not None
+    assert found.tag == expected
+
+
+@pytest.mark.parametrize("tag", ["latest", "release-candidate", "v1.2.3.4", "v1.2.3;x", ""])
+def test_tags_that_name_no_version_are_not_releases(tag: str) -> None:
+    assert version_of_tag(tag) is None
