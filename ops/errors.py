@@ -69,6 +69,12 @@ class DeployFailed(OpsError):
     """A deploy, rollback, scale, backup or restore did not reach its goal."""
 
 
+class Interrupted(OpsError):
+    """SIGINT or SIGTERM arrived; the step in hand was finished or undone first (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class LockHeld(OpsError):
     """Another live process holds the environment's deploy lock."""
 

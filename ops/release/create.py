@@ -1,8 +1,12 @@
 """Cutting a release: VERSION file, manifest and checksum, a release commit, an annotated tag.
 
-The order is what makes an interrupted run harmless: every file is written atomically, then
-committed, and only then tagged. A failure after the commit resets the branch to the source
-commit (``git reset --keep``), so there is never a tag without its files nor files without a tag.
+The order is what makes an interrupted run harmless, whatever signal arrives when: every file is
+written atomically; the release commit is built with a private index (the real index is never
+staged); the tag is created on it; only then does the branch move to it, by compare-and-swap.
+So the branch never holds a release commit without its tag. A run killed between two steps leaves
+either leftover release files (removed by the next run) or a tag on a commit the branch has not
+reached yet (the next run moves the branch: the release is completed, never cut twice). Ctrl-C and
+SIGTERM are held while the four steps run, then honoured (exit 130).
 
 The VERSION file is written in the T-1 document's layout (``ops.release.version_file.render``),
 and only when there are checkpoint files: a service that ships none needs none.
@@ -21,10 +25,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.config import Settings, resolve_path
-from ops.errors import ExitCode, OpsError, UsageError
+from ops.errors import ExitCode, Interrupted, OpsError, UsageError
 from ops.release import manifest as mf
 from ops.release import version_file as vfile
-from ops.runtime.git import ensure_git_reads, git_errors
+from ops.runtime.git import (
+    GitFailed,
+    changed_paths,
+    commit_files,
+    commit_subject,
+    delete_tag,
+    ensure_git_reads,
+    git_errors,
+    move_branch,
+    parents,
+    plumb,
+    tag_commit,
+    tag_target,
+    worktree_changes,
+)
+from ops.runtime.process import fault_point, signals_deferred
 from ops.versioning import ReleaseVersion, parse_version
 
 if TYPE_CHECKING:
@@ -71,6 +90,14 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
     repo = open_repo(root)
     ensure_git_reads(repo)  # a checkout git refuses is said so, not "has no commits yet"
     branch = _preconditions(repo, settings, release)
+    leftovers: list[str] = []
+    if not dry_run:
+        completed = _resume(repo, root, settings, release, branch)
+        if completed is not None:
+            return _completed(repo, root, settings, release, branch, completed, message,
+                              notes_file)
+        leftovers = _remove_leftovers(repo, root, settings, release)
+    _refusals(repo, settings, release)
     notes = _tag_message(root, settings, repo, release, message, notes_file)
     source = repo.head.commit.hexsha
 
@@ -109,12 +136,15 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
     ]
     if push:
         result.steps.append(f"push {branch} and {release.tag} to {settings.release.remote}")
+    if leftovers:
+        result.steps.insert(0, "removed what an interrupted create-release left: "
+                               + ", ".join(sorted(leftovers)))
     if dry_run:
         return result
 
     result.release_commit = _commit_and_tag(repo, release, source, root, paths, notes,
                                             lambda: _write(vf_path, vf_text, manifest_file,
-                                                           manifest))
+                                                           manifest), branch)
     if push:
         push_release(repo, settings.release.remote, branch, release.tag)
         result.pushed_to = settings.release.remote
@@ -122,8 +152,8 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
 
 
 def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> str:
-    """The refusals of the issue, cheapest first; returns the branch being released."""
-    from ops.runtime.git import is_shallow, release_tags
+    """Where a release can be cut at all, cheapest first; returns the branch being released."""
+    from ops.runtime.git import is_shallow
 
     if is_shallow(repo):
         raise UsageError("this is a shallow clone, so earlier release tags may be hidden",
@@ -139,6 +169,13 @@ def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) 
         raise UsageError(f"branch {branch!r} is not a release branch",
                          hint="allowed: " + ", ".join(settings.release.branches)
                          + " (ops.release.branches)")
+    return branch
+
+
+def _refusals(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> None:
+    """What a new release may not start from: its tag, a higher release, uncommitted work."""
+    from ops.runtime.git import release_tags
+
     if release.tag in {t.name for t in repo.tags}:
         raise UsageError(f"tag {release.tag} already exists",
                          hint="choose a higher version; a published tag is never moved")
@@ -153,7 +190,6 @@ def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) 
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise UsageError(f"uncommitted changes: {shown}",
                          hint="commit or stash them; a release is cut from a committed tree")
-    return branch
 
 
 def _uncommitted(repo: git.Repo) -> list[str]:
@@ -241,43 +277,51 @@ def _write(vf_path: Path, vf_text: str | None, manifest_file: Path,
 
 
 def _commit_and_tag(repo: git.Repo, release: ReleaseVersion, source: str, root: Path,
-                    paths: list[Path], notes: str, write: Callable[[], None]) -> str:
-    """Write, commit, tag; on any failure put the branch and worktree back at ``source``."""
-    import git as gitlib
-
+                    paths: list[Path], notes: str, write: Callable[[], None],
+                    branch: str) -> str:
+    """Write, commit (private index), tag, move the branch; undo all of it on any failure."""
     names = [_inside(root, p) for p in paths]
+    tagged = False
     try:
-        write()
-        repo.git.add("--force", "--", *names)
-        repo.git.commit("-q", "-m", f"chore(release): {release.tag}\n\n"
-                        f"Release files for {release.tag}, cut from {source}.", "--", *names)
-        release_commit = repo.head.commit.hexsha
-        # verbatim: Markdown headings in the notes start with "#", which git would strip
-        repo.git.tag("-a", "--cleanup=verbatim", "-m", notes, release.tag, release_commit)
+        with signals_deferred():
+            write()
+            fault_point("create-release:written")
+            commit = commit_files(root, source, names, f"chore(release): {release.tag}\n\n"
+                                  f"Release files for {release.tag}, cut from {source}.")
+            fault_point("create-release:committed")
+            tag_commit(root, release.tag, commit, notes)
+            tagged = True
+            fault_point("create-release:tagged")
+            move_branch(root, branch, commit, source)
+            fault_point("create-release:moved")
+            plumb(root, "reset", "-q", "--", *names)  # the real index agrees with the new HEAD
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {release.tag} was completed first (tag and branch at "
+                          "the release commit)") from None
     except BaseException as exc:
-        _undo(repo, source, root, paths)
-        if isinstance(exc, gitlib.GitCommandError):
-            tail = (_git_stderr(exc).splitlines() or ["git failed"])[-1]
-            raise ReleaseFailed(f"could not commit and tag {release.tag}: {tail.strip()}",
+        _undo(repo, source, root, paths, release.tag if tagged else None)
+        if isinstance(exc, GitFailed):
+            raise ReleaseFailed(f"could not commit and tag {release.tag}: {exc.message}",
                                 hint="nothing was released; fix the cause and run again") from None
         if isinstance(exc, OSError):
             raise ReleaseFailed(f"could not write the release files: {exc.strerror or exc}",
                                 hint="nothing was released") from None
         raise
-    return release_commit
+    return commit
 
 
-def _undo(repo: git.Repo, source: str, root: Path, paths: list[Path]) -> None:
-    """Back to the source commit: the release files, the index and HEAD as they were."""
+def _undo(repo: git.Repo, source: str, root: Path, paths: list[Path],
+          tag: str | None) -> None:
+    """Back to the source commit: no tag, the release files and the index as they were."""
     import git as gitlib
 
     names = [_inside(root, p) for p in paths]
     try:
-        if repo.head.commit.hexsha != source:
-            repo.git.reset("--keep", source)
+        if tag is not None and repo.head.commit.hexsha == source:
+            delete_tag(root, tag)
         in_source = set(repo.git.ls_tree("--name-only", source, "--", *names).splitlines())
         repo.git.reset("-q", source, "--", *names)
-    except gitlib.GitCommandError:
+    except (gitlib.GitCommandError, GitFailed):
         return
     for name, path in zip(names, paths, strict=True):
         if name in in_source:
@@ -287,6 +331,98 @@ def _undo(repo: git.Repo, source: str, root: Path, paths: list[Path]) -> None:
     for directory in {p.parent for p in paths}:
         if directory != root and directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()
+
+
+# --- a release an earlier run left half-made -----------------------------------------------------
+
+
+def _completed(repo: git.Repo, root: Path, settings: Settings, release: ReleaseVersion,
+               branch: str, commit: str, message: str | None,
+               notes_file: Path | None) -> ReleaseResult:
+    """The result of finishing an interrupted release (tagging it when an older run did not)."""
+    steps = [f"completed the release an interrupted run left half-made: {branch} → "
+             f"{commit[:12]}"]
+    if tag_target(root, release.tag) is None:
+        tag_commit(root, release.tag, commit,
+                   _tag_message(root, settings, repo, release, message, notes_file))
+        steps.append(f"created annotated tag {release.tag} on that commit")
+    source = parents(root, commit)[0]
+    manifest_file = mf.manifest_path(root, settings, release)
+    version_file = vfile.version_file_path(root, settings, release)
+    return ReleaseResult(release.tag, branch, source, commit,
+                         version_file if version_file.is_file() else None, manifest_file,
+                         mf.checksum_path(manifest_file), 0, 0, {}, "", steps=steps)
+
+
+def _release_names(root: Path, settings: Settings, release: ReleaseVersion) -> set[str]:
+    """The repo-relative paths create-release writes for ``release``."""
+    manifest_file = mf.manifest_path(root, settings, release)
+    return {_inside(root, vfile.version_file_path(root, settings, release)),
+            _inside(root, manifest_file), _inside(root, mf.checksum_path(manifest_file))}
+
+
+def _resume(repo: git.Repo, root: Path, settings: Settings, release: ReleaseVersion,
+            branch: str) -> str | None:
+    """Finish a release an interrupted run left half-made; the release commit, or None.
+
+    The half-made states this module's order allows: the tag on a release commit whose parent
+    is HEAD and that adds only this release's files, the branch not there yet; or the branch
+    there, the index not yet. (An older tminus could also leave a release commit at HEAD without
+    its tag: it gets its tag.)
+    """
+    head = repo.head.commit.hexsha
+    target = tag_target(root, release.tag)
+    subject = f"chore(release): {release.tag}"
+    if target is None:
+        ours = commit_subject(root, "HEAD") == subject and \
+            not _orphan_is_foreign(root, settings, release)
+        return head if ours else None
+    if target == head:
+        return _sync_index(root, settings, release, head) \
+            if commit_subject(root, "HEAD") == subject else None
+    if parents(root, target) != [head] or commit_subject(root, target) != subject or \
+            not set(changed_paths(root, head, target)) <= _release_names(root, settings,
+                                                                          release):
+        return None
+    move_branch(root, branch, target, head)
+    names = changed_paths(root, head, target)
+    plumb(root, "reset", "-q", "--", *names)
+    plumb(root, "checkout", "--", *names)
+    return target
+
+
+def _sync_index(root: Path, settings: Settings, release: ReleaseVersion,
+                head: str) -> str | None:
+    """Killed after the branch moved, before the index caught up: catch it up."""
+    names = sorted(_release_names(root, settings, release))
+    stale = plumb(root, "diff", "--cached", "--name-only", "HEAD", "--", *names)
+    if not stale:
+        return None
+    plumb(root, "reset", "-q", "--", *stale.splitlines())
+    return head
+
+
+def _orphan_is_foreign(root: Path, settings: Settings, release: ReleaseVersion) -> bool:
+    """True unless HEAD's only changes are this release's files (a hand-made commit that
+    merely reuses the subject is not ours to tag)."""
+    parent = parents(root, "HEAD")
+    if len(parent) != 1:
+        return True
+    return not set(changed_paths(root, parent[0], "HEAD")) <= _release_names(root, settings,
+                                                                              release)
+
+
+def _remove_leftovers(repo: git.Repo, root: Path, settings: Settings,
+                      release: ReleaseVersion) -> list[str]:
+    """Delete this release's files that an interrupted run wrote but never committed."""
+    names = _release_names(root, settings, release)
+    leftovers = [path for code, path in worktree_changes(repo) if path in names
+                 and code in {"??", "A ", "AM"}]
+    if leftovers:
+        plumb(root, "reset", "-q", "--", *leftovers)
+        for name in leftovers:
+            (root / name).unlink(missing_ok=True)
+    return leftovers
 
 
 def push_release(repo: git.Repo, remote: str, branch: str, tag: str) -> None:

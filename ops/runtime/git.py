@@ -333,3 +333,87 @@ def _first_meaningful(lines: list[str]) -> str | None:
 def _bounded(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= GIT_ERROR_LIMIT else text[:GIT_ERROR_LIMIT - 1] + "…"
+
+
+# --- the release cut, in plumbing ----------------------------------------------------------------
+#
+# create-release must never leave a release commit without its tag, staged release files, or a
+# second release commit stacked on an orphaned one, whatever signal arrives when. So it builds
+# the release commit with a private index (the real index is never staged), tags it, and only
+# then moves the branch with a compare-and-swap: each step is one git command, and a run killed
+# between any two leaves a state the next run recognises (``ReleaseState``). The commands run in
+# their own session, so the terminal's Ctrl-C reaches tminus alone, which finishes or undoes the
+# step in hand instead of losing a half-written ref under a dead child.
+
+
+def plumb(root: Path, *args: str, env: dict[str, str] | None = None,
+          stdin: bytes | None = None) -> str:
+    """One git command in ``root``, outside the terminal's process group; GitFailed on error."""
+    import os
+    import subprocess
+
+    argv = ["git", "-C", str(root), *args]
+    try:
+        done = subprocess.run(argv, capture_output=True, input=stdin, check=False, timeout=300,
+                              env={**os.environ, **(env or {})}, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitFailed(_bounded(f"git {args[0]} failed: {type(exc).__name__}")) from None
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").splitlines()
+        reason = _first_meaningful(lines) or f"exit status {done.returncode}"
+        raise GitFailed(_bounded(f"git {args[0]} failed: {reason}"))
+    return done.stdout.decode("utf-8", "replace").strip()
+
+
+def commit_files(root: Path, parent: str, paths: list[str], message: str) -> str:
+    """A commit object: ``parent``'s tree plus ``paths`` as they are on disk. Nothing but the
+    object database changes; the branch, HEAD and the real index stay where they are."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tminus-index-") as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        plumb(root, "read-tree", parent, env=env)
+        plumb(root, "add", "--force", "--", *paths, env=env)
+        tree = plumb(root, "write-tree", env=env)
+    return plumb(root, "commit-tree", tree, "-p", parent, "-F", "-", stdin=message.encode())
+
+
+def tag_commit(root: Path, name: str, commit: str, message: str) -> None:
+    """An annotated tag, its message through stdin (release notes outgrow an argv: E2BIG)."""
+    # verbatim: Markdown headings in the notes start with "#", which git would strip
+    plumb(root, "tag", "-a", "--cleanup=verbatim", "-F", "-", name, commit,
+          stdin=message.encode())
+
+
+def move_branch(root: Path, branch: str, new: str, old: str) -> None:
+    """``refs/heads/branch`` from ``old`` to ``new`` only if it is still at ``old``."""
+    plumb(root, "update-ref", "-m", f"tminus: release {new[:12]}", f"refs/heads/{branch}",
+          new, old)
+
+
+def delete_tag(root: Path, name: str) -> None:
+    plumb(root, "tag", "-d", name)
+
+
+def commit_subject(root: Path, rev: str) -> str | None:
+    try:
+        return plumb(root, "log", "-1", "--format=%s", rev)
+    except GitFailed:
+        return None
+
+
+def tag_target(root: Path, name: str) -> str | None:
+    """The commit ``name`` points at, or None when there is no such tag."""
+    try:
+        return plumb(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}")
+    except GitFailed:
+        return None
+
+
+def parents(root: Path, rev: str) -> list[str]:
+    return plumb(root, "rev-list", "--parents", "-n", "1", rev).split()[1:]
+
+
+def changed_paths(root: Path, old: str, new: str) -> list[str]:
+    out = plumb(root, "diff", "--name-only", "-z", old, new)
+    return [p for p in out.split("\0") if p]

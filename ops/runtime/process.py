@@ -6,11 +6,14 @@ argv elements, so no value can become a second command.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -65,3 +68,47 @@ class Runner:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise DeployFailed(f"`{shlex.join(args[:4])}…` exited {done.returncode}: {tail[0]}")
         return done
+
+
+# --- signals -------------------------------------------------------------------------------------
+
+#: Fault injection for the reliability suite: ``TMINUS_FAULT_AT=create-release:tagged`` kills the
+#: process at that point with SIGKILL, as the OOM killer would; ``…:tagged:SIGINT`` (or SIGTERM)
+#: sends that signal to the whole process group instead, as a terminal's Ctrl-C does. A test can
+#: then prove the next run converges from exactly there. Unset, it costs one dict lookup.
+FAULT_VARIABLE = "TMINUS_FAULT_AT"
+
+
+def fault_point(where: str) -> None:
+    """Deliver the configured signal when the fault is set to ``where``."""
+    wanted = os.environ.get(FAULT_VARIABLE, "")
+    point, _, name = wanted.partition(":SIG")
+    if point != where:
+        return
+    if not name or name == "KILL":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.killpg(os.getpgrp(), getattr(signal, f"SIG{name}"))
+
+
+@contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM while a short sequence that must not be cut in half runs, then
+    raise KeyboardInterrupt once it is done (the interrupt is honoured, the state stays whole).
+
+    Outside the main thread signals cannot be caught here; the sequence then runs as it is.
+    """
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                    for s in held}
+    except ValueError:  # not the main thread
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received:
+        raise KeyboardInterrupt

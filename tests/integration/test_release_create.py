@@ -251,13 +251,23 @@ def test_dry_run_changes_nothing_and_lists_the_steps(repo: GitRepo) -> None:
     assert result.steps[-1] == "push main and v0.2.0 to origin"
 
 
-def test_failing_commit_hook_leaves_no_release_files_and_no_tag(repo: GitRepo) -> None:
+def test_release_commit_is_bookkeeping_that_commit_hooks_do_not_block(repo: GitRepo) -> None:
     hook = repo.path / ".git/hooks/pre-commit"
     hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n")
     hook.chmod(0o755)
+    cut(repo)
+    assert repo.git("rev-parse", "v0.2.0^{commit}") == repo.head
+    assert repo.git("log", "-1", "--format=%s") == "chore(release): v0.2.0"
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_failure_to_move_the_branch_removes_the_tag_and_the_files(repo: GitRepo) -> None:
+    lock = repo.path / ".git/refs/heads/main.lock"  # another git process holds the branch
+    lock.write_text("")
     before = repo.head
-    with pytest.raises(ReleaseFailed, match=r"could not commit and tag v0\.2\.0: hook says no"):
+    with pytest.raises(ReleaseFailed, match=r"could not commit and tag v0\.2\.0"):
         cut(repo)
+    lock.unlink()
     assert repo.head == before
     assert repo.git("tag") == ""
     assert repo.git("status", "--porcelain") == ""
