@@ -4,35 +4,25 @@ The predeploy checks may run against production, so nothing here can write. Post
 inside a READ ONLY transaction with ``connect_timeout`` and ``statement_timeout``; Redis only
 answers SCAN and TYPE, bounded by a sample size. Failures become ``DatabaseUnavailable`` with the
 URL shown without its password, so a check can turn them into a skip that names the reason.
+URLs are shown and driver errors scrubbed by ``ops.redact``, the one home of the masking rule.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ops.errors import DatabaseUnavailable
-from ops.redact import scrub
+from ops.redact import ENCODE_HINT, describe_url, is_parseable_url, summarise, unparseable_reason
+
+__all__ = ["KeySample", "alembic_revisions", "describe_url", "sample_redis_types"]
 
 
-def describe_url(url: str) -> str:
-    """``scheme://user@host:port/db`` with the password (and any query) left out."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        port = f":{parts.port}" if parts.port else ""
-        user = f"{parts.username}@" if parts.username else ""
-    except ValueError:
-        return "(unparseable URL)"
-    scheme = parts.scheme or "?"
-    return f"{scheme}://{user}{host}{port}{parts.path}"
-
-
-def _scrub(text: str, url: str) -> str:
-    """The first line of a driver's error, with the URL's password removed should it echo it."""
-    first = text.strip().splitlines()[0] if text.strip() else "no answer"
-    return scrub(first, url)
+def _readable(url: str) -> None:
+    """Refuse a URL that cannot be read unambiguously before any driver sees it: a driver's
+    own parse error may quote the URL, password and all. The caller names the key."""
+    if not is_parseable_url(url):
+        raise DatabaseUnavailable(unparseable_reason(url), hint=ENCODE_HINT)
 
 
 def _libpq_url(url: str) -> str:
@@ -54,6 +44,7 @@ def alembic_revisions(url: str, *, timeout_s: float = 3.0,
     import psycopg
     from psycopg import sql
 
+    _readable(url)
     if url.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
         raise DatabaseUnavailable(f"{describe_url(url)} is not a PostgreSQL URL",
                                   hint="DATABASE_URL must start with postgresql://")
@@ -74,7 +65,8 @@ def alembic_revisions(url: str, *, timeout_s: float = 3.0,
             return revisions
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
-            f"Postgres at {describe_url(url)} did not answer: {_scrub(str(exc), url)}",
+            f"Postgres at {describe_url(url)} did not answer: "
+            f"{summarise(str(exc), url, default='no answer')}",
             hint="check DATABASE_URL and that the database accepts connections") from None
 
 
@@ -90,11 +82,13 @@ def sample_redis_types(url: str, *, limit: int = 1000, timeout_s: float = 3.0) -
     """Up to ``limit`` keys with their TYPE, read with SCAN (never KEYS, which blocks Redis)."""
     import redis
 
+    _readable(url)
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout_s,
                                       socket_connect_timeout=timeout_s)
-    except ValueError as exc:
-        raise DatabaseUnavailable(f"{describe_url(url)} is not a Redis URL: {exc}") from None
+    except ValueError:  # redis-py's message quotes the offending part of the URL
+        raise DatabaseUnavailable(f"{describe_url(url)} is not a Redis URL",
+                                  hint="write redis://[:password@]host[:port][/db]") from None
     try:
         keys: list[bytes] = []
         truncated = False
@@ -109,7 +103,8 @@ def sample_redis_types(url: str, *, limit: int = 1000, timeout_s: float = 3.0) -
         kinds = pipe.execute() if keys else []
     except redis.RedisError as exc:
         raise DatabaseUnavailable(
-            f"Redis at {describe_url(url)} did not answer: {_scrub(str(exc), url)}",
+            f"Redis at {describe_url(url)} did not answer: "
+            f"{summarise(str(exc), url, default='no answer')}",
             hint="check REDIS_URL and that Redis accepts connections") from None
     finally:
         client.close()

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ops.errors import DatabaseUnavailable, DeployFailed
-from ops.redact import mask_url, scrub, with_password
+from ops.redact import mask_url, summarise, with_password
 
 if TYPE_CHECKING:
     import psycopg
@@ -202,7 +202,7 @@ def _drain(stream: IO[bytes] | None, into: dict[str, bytes], key: str) -> None:
 def _last_line(raw: bytes, url: str) -> str:
     lines = [line for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
     errors = [line for line in lines if "ERROR" in line or "error" in line]
-    return scrub((errors or lines or ["no output"])[0], url)
+    return summarise((errors or lines or ["no output"])[0], url)  # bounded, scrubbed, escaped
 
 
 # --- psycopg helpers -----------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def _reason(exc: BaseException, url: str) -> str:
         text = re.sub(r"^(connection failed:\s*)?(connection to server (at|on) .*? failed:\s*)?",
                       "", line)
         if text:
-            return scrub(text, url)
+            return summarise(text, url)  # one bounded line, password scrubbed, controls escaped
     return type(exc).__name__
 
 

@@ -22,8 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ops.errors import DatabaseUnavailable, DeployFailed
-from ops.redact import mask_url, scrub
+from ops.errors import ConfigError, DatabaseUnavailable, DeployFailed
+from ops.redact import (
+    ENCODE_HINT,
+    is_parseable_url,
+    mask_url,
+    printable,
+    summarise,
+    unparseable_reason,
+)
 
 MAGIC = b"TMINUS-REDIS-DUMP 1\n"
 _END = 0xFFFFFFFF
@@ -37,15 +44,38 @@ def connect(url: str, *, timeout: float = 5.0) -> Any:
     """A ``redis.Redis`` for the URL's db index that has answered PING."""
     import redis
 
+    if not is_parseable_url(url):  # redis-py's own parse errors quote the URL's parts
+        raise ConfigError(f"REDIS_URL: {unparseable_reason(url)}", hint=ENCODE_HINT)
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout * 6,
                                       socket_connect_timeout=timeout)
+    except ValueError:
+        raise ConfigError(f"Redis URL {mask_url(url)} is not valid",
+                          hint="write redis://[:password@]host[:port][/db]") from None
+    try:
         client.ping()
-    except (redis.RedisError, ValueError) as exc:
+    except redis.RedisError as exc:
         raise DatabaseUnavailable(
-            f"Redis at {mask_url(url)} refused or did not answer: {scrub(str(exc), url)}",
+            f"Redis at {mask_url(url)} refused or did not answer: {error_summary(exc, url)}",
             hint="check that Redis runs and the URL's host, password and db index") from None
     return client
+
+
+def error_summary(exc: BaseException, url: str | None = None) -> str:
+    """A redis-py error fit for a message: the error class and the server's first line, bounded
+    and scrubbed, never a command's arguments (a pipeline's error quotes the command it failed
+    on, DUMP payloads and values included)."""
+    text = str(exc)
+    if text.startswith("Command # "):
+        return type(exc).__name__
+    summary = summarise(text, url or (), limit=160, default="")
+    return f"{type(exc).__name__}: {summary}" if summary else type(exc).__name__
+
+
+def shown_key(key: bytes, *, limit: int = 80) -> str:
+    """A key name for a message: decoded, control characters escaped, long names cut."""
+    text = printable(key.decode("utf-8", "backslashreplace"))
+    return text if len(text) <= limit else f"{text[:limit - 1]}…({len(key)} bytes)"
 
 
 def key_count(client: Any) -> int:
@@ -148,22 +178,44 @@ def import_keys(client: Any, path: Path, *, batch: int = 500) -> int:
     try:
         client.flushdb()
         pipe = client.pipeline(transaction=False)
-        pending = 0
+        keys: list[bytes] = []
         for key, pttl, payload in read_records(path):
             pipe.restore(key, max(pttl, 0), payload, replace=True)
-            pending += 1
-            if pending >= batch:
-                pipe.execute()
-                restored += pending
-                pending = 0
-        if pending:
-            pipe.execute()
-            restored += pending
-    except redis.ResponseError as exc:
-        raise DeployFailed(f"Redis refused a key from {path.name}: {exc} "
-                           f"({restored} keys restored before it)",
-                           hint="DUMP payloads restore on the same or a newer Redis version") \
-            from None
+            keys.append(key)
+            if len(keys) >= batch:
+                restored += _restore_batch(pipe, keys)
+                keys = []
+        if keys:
+            restored += _restore_batch(pipe, keys)
+    except _Refused as refused:
+        raise DeployFailed(f"RESTORE of key {shown_key(refused.key)} from {path.name} failed: "
+                           f"{refused.reason} ({restored + refused.done} keys restored before "
+                           "it)", hint="DUMP payloads restore on the same or a newer Redis "
+                                       "version") from None
     except redis.RedisError as exc:
-        raise DatabaseUnavailable(f"Redis stopped answering during the restore: {exc}") from None
+        raise DatabaseUnavailable("Redis stopped answering during the restore: "
+                                  f"{error_summary(exc)}") from None
     return restored
+
+
+class _Refused(Exception):
+    """One RESTORE of a batch failed: which key, how many of the batch went in before it."""
+
+    def __init__(self, key: bytes, done: int, reason: str) -> None:
+        super().__init__(reason)
+        self.key, self.done, self.reason = key, done, reason
+
+
+def _restore_batch(pipe: Any, keys: list[bytes]) -> int:
+    """Send one batch of queued RESTOREs; the replies are read without redis-py's annotation,
+    whose text would carry the failing command's payload into the message."""
+    import redis
+
+    replies = pipe.execute(raise_on_error=False)
+    for done, (key, reply) in enumerate(zip(keys, replies, strict=True)):
+        if isinstance(reply, redis.ResponseError):
+            code = str(reply).split(" ", 1)[0]
+            reason = f"{type(reply).__name__} {code}" if code.isupper() and code.isalpha() \
+                else type(reply).__name__
+            raise _Refused(key, done, reason)
+    return len(keys)
