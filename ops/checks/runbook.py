@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from ops.checks import CheckContext
 from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -132,7 +133,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     conf = ctx.settings.runbook
     path = ctx.path(conf.path)
     name = _rel(ctx, path)
-    doc, problem = _load(path)
+    doc, problem = _load(ctx.root, path)
     if doc is None:
         yield failed("runbook.exists", f"{name} {problem}",
                      hint="write a runbook with health checks, rollback, scaling, monitoring and "
@@ -151,20 +152,13 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     yield check_contacts(doc, conf.sections.get("contacts", ["contacts"]), name)
 
 
-def _load(path: Path) -> tuple[Document | None, str]:
+def _load(root: Path, path: Path) -> tuple[Document | None, str]:
+    """The parsed runbook, or None and why it is not read: missing, not UTF-8, or refused by
+    ``read_text_safely`` (a FIFO, a device, a symlink out of the repository, over 8 MiB)."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, "does not exist"
-    except IsADirectoryError:
-        return None, "is a directory, not a Markdown file"
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        return None, f"is not UTF-8 text (first bad byte on line {line})"
+        text = read_text_safely(root, path, MAX_DOC_BYTES)
+    except UnsafeFile as exc:
+        return None, exc.problem
     return parse_markdown(text), ""
 
 
@@ -305,7 +299,7 @@ def _local_problem(root: Path, runbook: Path, doc: Document, target: str) -> str
     if not resolved.exists():
         return "no such file"
     if anchor and resolved.is_file() and resolved.suffix.lower() in (".md", ".markdown"):
-        target_doc, _ = _load(resolved)
+        target_doc, _ = _load(root, resolved)
         if target_doc is not None and unquote(anchor).lower() not in target_doc.slugs:
             return f"no heading #{anchor} in {resolved.name}"
     return None

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from ops.checks import CheckContext
 from ops.errors import OpsError
 from ops.kms import Providers, scheme_of
+from ops.redact import SECRET_NAME  # keys whose example value is a stand-in by nature
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.envfile import EnvEntry, EnvFile, parse_env_file
 
@@ -30,9 +31,6 @@ PLACEHOLDER = re.compile(
       | \bchange[-_]?me\b | \byour[-_][\w-]*[-_]here\b | <[^>]+> | \bTODO\b | \bexample\b""",
     re.IGNORECASE | re.VERBOSE)
 UNRESOLVED = re.compile(r"\$\{([^}]*)\}")
-#: Keys whose example value is a stand-in by nature, so keeping it is a placeholder.
-SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|PWD|CREDENTIALS?|DSN|PRIVATE)",
-                         re.IGNORECASE)
 MAX_LISTED = 8
 #: The checks that read the .env's values: skipped, with the reason, when it cannot be read.
 VALUE_CHECKS = ("secrets.syntax", "secrets.duplicate", "secrets.required", "secrets.empty",
@@ -84,14 +82,14 @@ def _review(ctx: CheckContext) -> EnvReview:
     example_path = env_path.with_name(".env.example")
     if not example_path.exists():
         example_path = ctx.path(".env.example")
-    example = parse_env_file(example_path)
+    example = parse_env_file(example_path, ctx.root)
     configured = ctx.settings.secrets.required
     if configured is not None:
         required, source = list(configured), "ops.secrets.required"
     else:
         required = list(dict.fromkeys(e.key for e in example.entries))
         source = _rel(ctx, example_path)
-    return EnvReview(parse_env_file(env_path), example, required, source,
+    return EnvReview(parse_env_file(env_path, ctx.root), example, required, source,
                      Providers.from_settings(ctx.settings.secrets.providers))
 
 
@@ -100,6 +98,19 @@ def _rel(ctx: CheckContext, path: Path) -> str:
         return path.relative_to(ctx.root).as_posix()
     except ValueError:
         return str(path)
+
+
+def _ranges(lines: Iterable[int]) -> Iterator[str]:
+    """``3, 7-12, 20`` from line numbers: an unquoted private key is one range, not 27 numbers."""
+    ordered = sorted(set(lines))
+    start = prev = None
+    for line in [*ordered, None]:
+        if line is not None and prev is not None and line == prev + 1:
+            prev = line
+            continue
+        if start is not None:
+            yield str(start) if start == prev else f"{start}-{prev}"
+        start = prev = line
 
 
 def _listed(items: Iterable[str]) -> str:
@@ -131,12 +142,15 @@ def check_env_file(review: EnvReview) -> Iterator[Finding]:
 
 
 def check_syntax(review: EnvReview) -> Iterator[Finding]:
+    """Lines that are not ``KEY=value``, by number only: their text may be part of a secret
+    (the body of an unquoted private key), so not even a piece of it is shown."""
     bad = review.env.bad_lines
     name = review.env.path.name
     if bad:
         yield failed("secrets.syntax",
-                     f"{name}: {len(bad)} line(s) do not parse: line {_listed(map(str, bad))}",
-                     hint="each line must be KEY=value, `export KEY=value` or a # comment")
+                     f"{name}: {len(bad)} line(s) do not parse: line {_listed(_ranges(bad))}",
+                     hint="each line must be KEY=value, `export KEY=value` or a # comment; "
+                          'quote a multi-line value (KEY="-----BEGIN …")')
     else:
         yield passed("secrets.syntax", f"{name} parses cleanly")
 
@@ -155,6 +169,14 @@ def check_duplicates(review: EnvReview) -> Iterator[Finding]:
 
 
 def check_required(review: EnvReview) -> Iterator[Finding]:
+    example = review.example
+    from_template = review.required_source != "ops.secrets.required"
+    if from_template and example.exists and example.problem is not None:
+        yield failed("secrets.required",
+                     f"{example.path.name} {example.problem}: no template to compare against",
+                     hint=f"make {example.path.name} a regular UTF-8 file in the repository, "
+                          "or set ops.secrets.required")
+        return
     if not review.required:
         yield skipped("secrets.required",
                       "no .env.example and no ops.secrets.required: nothing to compare against")

@@ -128,6 +128,51 @@ def test_unparseable_line_fails_syntax_with_its_line_number_only(repo: GitRepo) 
     assert [k for k, s in statuses(found).items() if s is not Status.PASS] == ["secrets.syntax"]
 
 
+def all_text(found: dict[str, Finding]) -> str:
+    return "\n".join(f"{f.message} {f.hint or ''} {f.detail or ''}" for f in found.values())
+
+
+def test_bare_word_line_fails_syntax_by_line_number_and_is_no_key(repo: GitRepo) -> None:
+    word = "Kc" + secrets.token_hex(8)
+    write_env(repo, "".join(f"{k}={v}\n" for k, v in good_env().items()) + word + "\n")
+    found = check(repo)
+    assert found["secrets.syntax"].message == ".env: 1 line(s) do not parse: line 6"
+    assert word not in all_text(found)
+    assert found["secrets.typo"].status is Status.PASS
+
+
+def test_unquoted_multi_line_private_key_fails_syntax_as_one_range_showing_no_line(
+        repo: GitRepo) -> None:
+    body = [secrets.token_urlsafe(48).replace("-", "+").replace("_", "/") for _ in range(3)]
+    key = "\n".join([PEM_HEADER, *body, body[0][:20] + "==", "-----END RSA " "PRIVATE KEY-----"])
+    write_env(repo, "".join(f"{k}={v}\n" for k, v in good_env().items())
+              + f"TLS_KEY={key}\nAFTER=1\n")
+    found = check(repo)
+    assert found["secrets.syntax"].message == ".env: 6 line(s) do not parse: line 6-11"
+    assert "AFTER" in check_values(repo)
+    text = all_text(found)
+    assert not any(part[:12] in text for part in body)
+
+
+def test_quoted_multi_line_private_key_parses(repo: GitRepo) -> None:
+    key = "\n".join([PEM_HEADER, secrets.token_urlsafe(48), "-----END RSA " "PRIVATE KEY-----"])
+    write_env(repo, "".join(f"{k}={v}\n" for k, v in good_env().items()) + f'TLS_KEY="{key}"\n')
+    assert check(repo)["secrets.syntax"].status is Status.PASS
+
+
+def test_a_key_that_is_no_variable_name_fails_syntax_and_is_not_printed(repo: GitRepo) -> None:
+    write_env(repo, "".join(f"{k}={v}\n" for k, v in good_env().items()) + "EVIL\x1b[2J=1\n")
+    found = check(repo)
+    assert found["secrets.syntax"].message == ".env: 1 line(s) do not parse: line 6"
+    assert "\x1b" not in all_text(found)
+
+
+def check_values(repo: GitRepo) -> dict[str, str]:
+    from ops.runtime.envfile import parse_env_file
+
+    return parse_env_file(repo.path / ".env", repo.path).values()
+
+
 def test_key_set_twice_warns_duplicate_with_both_lines(repo: GitRepo) -> None:
     values = good_env()
     text = "".join(f"{k}={v}\n" for k, v in values.items()) + "LOG_LEVEL=debug\n"
