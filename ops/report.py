@@ -21,6 +21,7 @@ from xml.etree import ElementTree as ET
 
 from ops import __version__
 from ops.errors import UsageError
+from ops.redact import printable
 
 
 class Status(StrEnum):
@@ -194,7 +195,7 @@ def render_console(report: Report, *, colour: bool = False) -> str:
     lines: list[str] = [
         _RULE,
         f"  {TITLES.get(report.kind, report.kind.upper())} — {report.release}",
-        f"  {report.started_at:%Y-%m-%d %H:%M:%S} UTC · {report.project}"
+        f"  {report.started_at:%Y-%m-%d %H:%M:%S} UTC · {printable(report.project)}"
         + ("  · strict" if report.strict else ""),
         _RULE,
     ]
@@ -203,9 +204,10 @@ def render_console(report: Report, *, colour: bool = False) -> str:
         lines += ["", f"[{number}/{total}] {section.title}  ({section.duration_s:.2f}s)"]
         for finding in section.findings:
             mark = label(finding.status, colour=colour)
-            lines.append(f"  {mark} {finding.message}  ({finding.id})")
+            # names in messages (keys, labels, files) may hold terminal escapes: shown escaped
+            lines.append(f"  {mark} {printable(finding.message)}  ({finding.id})")
             if finding.hint and finding.status is not Status.PASS:
-                lines.append(f"           → {finding.hint}")
+                lines.append(f"           → {printable(finding.hint)}")
     passed_sections = sum(1 for s in report.sections if s.ok(strict=report.strict)
                           and s.status is not Status.SKIP)
     skipped_sections = sum(1 for s in report.sections if s.status is Status.SKIP)
@@ -308,7 +310,7 @@ def emit(report: Report, *, fmt: str | None, output: Path | None,
     if output is not None:
         atomic_write_text(output, render(report, chosen))
         out.write(render_console(report, colour=use_colour(out)))
-        out.write(f"  Report written to {output} ({chosen})\n")
+        out.write(f"  Report written to {printable(str(output))} ({chosen})\n")
     elif chosen == "text":
         out.write(render_console(report, colour=use_colour(out)))
     else:

@@ -17,6 +17,7 @@ from ops.config import defaults
 from ops.deploy import backup_tasks
 from ops.deploy import tasks as deploy_tasks
 from ops.errors import ChecksFailed, UsageError
+from ops.redact import install_log_redaction, masked_settings
 from ops.release import notes_tasks
 from ops.release import tasks as release_tasks
 from ops.taskkit import boundary, optional_path, project_root, settings_from
@@ -67,14 +68,18 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
 @task(auto_shortflags=False, help={"env": "show only this environment's settings"})
 @boundary
 def config(c: Context, env: str = "") -> None:
-    """Show the effective settings: defaults, invoke.yaml and INVOKE_OPS_* merged and validated."""
+    """Show the effective settings: defaults, invoke.yaml and INVOKE_OPS_* merged and validated.
+
+    Credentials in URLs and the values of secret-looking keys are masked (``ops.redact``): this
+    output is pasted into tickets and chat.
+    """
     import yaml
 
     settings = settings_from(c)
     data = settings.environment(env).model_dump(mode="json") if env else \
         settings.model_dump(mode="json")
-    sys.stdout.write(yaml.safe_dump({"ops": data} if not env else {env: data}, sort_keys=False,
-                                    allow_unicode=True))
+    shown = masked_settings({"ops": data} if not env else {env: data})
+    sys.stdout.write(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True))
 
 
 @task(auto_shortflags=False, positional=["version"], help={
@@ -137,6 +142,10 @@ def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False)
     wanted = None if version in {"", "previous", "-"} else version
     run(project_root(c, settings), settings, env, wanted, with_db=with_db)
 
+
+# `invoke --debug` logs every configuration source verbatim, invoke.yaml's URLs included; the
+# collection is imported before Invoke reads invoke.yaml, so the filter is in place in time.
+install_log_redaction()
 
 ns = Collection()
 for topic_task in (

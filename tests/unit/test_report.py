@@ -131,3 +131,26 @@ def test_format_follows_flag_then_extension(fmt: str | None, output: str | None,
 def test_unknown_format_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown format 'yaml'"):
         choose_format("yaml", None)
+
+
+def test_console_escapes_terminal_escapes_in_messages_and_hints() -> None:
+    report = Report(release="v0.2.0", project="/srv/demo\x1b]0;owned\x07", sections=[
+        Section("migrations", "Database Migrations", [
+            Finding("migrations.redis_schema", Status.FAIL, "key sess\x1b[2J:1 is a string",
+                    hint="delete \x1b[31msess"),
+        ])])
+    text = render_console(report)
+    assert "\x1b" not in text
+    assert "key sess\\x1b[2J:1 is a string" in text
+    assert "delete \\x1b[31msess" in text
+    assert "/srv/demo\\x1b]0;owned\\x07" in text
+
+
+def test_json_keeps_the_raw_name_json_escaped() -> None:
+    report = Report(release="v0.2.0", project="/srv/demo", sections=[
+        Section("migrations", "Database Migrations", [
+            Finding("migrations.redis_schema", Status.FAIL, "key sess\x1b[2J:1"),
+        ])])
+    text = render_json(report)
+    assert "\x1b" not in text
+    assert json.loads(text)["sections"][0]["findings"][0]["message"] == "key sess\x1b[2J:1"
