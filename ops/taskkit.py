@@ -80,6 +80,23 @@ def boundary(body: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def install_sigterm_as_interrupt() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread, as Ctrl-C does (DESIGN.md: 130).
+
+    So a task's cleanup runs the same way for both (children stopped, partial output removed,
+    an audit line written) and ``boundary`` exits 130. A no-op off the main thread (Python
+    allows signal handlers only there); installing twice is harmless.
+    """
+    import signal
+    import threading
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def _as_git_failure(exc: Exception) -> OpsError | None:
     """GitPython's GitCommandError as ops' one-line GitFailed (None for anything else)."""
     if type(exc).__module__.split(".")[0] != "git":  # GitPython is imported only where used

@@ -5,8 +5,15 @@ A backup is a directory ``<backup.dir>/<env>/<UTC timestamp>_<version>/`` holdin
 ``backup.json``. It is built in a dot-prefixed sibling directory that listing ignores and renamed
 into place only once it has been verified: pg_restore reads the archive's table of contents,
 backup.json is written, read back, and every file is hashed again against it. Anything that goes
-wrong on the way deletes the partial directory, so a backup that is listed is a backup that
-restores.
+wrong on the way (the database stopping, a full disk, SIGINT or SIGTERM) stops pg_dump, deletes the
+partial directory and appends an audit line with the reason, so a backup that is listed is a
+backup that restores.
+
+Retention (``prune``) keeps the newest ``backup.keep`` ordinary backups and, counted apart, the
+newest ``backup.keep`` safety backups (``label: safety``, taken by restore before it overwrites
+anything); never the newest complete backup, the one the current deployment took before it ran,
+or one that a live process is restoring from (``pinned``: a ``.restoring`` file in the backup,
+honoured by every process's prune).
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ import json
 import os
 import re
 import shutil
+import socket
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Collection
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +39,8 @@ from ops import __version__
 from ops.atomic import atomic_write_text, fsync_dir
 from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, read_events, record
-from ops.deploy.lock import pid_alive
-from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
+from ops.deploy.lock import _process_start, pid_alive
+from ops.errors import ConfigError, DeployFailed, OpsError, UnavailableError, UsageError
 from ops.hashing import hash_files, sha256_file
 from ops.redact import mask_url, scrub
 from ops.runtime import postgres as pg
@@ -43,6 +53,11 @@ PG_FILE = "postgres.dump"
 REDIS_FILE = "redis.tmdump"
 FORMAT = 1
 PARTIAL_PREFIX = ".partial-"
+DELETING_PREFIX = ".deleting-"
+#: The label of the backups restore takes of the current state before it overwrites it.
+SAFETY_LABEL = "safety"
+#: Inside a backup directory while a process restores from it: retention leaves it alone.
+PIN_FILE = ".restoring"
 _ID_TIME = "%Y%m%dT%H%M%SZ"
 
 #: ``progress(phase, bytes_done)``: called every few hundred ms while a dump is written.
@@ -70,6 +85,15 @@ class Backup:
     @property
     def label(self) -> str | None:
         value = self.meta.get("label")
+        return str(value) if value else None
+
+    @property
+    def is_safety(self) -> bool:
+        return self.label == SAFETY_LABEL
+
+    @property
+    def restore_of(self) -> str | None:
+        value = self.meta.get("restore_of")
         return str(value) if value else None
 
     @property
@@ -124,6 +148,8 @@ class Targets:
 
 
 def targets(root: Path, settings: Settings, env: str) -> Targets:
+    """The environment's URLs, each checked the way its client reads it (a ``ConfigError``
+    naming where it came from, before anything runs)."""
     env_settings = settings.environment(env)
     database = service_url(root, env_settings.env_file, env_settings.database_url, "DATABASE_URL")
     redis = service_url(root, env_settings.env_file, env_settings.redis_url, "REDIS_URL")
@@ -132,6 +158,16 @@ def targets(root: Path, settings: Settings, env: str) -> Targets:
             f"environment {env!r} has neither a database nor a Redis to back up",
             hint=f"set DATABASE_URL / REDIS_URL in {env_settings.env_file} or "
                  f"ops.environments.{env}.database_url / redis_url")
+
+    def where(configured: str | None, setting: str, variable: str) -> str:
+        return (f"ops.environments.{env}.{setting}" if configured
+                else f"{variable} in {env_settings.env_file}")
+
+    if database:
+        pg.libpq_params(database, key=where(env_settings.database_url, "database_url",
+                                            "DATABASE_URL"))
+    if redis:
+        rds.url_db_index(redis, key=where(env_settings.redis_url, "redis_url", "REDIS_URL"))
     return Targets(database, redis)
 
 
@@ -174,13 +210,16 @@ def find_backup(root: Path, settings: Settings, env: str, backup_id: str) -> Bac
 def create_backup(root: Path, settings: Settings, env: str, *, label: str | None = None,
                   version: str | None = None, dry_run: bool = False,
                   progress: ProgressFn | None = None, protect: Collection[str] = (),
-                  out: TextIO | None = None) -> Backup:
+                  out: TextIO | None = None, restore_of: str | None = None) -> Backup:
     """Back up the environment's Postgres and Redis into a new verified backup directory.
 
     ``version`` is the release running now (default: the last successful deploy or rollback of
     ``env`` in the audit log, else ``unknown``). ``protect`` names backups retention must keep
-    besides the newest ones (restore protects the backup it is about to read).
+    besides the newest ones (restore protects the backup it is about to read). ``restore_of``
+    makes it a safety backup (``label: safety``) of the state before that backup's restore.
     """
+    if restore_of is not None:
+        label = SAFETY_LABEL
     started = time.perf_counter()
     now = datetime.now(UTC)
     found = targets(root, settings, env)
@@ -203,6 +242,8 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
         meta.update({"format": FORMAT, "id": backup_id, "env": env, "label": label,
                      "version": version, "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "tminus_version": __version__})
+        if restore_of is not None:
+            meta["restore_of"] = restore_of
         meta["duration_s"] = round(time.perf_counter() - started, 3)
         _seal(partial, meta)
         partial.rename(final)
@@ -215,7 +256,7 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
                 action="backup", env=env, result="failed", to_version=version,
                 duration_s=time.perf_counter() - started,
                 details={"backup_id": backup_id, "label": label,
-                         "error": failure.message if failure else type(exc).__name__}))
+                         "error": failure.message if failure else _reason(exc)}))
         if failure is not None and failure is not exc:
             raise failure from None
         raise
@@ -228,9 +269,18 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
     return backup
 
 
+def _reason(exc: BaseException) -> str:
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+
+
 def _as_ops_error(exc: BaseException, partial: Path) -> OpsError | None:
     if isinstance(exc, OpsError):
         return exc
+    if type(exc).__module__.split(".")[0] == "psycopg":  # the snapshot or the row counts
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return DeployFailed(f"Postgres stopped answering during the backup ({first}); "
+                            "nothing was kept",
+                            hint="check that the database runs, then back up again")
     if isinstance(exc, OSError):
         what = exc.strerror or type(exc).__name__
         return DeployFailed(f"backup failed writing {partial.parent}: {what}; nothing was kept",
@@ -294,24 +344,32 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
                    alongside: Callable[[], dict[str, Any]] | None = None
                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """pg_dump under an exported snapshot while the same snapshot counts every table's rows
-    (and ``alongside`` runs in a third thread); returns both results."""
-    with pg.exported_snapshot(url) as (conn, snapshot), ThreadPoolExecutor(3) as pool:
-        runner.env = pg.client_env(url)
+    (and ``alongside`` runs in another thread); returns both results.
+
+    pg_dump runs from this (the main) thread, so an interruption (Ctrl-C, or SIGTERM through
+    ``ops.taskkit.install_sigterm_as_interrupt``) stops it before the partial directory goes.
+    """
+    with pg.exported_snapshot(url) as (conn, snapshot), ThreadPoolExecutor(2) as pool:
         dump_started = time.perf_counter()
-        dump: Future[Completed] = pool.submit(
-            runner.run, pg.pg_dump_argv(url, target, snapshot=snapshot), check=False)
+        dump = _Child(pg.pg_dump_argv(url, target, snapshot=snapshot), pg.client_env(url))
         side = pool.submit(alongside) if alongside is not None else None
         facts = pool.submit(_facts, conn)
+
+        def tick() -> None:
+            if progress:
+                progress("postgres", _size(target))
+
         try:
-            while not _wait(dump, 0.25):
-                if progress:
-                    progress("postgres", _size(target))
-            _check_dump(dump.result(), url)
+            _check_dump(dump.wait(tick), url)
             dump_s = time.perf_counter() - dump_started
             counts, revision, server = facts.result()
             other = side.result() if side is not None else None
         except BaseException:
-            conn.cancel()
+            dump.stop()
+            # the dump's own error is the one that matters: a stopped database cannot be
+            # cancelled ("cancel failed"), and that must not replace it
+            with contextlib.suppress(Exception):
+                conn.cancel()
             raise
     if progress:
         progress("postgres", _size(target))
@@ -325,14 +383,50 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
             "pg_dump_version": pg.tool_version(pg.pg_dump_version_argv())}, other
 
 
+class _Child:
+    """A client tool running in the background whose stderr is collected, stoppable at once."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        if shutil.which(argv[0]) is None:
+            raise UnavailableError(f"{argv[0]} is not installed or not on PATH")
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env)
+        self._stderr: list[bytes] = []
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        if self.proc.stderr is not None:
+            self._stderr.append(self.proc.stderr.read())
+
+    def wait(self, tick: Callable[[], object], every_s: float = 0.25) -> Completed:
+        """Until the child exits (it is bounded by itself), calling ``tick`` every ``every_s``."""
+        while True:
+            try:
+                returncode = self.proc.wait(timeout=every_s)
+                break
+            except subprocess.TimeoutExpired:
+                tick()
+        self._drain.join(timeout=5)
+        stderr = b"".join(self._stderr).decode("utf-8", "replace")
+        return Completed(self.argv, returncode, "", stderr)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``; reaped either way (no orphan, no zombie)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
 def _facts(conn: Any) -> tuple[dict[str, int], str | None, str]:
     return pg.row_counts(conn), pg.alembic_revision(conn), pg.server_version(conn)
-
-
-def _wait(future: Future[Any], seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        future.result(timeout=seconds)
-    return future.done()
 
 
 def _size(path: Path) -> int:
@@ -342,14 +436,36 @@ def _size(path: Path) -> int:
         return 0
 
 
+#: pg_dump's words for "the server went away" (a stop, a crash, a restart, the network).
+_SERVER_GONE = ("server closed the connection", "terminating connection",
+                "could not receive data from server", "could not send data to server",
+                "no connection to the server", "the database system is shutting down",
+                "Connection refused", "SSL SYSCALL error")
+
+
 def _check_dump(done: Completed, url: str) -> None:
     if done.ok:
         return
     if done.returncode < 0:
         raise DeployFailed(f"pg_dump was killed (signal {-done.returncode}); nothing was kept")
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    reason = scrub(lines[-1] if lines else "no output", url).removeprefix("pg_dump: error: ")
+    reason = _pg_dump_reason(done.stderr, url)
+    if any(words in done.stderr for words in _SERVER_GONE):
+        raise DeployFailed(f"Postgres stopped answering during the backup (pg_dump: {reason}); "
+                           "nothing was kept",
+                           hint="check that the database runs, then back up again")
     raise DeployFailed(f"pg_dump failed (exit {done.returncode}): {reason}")
+
+
+def _pg_dump_reason(stderr: str, url: str) -> str:
+    """pg_dump's error line, and the server's message when it quoted one, as one line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    error = next((line for line in lines if "error:" in line), lines[-1] if lines else "")
+    reason = error.removeprefix("pg_dump: ").removeprefix("error: ")
+    server = next((line.split("Error message from server:", 1)[1].strip() for line in lines
+                   if "Error message from server:" in line), "")
+    if server and server not in reason:
+        reason = f"{reason.rstrip('.')}: {server}"
+    return scrub(reason or "no output", url)
 
 
 def _seal(partial: Path, meta: dict[str, Any]) -> None:
@@ -433,30 +549,108 @@ def pre_deploy_backup_id(root: Path, settings: Settings, env: str) -> str | None
 
 def prune(root: Path, settings: Settings, env: str, *, protect: Collection[str] = ()
           ) -> list[str]:
-    """Delete all but the newest ``backup.keep`` backups, never the pre-deploy one.
+    """Delete old backups; returns the ids deleted.
 
-    A doomed backup is first renamed to a dot-prefixed name, so listing never shows one that is
-    half deleted. Partial directories left by a process that no longer runs are removed too.
+    Kept: the newest ``backup.keep`` ordinary backups and, counted apart, the newest
+    ``backup.keep`` safety backups; the newest complete backup whatever it is; the one the
+    latest successful deploy took first; those in ``protect``; and every backup a live process
+    is restoring from (``pinned``). A doomed backup is first renamed to a dot-prefixed name, so
+    listing never shows one that is half deleted, and given back if a restore pinned it in the
+    meantime. Partial and half-deleted directories of processes that no longer run go too.
     """
-    keep = {b.id for b in list_backups(root, settings, env)[: settings.backup.keep]}
+    backups = list_backups(root, settings, env)
+    count = settings.backup.keep
+    keep = {b.id for b in [b for b in backups if not b.is_safety][:count]}
+    keep |= {b.id for b in [b for b in backups if b.is_safety][:count]}
     keep |= set(protect)
+    if backups:
+        keep.add(backups[0].id)
     protected = pre_deploy_backup_id(root, settings, env)
     if protected:
         keep.add(protected)
     base = backups_dir(root, settings, env)
     removed = []
-    for backup in list_backups(root, settings, env):
-        if backup.id in keep:
+    for backup in backups:
+        if backup.id in keep or pinned(backup.path):
             continue
-        doomed = backup.path.with_name(f".deleting-{backup.id}")
-        backup.path.rename(doomed)
+        doomed = backup.path.with_name(f"{DELETING_PREFIX}{backup.id}")
+        try:
+            backup.path.rename(doomed)
+        except OSError:  # another process pruned it first
+            continue
+        if pinned(doomed):  # a restore pinned it between our look and the rename
+            with contextlib.suppress(OSError):
+                doomed.rename(backup.path)
+            continue
         shutil.rmtree(doomed, ignore_errors=True)
         removed.append(backup.id)
     for stale in base.glob(f"{PARTIAL_PREFIX}*"):
         pid = stale.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
+    for stale in base.glob(f"{DELETING_PREFIX}*"):  # a prune that was killed half-way
+        if not pinned(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     return removed
 
 
-    return True
+# --- pinning a backup against retention ----------------------------------------------------------
+
+
+def _pin_text() -> str:
+    pid = os.getpid()
+    return json.dumps({"pid": pid, "pid_start": _process_start(pid),
+                       "host": socket.gethostname()}, sort_keys=True) + "\n"
+
+
+def pinned(path: Path) -> bool:
+    """A live process (or one on another host, which cannot be checked) restores from ``path``.
+
+    The pin of a process that is gone (a restore killed with SIGKILL) is ignored.
+    """
+    try:
+        pin = json.loads((path / PIN_FILE).read_text(encoding="utf-8"))
+        pid, start, host = int(pin["pid"]), pin.get("pid_start"), pin.get("host")
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, TypeError, KeyError):
+        return True  # unreadable: being written right now, or foreign; err on the kept side
+    if host != socket.gethostname():
+        return True
+    return pid_alive(pid, str(start) if start is not None else None)
+
+
+@contextlib.contextmanager
+def pin(backup: Backup, *, settle_s: float = 2.0) -> Iterator[Backup]:
+    """Pin ``backup`` against every process's retention for the block; yields it re-read.
+
+    A prune that had already renamed the directory when the pin was written gives it back
+    (see ``prune``); this waits up to ``settle_s`` for that. ``DeployFailed`` when the backup
+    is gone (retention deleted it before it could be pinned).
+    """
+    text = _pin_text()
+    gone = DeployFailed(f"backup {backup.id} was deleted by retention before the restore could "
+                        "pin it; nothing was changed", hint="choose another backup")
+    try:
+        atomic_write_text(backup.path / PIN_FILE, text, mode=0o600)
+    except FileNotFoundError:
+        raise gone from None
+    try:
+        deadline = time.monotonic() + settle_s
+        while (current := Backup.load(backup.path)) is None \
+                or _read(backup.path / PIN_FILE) != text:
+            if time.monotonic() >= deadline:
+                raise gone
+            time.sleep(0.05)
+        yield current
+    finally:
+        if _read(backup.path / PIN_FILE) == text:
+            with contextlib.suppress(OSError):
+                (backup.path / PIN_FILE).unlink()
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None

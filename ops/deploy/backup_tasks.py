@@ -11,7 +11,13 @@ from typing import Any
 from invoke.context import Context
 from invoke.tasks import task
 
-from ops.taskkit import boundary, project_root, say, settings_from
+from ops.taskkit import (
+    boundary,
+    install_sigterm_as_interrupt,
+    project_root,
+    say,
+    settings_from,
+)
 
 LINE_EVERY_S = 5.0
 
@@ -85,6 +91,7 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
     """Back up an environment's Postgres and Redis into a verified backup directory."""
     from ops.deploy.backup import create_backup
 
+    install_sigterm_as_interrupt()  # SIGTERM: pg_dump stopped, partial removed, audited, 130
     settings = settings_from(c)
     root = project_root(c, settings)
     with progress_reporter() as progress:
@@ -108,19 +115,22 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
     "env": "environment to restore into (default: production)",
     "yes": "do not ask for confirmation (required when stdin is not a terminal)",
     "dry-run": "verify the backup and print the steps; change nothing",
+    "lock-wait": "seconds to wait for a deploy's lock before giving up (default 0)",
 })
 @boundary
 def restore(c: Context, backup_id: str, env: str = "production", yes: bool = False,
-            dry_run: bool = False) -> None:
-    """Restore an environment's Postgres and Redis from a backup (after a safety backup)."""
+            dry_run: bool = False, lock_wait: float = 0.0) -> None:
+    """Restore an environment's Postgres and Redis from a backup, all or nothing (after a safety
+    backup, under the environment's deploy lock)."""
     from ops.deploy.restore import restore_backup
 
+    install_sigterm_as_interrupt()
     settings = settings_from(c)
     root = project_root(c, settings)
     confirm = _ask if sys.stdin.isatty() else None
     with progress_reporter() as progress:
         result = restore_backup(root, settings, env, backup_id, assume_yes=yes, dry_run=dry_run,
-                                confirm=confirm, progress=progress)
+                                confirm=confirm, progress=progress, lock_wait_s=lock_wait)
     if result.dry_run:
         say(f"dry run: backup {result.backup.id} verified; nothing was changed")
         return
@@ -132,6 +142,12 @@ def restore(c: Context, backup_id: str, env: str = "production", yes: bool = Fal
     safety = f"; previous state saved as {result.safety_backup.id}" if result.safety_backup else ""
     say(f"restored {result.backup.id} into {env} and verified ({', '.join(parts)}) in "
         f"{result.duration_s:.1f}s{safety}")
+
+
+def _label(backup: Any) -> str:
+    if backup.is_safety and backup.restore_of:
+        return f"safety (before restore of {backup.restore_of})"
+    return str(backup.label or "")
 
 
 def _ask(question: str) -> bool:
@@ -159,7 +175,7 @@ def backups(c: Context, env: str = "production") -> None:
     rows = [[b.id + (" *" if b.id == pinned else ""), b.created_at, b.version,
              human_bytes(b.size_bytes), b.alembic_revision or "-",
              "-" if b.postgres is None else sum(b.row_counts.values()),
-             "-" if b.redis_keys is None else b.redis_keys, b.label or ""] for b in found]
+             "-" if b.redis_keys is None else b.redis_keys, _label(b)] for b in found]
     say(tabulate(rows, headers=["id", "created (UTC)", "version", "size", "alembic", "rows",
                                 "redis keys", "label"], disable_numparse=[4]))
     if pinned in {b.id for b in found}:

@@ -1,25 +1,41 @@
-"""Restore an environment's Postgres and Redis from a backup, proving the result afterwards.
+"""Restore an environment's Postgres and Redis from a backup: all or nothing, under the lock.
 
-The order is the safety argument: the backup is verified (checksums, pg_restore reads it, the
-Redis file parses) before anything is touched; a safety backup of the current state is taken next
-(and kept by retention); Postgres is restored in place in one transaction (see
-``ops.runtime.postgres.apply_restore``: all or nothing, objects newer than the backup included);
-Redis's db index is flushed and refilled; finally every table's row count, the alembic revision
-and the Redis key count are compared with backup.json. A failure after the safety backup names it,
-so the previous state is one command away.
+The order is the safety argument:
+
+1. The environment's deploy lock is taken (a deploy, rollback or scale holding it makes the
+   restore refuse, naming the holder), and the backup is pinned so that no process's retention
+   deletes it while it is read; then it is verified (checksums, pg_restore reads it, the Redis
+   file parses).
+2. A spare, empty db index of the Redis server is claimed (SWAPDB needs Redis 4.0; no spare
+   index, or an older Redis, refuses before anything is touched), and a safety backup of the
+   current state is taken (``label: safety``; retention keeps it apart from ``keep``).
+3. Redis: every key is RESTOREd into the spare index; no client of the real index sees anything.
+4. Postgres is restored in place in one transaction (``ops.runtime.postgres.apply_restore``),
+   verified inside it (every table's row count and the alembic revision against backup.json)
+   before COMMIT.
+5. ``SWAPDB`` makes the staged keys the real index's content in one atomic step, checked against
+   the backup's key count; the previous keys, now in the spare index, are dropped.
+
+A failure in 3 or 4 leaves both stores exactly as they were (the staged keys are discarded, the
+transaction rolls back). A failure in 5, after Postgres committed, returns Postgres to its state
+before the restore from the safety backup, automatically. Every failure message says what state
+the stores are in and names the safety backup.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from ops.config import Settings, resolve_path
-from ops.deploy.audit import AuditEvent, record
+from ops.deploy.audit import AuditEvent, _who, record
 from ops.deploy.backup import (
     PG_FILE,
     REDIS_FILE,
@@ -29,9 +45,11 @@ from ops.deploy.backup import (
     create_backup,
     deployed_version,
     find_backup,
+    pin,
     targets,
     verify_backup,
 )
+from ops.deploy.lock import LockInfo, _process_start, deploy_lock, lock_path, pid_alive
 from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
 from ops.redact import mask_url
 from ops.runtime import postgres as pg
@@ -53,20 +71,22 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
                    assume_yes: bool = False, dry_run: bool = False,
                    confirm: Callable[[str], bool] | None = None,
                    progress: ProgressFn | None = None, out: TextIO | None = None,
-                   safety_backup: bool = True) -> RestoreResult:
-    """Replace ``env``'s database and Redis content with backup ``backup_id``.
+                   safety_backup: bool = True, lock_wait_s: float = 0.0) -> RestoreResult:
+    """Replace ``env``'s database and Redis content with backup ``backup_id``, all or nothing.
 
     Without ``assume_yes`` the caller must pass ``confirm`` (a question → yes/no prompt); with
-    neither, nothing is done. ``safety_backup=False`` is for a caller that has just taken one.
+    neither, nothing is done. ``safety_backup=False`` is for a caller that has just taken one
+    (without it, a failure after Postgres committed cannot give Postgres back). ``lock_wait_s``:
+    how long to wait for a deploy that holds the environment's lock.
     """
     started = time.perf_counter()
     backup = find_backup(root, settings, env, backup_id)
     found = targets(root, settings, env)
     _check_coverage(backup, found, env)
-    verify_backup(backup)
     stream = out or sys.stdout
     audit_path = resolve_path(root, settings.audit_log)
     if dry_run:
+        verify_backup(backup)
         _describe_dry_run(root, settings, env, backup, found, stream)
         record(audit_path, AuditEvent(action="restore", env=env, result="dry_run",
                                       to_version=backup.version,
@@ -75,28 +95,53 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
                              backup.redis_keys, time.perf_counter() - started, dry_run=True)
     _confirmed(backup, env, assume_yes=assume_yes, confirm=confirm)
     current = deployed_version(root, settings, env)
-    safety: Backup | None = None
+    safety: list[Backup] = []  # filled once taken: the failure path names it
     try:
-        if safety_backup:
-            safety = create_backup(root, settings, env, label=f"before restore of {backup.id}",
-                                   version=current, progress=progress, protect={backup.id})
-        result = _restore(backup, found, safety, started, progress)
+        with _environment_lock(root, env, backup, lock_wait_s, stream), \
+                pin(backup) as pinned:
+            verify_backup(pinned)
+            result = _restore(root, settings, env, pinned, found, current,
+                              safety if safety_backup else None, started, progress, stream)
     except BaseException as exc:
-        message = exc.message if isinstance(exc, OpsError) else type(exc).__name__
+        message = exc.message if isinstance(exc, OpsError) else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
         record(audit_path, AuditEvent(
             action="restore", env=env, result="failed", from_version=current,
             to_version=backup.version, duration_s=time.perf_counter() - started,
-            details={"backup_id": backup.id, "safety_backup_id": safety.id if safety else None,
-                     "error": message}))
-        if safety is not None and isinstance(exc, OpsError) and exc.hint is None:
-            exc.hint = f"the state before the restore is in backup {safety.id}"
+            details={"backup_id": backup.id,
+                     "safety_backup_id": safety[0].id if safety else None, "error": message}))
         raise
     record(audit_path, AuditEvent(
         action="restore", env=env, result="success", from_version=current,
         to_version=backup.version, duration_s=result.duration_s,
-        details={"backup_id": backup.id, "safety_backup_id": safety.id if safety else None,
+        details={"backup_id": backup.id,
+                 "safety_backup_id": result.safety_backup.id if result.safety_backup else None,
                  "tables": result.tables, "rows": result.rows, "redis_keys": result.redis_keys}))
     return result
+
+
+@contextlib.contextmanager
+def _environment_lock(root: Path, env: str, backup: Backup, wait_s: float,
+                      out: TextIO) -> Iterator[None]:
+    """The environment's deploy lock for the restore (``LockHeld``, exit 1, naming the holder,
+    as for a deploy); not taken again when this very process holds it (``rollback --with-db``
+    restores inside the rollback's lock)."""
+    path = lock_path(root, env)
+    info = LockInfo(env=env, action="restore", version=backup.version, holder=_who())
+    try:
+        holder = LockInfo.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        holder = None
+    if holder is not None and holder.pid == os.getpid() \
+            and holder.host == socket.gethostname():
+        yield
+        return
+    def say(line: str) -> None:
+        out.write(f"{line}\n")
+
+    with deploy_lock(root, info, wait_s=wait_s, warn=lambda m: say(f"warning: {m}"),
+                     progress=say):
+        yield
 
 
 def _check_coverage(backup: Backup, found: Targets, env: str) -> None:
@@ -124,55 +169,118 @@ def _confirmed(backup: Backup, env: str, *, assume_yes: bool,
 
 def _describe_dry_run(root: Path, settings: Settings, env: str, backup: Backup, found: Targets,
                       out: TextIO) -> None:
-    create_backup(root, settings, env, label=f"before restore of {backup.id}", dry_run=True,
-                  out=out)
+    out.write(f"[dry-run] take the {env} deploy lock ({lock_path(root, env)}) and pin "
+              f"backup {backup.id} against retention\n")
+    create_backup(root, settings, env, restore_of=backup.id, dry_run=True, out=out)
+    if backup.redis and found.redis_url:
+        out.write(f"[dry-run] redis RESTORE {backup.redis_keys} keys into a spare empty db index "
+                  f"of {mask_url(found.redis_url)} (nothing visible yet)\n")
     if backup.postgres and found.database_url:
         pg.apply_restore(found.database_url, backup.path / PG_FILE, [], dry_run=True, echo=out)
     if backup.redis and found.redis_url:
-        out.write(f"[dry-run] redis FLUSHDB + RESTORE {backup.redis_keys} keys into "
-                  f"{mask_url(found.redis_url)}\n")
+        out.write(f"[dry-run] redis SWAPDB the spare index with db "
+                  f"{rds.url_db_index(found.redis_url)}, then drop the previous keys\n")
 
 
-def _restore(backup: Backup, found: Targets, safety: Backup | None, started: float,
-             progress: ProgressFn | None) -> RestoreResult:
-    problems: list[str] = []
-    rows = tables = 0
-    if backup.postgres and found.database_url:
-        if progress:
-            progress("restore postgres", 0)
+def _restore(root: Path, settings: Settings, env: str, backup: Backup, found: Targets,
+             current: str, safety: list[Backup] | None, started: float,
+             progress: ProgressFn | None, out: TextIO) -> RestoreResult:
+    """Steps 2-5 of the module docstring; on failure, the state named in the message."""
+    staging = _claim_spare(found.redis_url) if backup.redis and found.redis_url else None
+    committed = False
+    try:
+        if safety is not None:
+            safety.append(create_backup(root, settings, env, version=current, progress=progress,
+                                        protect={backup.id}, restore_of=backup.id))
+        if staging is not None:
+            _phase(progress, "restore redis")
+            rds.stage_keys(staging, backup.path / REDIS_FILE)
+        if backup.postgres and found.database_url:
+            _phase(progress, "restore postgres")
+            with pg.connect(found.database_url) as conn:
+                schemas = pg.user_schemas(conn)
+            pg.apply_restore(found.database_url, backup.path / PG_FILE, schemas,
+                             verify_sql=pg.verify_restore_sql(backup.row_counts,
+                                                              backup.alembic_revision))
+            committed = True
+        keys: int | None = None
+        if staging is not None:
+            _phase(progress, "swap redis")
+            keys = rds.swap_in(staging, backup.redis_keys or 0)
+    except BaseException as exc:
+        state = _after_failure(backup, found, staging, committed,
+                               safety[0] if safety else None)
+        if isinstance(exc, OpsError):
+            exc.message = f"restore of {backup.id} failed: {exc.message}; {state}"
+            raise
+        if isinstance(exc, KeyboardInterrupt):
+            out.write(f"restore of {backup.id} interrupted; {state}\n")
+            raise
+        raise DeployFailed(f"restore of {backup.id} failed ({type(exc).__name__}); "
+                           f"{state}") from exc
+    finally:
+        if staging is not None:
+            with contextlib.suppress(Exception):  # a Redis that went away: nothing to clean
+                rds.discard(staging)
+            staging.target.close()
+    return RestoreResult(backup, safety[0] if safety else None, len(backup.row_counts),
+                         sum(backup.row_counts.values()), keys, time.perf_counter() - started)
+
+
+def _phase(progress: ProgressFn | None, name: str) -> None:
+    if progress:
+        progress(name, 0)
+
+
+def _claim_spare(url: str) -> rds.Staging:
+    client = rds.connect(url)
+    try:
+        return rds.claim_spare(client, owner=_claim_owner(), stale=_stale_claim)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _claim_owner() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def _stale_claim(claim: bytes) -> bool:
+    """A spare index claimed by a restore on this host whose process is gone (SIGKILL)."""
+    owner = claim.decode("utf-8", "replace").split(" ", 1)[0]
+    host, _, rest = owner.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not pid_alive(int(pid), None if start in {"", "None"} else start)
+
+
+def _after_failure(backup: Backup, found: Targets, staging: rds.Staging | None, committed: bool,
+                   safety: Backup | None) -> str:
+    """Put back what the failed restore changed; returns the stores' state, for the message."""
+    saved = f" (the state before the restore is saved as backup {safety.id})" if safety else ""
+    if staging is not None and staging.swapped is None:
+        postgres = "holds the backup's data" if committed else "is unchanged"
+        return (f"Redis stopped answering during the swap, so whether db {staging.target_db} "
+                f"holds the backup's keys is unknown; Postgres {postgres}{saved}")
+    needs_undo = committed and staging is not None and staging.swapped is False
+    if not needs_undo:
+        done = committed or (staging is not None and staging.swapped)
+        return f"the restore had completed{saved}" if done else f"nothing was changed{saved}"
+    if safety is None or not found.database_url:
+        return ("Postgres holds the backup's data but Redis its previous keys, and there is no "
+                "safety backup to return Postgres to its previous state")
+    try:
         with pg.connect(found.database_url) as conn:
             schemas = pg.user_schemas(conn)
-        pg.apply_restore(found.database_url, backup.path / PG_FILE, schemas)
-        with pg.connect(found.database_url) as conn:
-            counts = pg.row_counts(conn)
-            revision = pg.alembic_revision(conn)
-        problems += _compare_counts(backup.row_counts, counts)
-        if revision != backup.alembic_revision:
-            problems.append(f"alembic revision {revision} (backup: {backup.alembic_revision})")
-        tables, rows = len(counts), sum(counts.values())
-    keys: int | None = None
-    if backup.redis and found.redis_url:
-        if progress:
-            progress("restore redis", 0)
-        client = rds.connect(found.redis_url)
-        try:
-            rds.import_keys(client, backup.path / REDIS_FILE)
-            keys = rds.key_count(client)
-        finally:
-            client.close()
-        if keys != backup.redis_keys:
-            problems.append(f"Redis holds {keys} keys (backup: {backup.redis_keys})")
-    if problems:
-        where = f"; the previous state is in backup {safety.id}" if safety else ""
-        raise DeployFailed(f"restore of {backup.id} did not verify: {'; '.join(problems[:5])}"
-                           f"{where}")
-    return RestoreResult(backup, safety, tables, rows, keys, time.perf_counter() - started)
-
-
-def _compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str]:
-    problems = [f"table {name} missing" for name in sorted(set(expected) - set(actual))]
-    problems += [f"table {name} not in the backup" for name in sorted(set(actual) - set(expected))]
-    problems += [f"{name} has {actual[name]} rows (backup: {count})"
-                 for name, count in sorted(expected.items())
-                 if name in actual and actual[name] != count]
-    return problems
+        pg.apply_restore(found.database_url, safety.path / PG_FILE, schemas,
+                         verify_sql=pg.verify_restore_sql(safety.row_counts,
+                                                          safety.alembic_revision))
+    except (OpsError, OSError) as undo:
+        why = undo.message if isinstance(undo, OpsError) else type(undo).__name__
+        return (f"Postgres holds the backup's data but Redis its previous keys, and returning "
+                f"Postgres to safety backup {safety.id} failed too ({why}): run "
+                f"`invoke restore {safety.id} --env {backup.env} --yes`")
+    return (f"nothing was changed: Postgres was returned to its state before the restore from "
+            f"safety backup {safety.id}, Redis kept its keys")

@@ -1,8 +1,13 @@
 """Postgres for backup and restore: pure argv builders for the client tools, small psycopg helpers.
 
-Passwords never reach an argv (``ps`` shows argv to every user) nor a message: the builders take a
-URL stripped of its password and the password travels in ``PGPASSWORD`` (see ``split_password``);
-every URL that may be shown goes through ``mask_url``.
+Passwords never reach an argv (``ps`` shows argv to every user) nor a message. A URL is read the
+way libpq itself reads it (``libpq_params``: PQconninfoParse, so a ``#``, ``?`` or ``/`` in a
+password, a ``?password=`` parameter or a ``key=value`` conninfo all mean what the client tools
+would make of them); the builders pass the client tools a conninfo string without the password,
+and the password travels in ``PGPASSWORD`` in the child's environment only (``client_env``). A URL
+that libpq cannot parse, or that it would parse differently from what was meant (an unencoded
+``@`` in the password), is refused before anything runs, without showing it. Every URL that may
+be shown goes through ``mask_url``.
 
 Restore is in place and all-or-nothing: ``pg_restore --file=-`` turns the archive into SQL, which
 ``apply_restore`` feeds to one ``psql`` session inside a single transaction that first drops every
@@ -15,6 +20,7 @@ migration after a rollback works.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -23,10 +29,9 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-from ops.errors import DatabaseUnavailable, DeployFailed
-from ops.redact import mask_url, summarise, with_password
+from ops.errors import ConfigError, DatabaseUnavailable, DeployFailed
+from ops.redact import mask_url, summarise
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,19 +42,60 @@ Argv = list[str]
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
-# --- URLs ----------------------------------------------------------------------------------------
+# --- URLs ---------------------------------------------------------------------------------------
+
+
+def libpq_params(url: str, *, key: str = "DATABASE_URL") -> dict[str, str]:
+    """The connection parameters libpq reads from ``url`` (a URI or a ``key=value`` conninfo).
+
+    SQLAlchemy spellings (``postgresql+psycopg://``) and ``postgres://`` are read as the libpq URI.
+    ``ConfigError`` (naming ``key``, never showing the value: libpq's own message quotes the
+    whole string) when libpq cannot parse it, or when it would read part of the password as the
+    host, port or database name (an unencoded ``@`` or ``/``), which would put it in an argv.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.split("+", 1)[0] in {"postgresql", "postgres"}:
+        url = f"postgresql://{rest}"
+    try:
+        params = {name: str(value) for name, value in conninfo_to_dict(url).items()
+                  if value is not None}
+    except Exception:  # any parse failure: its text would echo the password
+        raise ConfigError(f"{key}: unparseable Postgres URL",
+                          hint="use postgresql://user:password@host:port/dbname, with special "
+                               "characters in the password percent-encoded") from None
+    # libpq ends the user and password at the first '@' or '/': the rest of a password with an
+    # unencoded '@' lands in the host, one with a '/' in the port and the database name
+    port = params.get("port", "")
+    if "@" in params.get("host", "") or "@" in params.get("hostaddr", "") \
+            or (port and not all(part.strip().isdigit() for part in port.split(","))) \
+            or ("@" in params.get("dbname", "") and "user" not in params):
+        raise ConfigError(f"{key}: ambiguous Postgres URL (the password or host holds an "
+                          "unencoded '@' or '/')",
+                          hint="percent-encode '@' as %40 and '/' as %2F in the password")
+    return params
 
 
 def split_password(url: str) -> tuple[str, str | None]:
-    """(the URL without its password, the password or None), for argv and ``PGPASSWORD``."""
-    password = urlsplit(url).password
-    if password is None:
-        return url, None
-    return with_password(url, None), unquote(password)
+    """(a conninfo string for the URL without its password, the password or None).
+
+    The conninfo is what goes into an argv (``--dbname=``); the password only into
+    ``PGPASSWORD`` (``client_env``).
+    """
+    from psycopg.conninfo import make_conninfo
+
+    params = libpq_params(url)
+    password = params.pop("password", None)
+    return make_conninfo("", **params), password
 
 
 def client_env(url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for pg_dump/pg_restore/psql: the caller's, plus the URL's password."""
+    """Environment for one pg_dump/pg_restore/psql child: the caller's, plus the URL's password.
+
+    A copy: the password never enters this process's own environment (which every later child
+    would inherit).
+    """
     env = dict(os.environ if base is None else base)
     _, password = split_password(url)
     if password is not None:
@@ -122,6 +168,71 @@ def reset_schemas_sql(schemas: Sequence[str]) -> str:
     return "\n".join(statements) + "\n"
 
 
+#: The body of ``verify_restore_sql``'s DO block; @EXPECTED@ and @REVISION@ are SQL literals.
+_VERIFY_BODY = r"""
+DECLARE
+  expected jsonb := '@EXPECTED@'::jsonb;
+  problems text[] := '{}';
+  t record;
+  n bigint;
+  key text;
+  rev text;
+BEGIN
+  FOR t IN SELECT ns.nspname, c.relname, ns.nspname || '.' || c.relname AS name
+           FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+           WHERE c.relkind = 'r'
+             AND ns.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+             AND ns.nspname NOT LIKE 'pg\_temp\_%' ORDER BY 1, 2 LOOP
+    IF NOT expected ? t.name THEN
+      problems := problems || format('table %s not in the backup', t.name);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %I.%I', t.nspname, t.relname) INTO n;
+    IF n <> (expected ->> t.name)::bigint THEN
+      problems := problems || format('%s has %s rows (backup: %s)', t.name, n,
+                                     expected ->> t.name);
+    END IF;
+    expected := expected - t.name;
+  END LOOP;
+  FOR key IN SELECT k FROM jsonb_object_keys(expected) k ORDER BY 1 LOOP
+    problems := problems || format('table %s missing', key);
+  END LOOP;
+  IF to_regclass('alembic_version') IS NOT NULL THEN
+    EXECUTE 'SELECT string_agg(version_num::text, '','' ORDER BY version_num) FROM alembic_version'
+      INTO rev;
+  END IF;
+  IF rev IS DISTINCT FROM @REVISION@ THEN
+    problems := problems || format('alembic revision %s (backup: %s)', coalesce(rev, 'none'),
+                                   coalesce(@REVISION@, 'none'));
+  END IF;
+  IF cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'tminus: the restored data does not match backup.json: %',
+      array_to_string(problems[1:5], '; ');
+  END IF;
+END
+"""
+
+
+def verify_restore_sql(row_counts: Mapping[str, int], alembic_revision: str | None) -> str:
+    """SQL that raises unless the database holds exactly what backup.json recorded.
+
+    ``apply_restore`` runs it inside the restore's transaction, just before COMMIT: every table of
+    the backup with its row count, no other table, and the same alembic revision; otherwise the
+    transaction rolls back and the database is left as it was. (Counted after COMMIT instead,
+    the application's first writes would already make the counts differ.)
+    """
+    expected = json.dumps(dict(sorted(row_counts.items())), sort_keys=True).replace("'", "''")
+    revision = "NULL" if alembic_revision is None else \
+        "'" + alembic_revision.replace("'", "''") + "'"
+    values = {"EXPECTED": expected, "REVISION": revision}
+    body = re.sub("@(EXPECTED|REVISION)@", lambda m: values[m.group(1)], _VERIFY_BODY)
+    tag = "$tminus$"
+    while tag in body:
+        tag = tag[:-1] + "_$"
+    # pg_restore's script empties search_path; alembic_version is looked up as the app sees it
+    return f"RESET search_path;\nDO {tag}{body}{tag};\n"
+
+
 # --- running the tools ---------------------------------------------------------------------------
 
 
@@ -140,19 +251,21 @@ def tool_version(argv: Argv) -> str:
     return match.group(0) if match else "unknown"
 
 
-def apply_restore(url: str, dump: Path, schemas: Sequence[str], *, dry_run: bool = False,
-                  echo: IO[str] | None = None) -> None:
+def apply_restore(url: str, dump: Path, schemas: Sequence[str], *, verify_sql: str = "",
+                  dry_run: bool = False, echo: IO[str] | None = None) -> None:
     """Replace the database's content with the archive's, in one transaction.
 
     Python sits between ``pg_restore`` and ``psql`` so that it alone decides whether COMMIT is
-    written: only when the script was produced completely (pg_restore exit 0).
+    written: only when the script was produced completely (pg_restore exit 0). ``verify_sql``
+    (see ``verify_restore_sql``) runs just before COMMIT; when it raises, psql stops
+    (ON_ERROR_STOP) and the transaction rolls back.
     """
     producer = pg_restore_script_argv(dump)
     consumer = psql_argv(url)
     if dry_run:
         if echo is not None:
             echo.write(f"[dry-run] {shlex.join(producer)} | {shlex.join(consumer)}"
-                       " (BEGIN; drop user schemas; …; COMMIT)\n")
+                       " (BEGIN; drop user schemas; …; verify against backup.json; COMMIT)\n")
         return
     env = client_env(url)
     errors: dict[str, bytes] = {}
@@ -171,7 +284,8 @@ def apply_restore(url: str, dump: Path, schemas: Sequence[str], *, dry_run: bool
             while chunk := restore.stdout.read(1 << 20):
                 psql.stdin.write(chunk)
             commit = restore.wait() == 0
-            psql.stdin.write(b"\nCOMMIT;\n" if commit else b"\nROLLBACK;\n")
+            psql.stdin.write(b"\n" + verify_sql.encode() + b"\nCOMMIT;\n" if commit
+                             else b"\nROLLBACK;\n")
             psql.stdin.close()
         except BrokenPipeError:
             psql_stopped = True
@@ -211,9 +325,12 @@ def _last_line(raw: bytes, url: str) -> str:
 def connect(url: str, *, timeout: float = 5.0, autocommit: bool = True) -> psycopg.Connection[Any]:
     """A live connection, or ``DatabaseUnavailable`` with a one-line, password-free message."""
     import psycopg
+    from psycopg.conninfo import make_conninfo
 
+    conninfo = make_conninfo("", **libpq_params(url))  # psycopg's parse error would echo the URL
     try:
-        return psycopg.connect(url, connect_timeout=max(1, round(timeout)), autocommit=autocommit)
+        return psycopg.connect(conninfo, connect_timeout=max(1, round(timeout)),
+                               autocommit=autocommit)
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
             f"Postgres at {mask_url(url)} refused or did not answer: {_reason(exc, url)}",

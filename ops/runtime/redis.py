@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -219,3 +222,286 @@ def _restore_batch(pipe: Any, keys: list[bytes]) -> int:
                 else type(reply).__name__
             raise _Refused(key, done, reason)
     return len(keys)
+
+
+# --- the URL's db index --------------------------------------------------------------------------
+
+
+def url_db_index(url: str, *, key: str = "REDIS_URL") -> int:
+    """The db index ``url`` selects, read strictly: a path ``/<n>`` or a ``?db=<n>`` parameter.
+
+    redis-py reads a path it cannot parse (``/abc``) as db 0, which a restore would flush, and
+    ``/1/2`` as db 12; both are a ``ConfigError`` here, naming ``key`` and never showing the
+    value (an unencoded ``/`` in a password lands in the path).
+    """
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    hint = ("end the URL with the db index, e.g. redis://host:6379/0, and percent-encode "
+            "'/', '?', '#' and '@' in a password")
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query).get("db", [])
+    except ValueError:
+        raise ConfigError(f"{key}: unparseable Redis URL", hint=hint) from None
+    found: set[int] = set()
+    for value in query:
+        if not value.strip().isdigit():
+            raise ConfigError(f"{key}: the Redis db index (?db=) is not a whole number",
+                              hint=hint)
+        found.add(int(value))
+    path = unquote(parts.path)
+    if parts.scheme != "unix" and path not in {"", "/"}:
+        digits = path[1:]
+        if not (digits.isascii() and digits.isdigit()):
+            raise ConfigError(f"{key}: the Redis db index (the URL's path) is not a whole "
+                              "number", hint=hint)
+        found.add(int(digits))
+    if len(found) > 1:
+        raise ConfigError(f"{key}: the Redis URL names two db indexes (path and ?db=)",
+                          hint=hint)
+    return found.pop() if found else 0
+
+
+# --- restoring through a spare db index ----------------------------------------------------------
+
+#: Claims a spare db index for one restore; deleted in the same atomic step that swaps it in.
+STAGING_KEY = b"tminus:restore-staging"
+
+# KEYS[1] the claim key; ARGV: target db, spare db, claim token, fewest and most keys expected.
+# Swaps only while the spare still carries our claim and the expected keys, so a spare that
+# someone flushed or wrote to in the meantime is never swapped in; the claim key is deleted in
+# the same step, so no client ever sees it in the target. Ends selected on the target again
+# (before Redis 7 a script's SELECT outlives the script).
+_SWAP_SCRIPT = """
+redis.call('SELECT', ARGV[2])
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then
+  redis.call('SELECT', ARGV[1])
+  return {-1, 0}
+end
+local staged = redis.call('DBSIZE') - 1
+if staged < tonumber(ARGV[4]) or staged > tonumber(ARGV[5]) then
+  redis.call('SELECT', ARGV[1])
+  return {-2, staged}
+end
+redis.call('SWAPDB', ARGV[1], ARGV[2])
+redis.call('SELECT', ARGV[1])
+redis.call('DEL', KEYS[1])
+return {1, redis.call('DBSIZE')}
+"""
+
+
+@dataclass
+class Staging:
+    """A restore's keys waiting in a spare db index of the target's server, claimed by a token.
+
+    Nothing a client of the target index can see changes until ``swap_in``; ``discard`` empties
+    the spare (before the swap: the staged keys; after it: the target's previous keys).
+    """
+
+    target: Any
+    spare: Any
+    target_db: int
+    spare_db: int
+    token: bytes
+    keys: int = 0
+    swapped: bool | None = False
+    #: monotonic time after which each restored key with a TTL may have expired
+    deadlines: list[float] = field(default_factory=list)
+
+    def may_have_expired(self, margin_s: float = 1.0) -> int:
+        now = time.monotonic() + margin_s
+        return sum(1 for deadline in self.deadlines if deadline <= now)
+
+
+def client_for_db(client: Any, db: int) -> Any:
+    """A client for db index ``db`` of the same server, with the same connection settings."""
+    import redis
+
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "db": db}
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, **kwargs))
+
+
+def database_count(client: Any) -> int:
+    """How many db indexes the server has (``databases``); 16 when CONFIG is not allowed."""
+    import redis
+
+    try:
+        value = client.config_get("databases").get("databases")
+    except redis.ResponseError:  # managed Redis often disables CONFIG
+        return 16
+    return int(value) if value and str(value).isdigit() else 16
+
+
+def claim_spare(client: Any, *, owner: str = "",
+                stale: Callable[[bytes], bool] | None = None) -> Staging:
+    """Claim an empty db index (the highest free one) of ``client``'s server for a restore.
+
+    Refused (``DeployFailed``) on a Redis older than 4.0, which has no SWAPDB, and when every
+    other index holds keys. The claim is a key set with NX in an index that holds nothing else,
+    so two restores never stage into the same index; its value is ``owner`` and a random token.
+    An index whose claim ``stale`` recognises (a restore killed half-way) is emptied and reused.
+    """
+    import redis
+
+    version = server_version(client)
+    major = version.split(".", 1)[0]
+    if major.isdigit() and int(major) < 4:
+        raise DeployFailed(f"Redis {version} has no SWAPDB (needs 4.0 or newer) to restore "
+                           "all or nothing; nothing was changed")
+    target_db = db_index(client)
+    count = database_count(client)
+    token = f"{owner} {uuid.uuid4().hex}".strip().encode()
+    for index in range(count - 1, -1, -1):
+        if index == target_db:
+            continue
+        spare = client_for_db(client, index)
+        try:
+            if stale is not None and stale(spare.get(STAGING_KEY) or b""):
+                _flush_if_claimed_by(spare, spare.get(STAGING_KEY) or b"")
+            if spare.set(STAGING_KEY, token, nx=True) and spare.dbsize() == 1:
+                return Staging(client, spare, target_db, index, token)
+            _release_claim(spare, token)
+        except redis.ResponseError:  # an index the server does not have after all
+            spare.close()
+            break
+        spare.close()
+    raise DeployFailed(f"no empty Redis db index to stage the restore in (all {count - 1} "
+                       f"other than db {target_db} hold keys); nothing was changed",
+                       hint="empty an unused db index, or raise `databases` in redis.conf")
+
+
+def _release_claim(spare: Any, token: bytes) -> None:
+    """Delete our claim key, and only ours (another restore may own the index now)."""
+    _if_claimed_by(spare, token, lambda pipe: pipe.delete(STAGING_KEY))
+
+
+def _flush_if_claimed_by(spare: Any, token: bytes) -> None:
+    _if_claimed_by(spare, token, lambda pipe: pipe.flushdb())
+
+
+def _if_claimed_by(spare: Any, token: bytes, action: Callable[[Any], object]) -> None:
+    """Run ``action`` in a transaction that happens only while the claim is still ``token``."""
+    import redis
+
+    if not token:
+        return
+    with spare.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(STAGING_KEY)
+            if pipe.get(STAGING_KEY) == token:
+                pipe.multi()
+                action(pipe)
+                pipe.execute()
+        except redis.WatchError:
+            pass
+
+
+def stage_keys(staging: Staging, path: Path, *, batch: int = 500) -> int:
+    """RESTORE every key of the file into the spare index; returns how many were restored.
+
+    A key the server refuses fails the staging with its position (``key 27 of 52``), never its
+    name or payload; the target index is untouched either way.
+    """
+    import redis
+
+    total = count_records(path)  # a damaged file fails here, before any key is sent
+    pipe = staging.spare.pipeline(transaction=False)
+    pending: list[int] = []
+    sent_at = time.monotonic()
+    try:
+        for key, pttl, payload in read_records(path):
+            ttl = 1 if pttl == 0 else max(pttl, 0)  # 0 would mean "never expires"
+            pipe.restore(key, ttl, payload)
+            pending.append(ttl)
+            if len(pending) >= batch:
+                _flush_batch(staging, pipe, pending, sent_at, total)
+                pending, sent_at = [], time.monotonic()
+        if pending:
+            _flush_batch(staging, pipe, pending, sent_at, total)
+    except redis.RedisError as exc:
+        raise DatabaseUnavailable(
+            f"Redis stopped answering while staging the restore ({staging.keys} of {total} "
+            f"keys staged): {error_summary(exc)}") from None
+    return staging.keys
+
+
+def _flush_batch(staging: Staging, pipe: Any, ttls: list[int], sent_at: float,
+                 total: int) -> None:
+    replies = pipe.execute(raise_on_error=False)
+    for ttl, reply in zip(ttls, replies, strict=True):
+        if isinstance(reply, Exception):
+            raise DeployFailed(f"Redis refused key {staging.keys + 1} of {total} of the backup "
+                               f"({_refusal(reply)})",
+                               hint="DUMP payloads restore on the same or a newer Redis version")
+        staging.keys += 1
+        if ttl > 0:
+            staging.deadlines.append(sent_at + ttl / 1000)
+
+
+def _refusal(exc: BaseException) -> str:
+    """What a refused RESTORE means, without echoing the server's text (it may quote data)."""
+    text = str(exc)
+    if "payload" in text or "checksum" in text:
+        return "its DUMP payload is damaged or from a newer Redis version"
+    if text.startswith("BUSYKEY"):
+        return "the key exists already"
+    code = text.split(" ", 1)[0]
+    return f"Redis replied {code}" if code.isalpha() and code.isupper() else "Redis refused it"
+
+
+def swap_in(staging: Staging, expected: int) -> int:
+    """Atomically make the staged keys the target index's content; returns its key count.
+
+    ``expected`` is the backup's key count; keys restored with a TTL that has run out since may
+    be missing. ``DeployFailed`` when nothing was swapped: the spare no longer holds our claim
+    and the keys staged, or Redis refused. When the call fails otherwise, ``staging.swapped``
+    says what is known afterwards (True, False, or None: Redis does not answer).
+    """
+    import redis
+
+    fewest = expected - staging.may_have_expired()
+    try:
+        status, count = staging.target.eval(
+            _SWAP_SCRIPT, 1, STAGING_KEY, staging.target_db, staging.spare_db, staging.token,
+            fewest, expected)
+    except redis.ResponseError as exc:  # the script stopped at or before SWAPDB
+        staging.target.connection_pool.disconnect()  # its connection may sit on the spare db
+        staging.swapped = False
+        raise DeployFailed(f"Redis refused to swap the restored keys in ({_refusal(exc)})") \
+            from None
+    except BaseException:
+        staging.target.connection_pool.disconnect()
+        staging.swapped = _swapped(staging)
+        raise
+    if status == -1:
+        raise DeployFailed(f"the Redis staging index {staging.spare_db} was emptied or taken "
+                           "by someone else during the restore")
+    if status == -2:
+        raise DeployFailed(f"Redis db {staging.spare_db} holds {count} staged keys, expected "
+                           f"{expected} (someone wrote to it during the restore)")
+    staging.swapped = True
+    return int(count)
+
+
+def _swapped(staging: Staging) -> bool | None:
+    """After a swap whose reply was lost: our claim is gone from the spare only if it happened."""
+    import redis
+
+    try:
+        return bool(staging.spare.get(STAGING_KEY) != staging.token)
+    except redis.RedisError:
+        return None
+
+
+def discard(staging: Staging) -> None:
+    """Empty the spare index: the target's previous keys after a swap, else the staged keys
+    (only while it still carries our claim); then close its client."""
+    try:
+        if staging.swapped:
+            staging.spare.flushdb(asynchronous=True)
+        elif staging.swapped is False:
+            _flush_if_claimed_by(staging.spare, staging.token)
+    finally:
+        staging.spare.close()

@@ -282,6 +282,7 @@ def test_restore_first_saves_the_current_state_as_a_safety_backup(
     result = restore_backup(project, settings, ENV, made.id, assume_yes=True)
 
     assert result.safety_backup is not None
+    assert (result.safety_backup.label, result.safety_backup.restore_of) == ("safety", made.id)
     assert result.safety_backup.row_counts["public.users"] == mutated["users"][0]
     assert result.safety_backup.alembic_revision == "0003"
     restore_backup(project, settings, ENV, result.safety_backup.id, assume_yes=True)
@@ -340,6 +341,203 @@ def test_each_backup_prunes_all_but_the_newest_and_the_pre_deploy_one(
 
     assert _only_listed(project, settings) == [third.id, first.id]
     assert _leftovers(project) == sorted([third.id, first.id])
+
+
+# --- credentials never in an argv ----------------------------------------------------------------
+
+
+@pytest.fixture
+def password_role(pg_url: str) -> Iterator[tuple[str, str]]:
+    """A login role with a password (special characters included) owning the test database,
+    and its URL through 127.0.0.1. Trust auth accepts any password: what matters is where the
+    password travels, not that the server checks it."""
+    from urllib.parse import quote
+
+    canary = f"c4n#ry?{uuid.uuid4().hex}/x@y"  # pragma: allowlist secret
+    role = f"tminus_pw_{uuid.uuid4().hex[:8]}"
+    database = pg_url.rsplit("/", 1)[1]
+    literal = canary.replace("'", "''")
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'{literal}\'')
+        admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
+    try:
+        yield f"postgresql://{role}:{quote(canary, safe='')}@127.0.0.1:5432/{database}", canary
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" OWNER TO postgres')
+            admin.execute(f'REASSIGN OWNED BY "{role}" TO postgres')
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')
+
+
+class _ArgvSampler:
+    """Reads every process's /proc/<pid>/cmdline in a loop while the block runs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seen: set[bytes] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _ArgvSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    try:
+                        self.seen.add((proc / "cmdline").read_bytes())
+                    except OSError:
+                        continue
+
+
+def test_no_child_process_argv_ever_holds_the_database_password(
+        tmp_path: Path, settings: Settings, password_role: tuple[str, str], redis_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url, canary = password_role
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_postgres(conn)
+    root = tmp_path / "svc"
+    root.mkdir()
+    (root / ".env").write_text(f"DATABASE_URL={url}\nREDIS_URL={redis_url}\n")
+    started: list[tuple[list[str], dict[str, str] | None]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            started.append(([str(a) for a in args], kwargs.get("env")))
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    with _ArgvSampler() as sampler:
+        made = create_backup(root, settings, ENV)
+        restore_backup(root, settings, ENV, made.id, assume_yes=True)
+
+    tools = {argv[0] for argv, _ in started}
+    assert {"pg_dump", "pg_restore", "psql"} <= tools
+    assert not [argv for argv, _ in started if any(canary in part for part in argv)]
+    connecting = [env for argv, env in started if any(a.startswith("--dbname=") for a in argv)]
+    assert connecting and all(env is not None and env.get("PGPASSWORD") == canary
+                              for env in connecting)
+    assert any(b"pg_dump" in line or b"psql" in line for line in sampler.seen)
+    assert not [line for line in sampler.seen if canary.encode() in line]
+    assert os.environ.get("PGPASSWORD") != canary
+    assert canary not in (made.path / "backup.json").read_text()
+
+
+# --- the lock and retention -----------------------------------------------------------------------
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from ops.deploy.lock import LockInfo, deploy_lock
+with deploy_lock(Path(sys.argv[1]), LockInfo(env=sys.argv[2], action="deploy",
+                                            version="v9.9.9", holder="deployer")):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def deploy_holding_the_lock(project: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another live process holding production's deploy lock, as a deploy does."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(project), ENV],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_restore_refuses_while_a_deploy_holds_the_lock_naming_the_holder(
+        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any,
+        deploy_holding_the_lock: subprocess.Popen[str]) -> None:
+    made = create_backup(project, settings, ENV)
+    mutate(db, kv)
+    mutated, mutated_keys = table_checksums(db), redis_state(kv)
+    (project / "tasks.py").write_text("from ops.tasks import ns\n")
+
+    done = _invoke(project, "restore", made.id, "--yes")
+
+    assert done.returncode == ExitCode.FAILED  # what deploy exits with when the lock is held
+    line = done.stderr.strip()
+    assert "\n" not in line
+    assert line.startswith("error: the production deploy lock is held by deployer@")
+    assert f"(pid {deploy_holding_the_lock.pid}, deploy of v9.9.9, since" in line
+    assert table_checksums(db) == mutated
+    assert_same_redis(mutated_keys, redis_state(kv))
+    assert _only_listed(project, settings) == [made.id]  # no safety backup either
+
+
+def test_restore_inside_a_rollback_of_this_process_that_holds_the_lock_goes_ahead(
+        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any) -> None:
+    from ops.deploy.lock import LockInfo, deploy_lock
+
+    before = table_checksums(db)
+    made = create_backup(project, settings, ENV)
+    mutate(db, kv)
+
+    with deploy_lock(project, LockInfo(env=ENV, action="rollback", version="v0.1.0",
+                                       holder="me")):
+        restore_backup(project, settings, ENV, made.id, assume_yes=True)
+
+    assert table_checksums(db) == before
+
+
+_BACKUP_WITH_KEEP_1 = """
+import sys
+from pathlib import Path
+from ops.config import load_settings
+from ops.deploy.backup import create_backup
+print(create_backup(Path(sys.argv[1]), load_settings({"backup": {"keep": 1}}), sys.argv[2]).id)
+"""
+
+
+def test_backup_being_restored_is_never_pruned_by_another_process(
+        project: Path, settings: Settings, db: psycopg.Connection[Any], kv: Any) -> None:
+    before = table_checksums(db)
+    made = create_backup(project, settings, ENV)
+    newer = create_backup(project, settings, ENV)  # with keep 1, `made` would go next
+    mutate(db, kv)
+    other: list[subprocess.CompletedProcess[str]] = []
+
+    def meanwhile(phase: str, _done: int) -> None:
+        if phase == "restore postgres" and not other:  # a nightly backup in another process
+            other.append(subprocess.run([sys.executable, "-c", _BACKUP_WITH_KEEP_1,
+                                         str(project), ENV], capture_output=True, text=True,
+                                        timeout=120, check=False))
+
+    restore_backup(project, settings, ENV, made.id, assume_yes=True, progress=meanwhile)
+
+    assert other and other[0].returncode == 0, other[0].stderr if other else "not run"
+    listed = _only_listed(project, settings)
+    assert made.id in listed
+    assert newer.id not in listed  # the other process's retention did run
+    assert not (made.path / ".restoring").exists()
+    assert table_checksums(db) == before
+
+
+def test_cli_redis_url_with_a_non_integer_db_index_is_exit_2_naming_the_key(
+        project: Path, pg_url: str, redis_url: str) -> None:
+    (project / "tasks.py").write_text("from ops.tasks import ns\n")
+    (project / ".env").write_text(f"DATABASE_URL={pg_url}\n"
+                                  f"REDIS_URL={redis_url.rsplit('/', 1)[0]}/abc\n")
+
+    done = _invoke(project, "backup")
+
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr.strip().startswith(
+        "error: REDIS_URL in .env: the Redis db index (the URL's path) is not a whole number")
+    assert _leftovers(project) == []
 
 
 # --- faults --------------------------------------------------------------------------------------
