@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ops.checks import CheckContext
 from ops.config import MigrationsSettings
-from ops.errors import DatabaseUnavailable
+from ops.errors import DatabaseUnavailable, OpsError
 from ops.redact import mask
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.alembic_scripts import (
@@ -450,13 +450,26 @@ def _not_probed(ctx: CheckContext, url: str | None, source: str) -> Finding | No
     return None
 
 
-def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
-    from ops.runtime.dbprobe import alembic_revisions, describe_url
-
-    url, source = _service_url(ctx, "DATABASE_URL")
+def _database_target(ctx: CheckContext) -> tuple[str, str] | Finding:
+    """(URL, where it came from), or the skip that says why no database is asked."""
+    try:
+        url, source = _service_url(ctx, "DATABASE_URL")
+    except OpsError as exc:  # a .env that is a FIFO, a link out of the repository, …
+        return skipped("migrations.db_current", f"database not probed: {exc.message}",
+                       hint=exc.hint)
     skip = _not_probed(ctx, url, source)
     if skip is not None or url is None:
         return skip or skipped("migrations.db_current", "no database configured")
+    return url, source
+
+
+def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
+    from ops.runtime.dbprobe import alembic_revisions, describe_url
+
+    target = _database_target(ctx)
+    if isinstance(target, Finding):
+        return target
+    url, source = target
     shown = describe_url(url)
     try:
         current = alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)
@@ -618,7 +631,12 @@ def _sample_live(ctx: CheckContext, relative: Path,
                  patterns: list[KeyPattern]) -> Iterator[Finding]:
     from ops.runtime.dbprobe import describe_url, sample_redis_types
 
-    url, source = _service_url(ctx, "REDIS_URL")
+    try:
+        url, source = _service_url(ctx, "REDIS_URL")
+    except OpsError as exc:
+        yield skipped("migrations.redis_schema", f"live keys not sampled: {exc.message}",
+                      hint=exc.hint)
+        return
     if not url:
         yield skipped("migrations.redis_schema",
                       f"no REDIS_URL configured: live keys not sampled against {relative}")

@@ -566,3 +566,14 @@ def test_mysql_database_url_skips_db_current_without_asking_to_change_it(
     finding = one(check(git_repo.path), "migrations.db_current")
     assert finding.status is Status.SKIP
     assert "mysql URL: tminus reads alembic_version from PostgreSQL only" in finding.message
+
+
+@pytest.mark.timeout(20)
+def test_env_file_that_is_a_fifo_skips_the_live_checks_and_keeps_the_rest(
+        git_repo: GitRepo) -> None:
+    project(git_repo)
+    os.mkfifo(git_repo.path / ".env")
+    findings = check(git_repo.path)
+    assert one(findings, "migrations.db_current").status is Status.SKIP
+    assert "FIFO" in one(findings, "migrations.db_current").message
+    assert one(findings, "migrations.chain").status is Status.PASS
