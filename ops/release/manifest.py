@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ops.atomic import atomic_write_text
+from ops.bounded import Refused, clipped, loads_json
 from ops.config import Settings, resolve_path
 from ops.release.version_file import ReleaseFileError, read_release_text
 from ops.versioning import ReleaseVersion
@@ -136,9 +137,11 @@ def render_checksum(manifest_file: Path, data: bytes) -> str:
 def parse(text: str, *, source: str = "manifest") -> Manifest:
     """Either layout: tminus's (``artifacts`` a list) or the T-1 scripts' (an object)."""
     try:
-        data = json.loads(text)
+        data = loads_json(text)  # nesting is bounded: 100 000 brackets deep is a finding
     except json.JSONDecodeError as exc:
         raise ReleaseFileError(f"{source}: not valid JSON (line {exc.lineno})") from None
+    except Refused as exc:
+        raise ReleaseFileError(f"{source} {exc}") from None
     try:
         if isinstance(data["artifacts"], dict):
             return _parse_t1(data)
@@ -149,8 +152,9 @@ def parse(text: str, *, source: str = "manifest") -> Manifest:
                         GitInfo(str(git["commit"]), str(git["branch"]), str(git["tag"])),
                         artifacts, _images(data))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # the exception text may quote a value from the file (a 50 MB "size"): cut to a line
         raise ReleaseFileError(f"{source}: missing or malformed field ({type(exc).__name__}: "
-                               f"{exc})") from None
+                               f"{clipped(str(exc))})") from None
 
 
 def _parse_t1(data: dict[str, Any]) -> Manifest:
@@ -186,7 +190,7 @@ def artifact_location(root: Path, artifact: Artifact) -> Path:
     """Where an artifact lives; a path that would leave the repository is refused outright."""
     relative = PurePosixPath(artifact.path)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-        raise ReleaseFileError(f"artifact path {artifact.path!r} leaves the repository")
+        raise ReleaseFileError(f"artifact path '{clipped(artifact.path)}' leaves the repository")
     return root.joinpath(*relative.parts)
 
 

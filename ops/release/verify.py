@@ -13,10 +13,11 @@ finding says what it could not prove. Weaker is not wrong: those findings pass, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ops.bounded import NAME_CHARS, SENTENCE_CHARS, clipped, listed
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
 from ops.images import ServiceImage, find_compose_file, release_tag_problem, service_images
@@ -28,6 +29,13 @@ from ops.versioning import ReleaseVersion
 
 #: The shortest abbreviated commit accepted where a manifest names one (git's own default).
 SHORT_COMMIT = 7
+#: How many items a message lists before "and N more" (ops.bounded.listed): enough for a real
+#: release (a few services, a handful of drifted fields), a line for a crafted one.
+DRIFT_SHOWN = 5
+LABELS_SHOWN = 5
+IMAGES_SHOWN = 8
+#: Names kept per list in a finding's detail (with the full counts beside them).
+DETAIL_NAMES = 1000
 
 MANIFEST = "artifacts.manifest"
 INTEGRITY = "artifacts.manifest_integrity"
@@ -107,7 +115,7 @@ def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord
     elif result.ok and drift:
         findings.append(failed(
             INTEGRITY, f"{record.manifest_file.name} differs from the one committed at "
-            f"{version.tag} in {', '.join(drift)}",
+            f"{version.tag} in {listed(drift, shown=DRIFT_SHOWN, chars=SENTENCE_CHARS)}",
             hint=f"restore it with `git checkout {version.tag} -- {name}` and re-run "
                  f"`invoke build {version.tag}`"))
     elif result.ok:
@@ -132,7 +140,7 @@ def _integrity_without_checksum(name: str, version: ReleaseVersion, manifest_fil
                             f"> {sums}`")
     if drift:
         return failed(INTEGRITY, f"{manifest_file.name} differs from the one committed at "
-                      f"{version.tag} in {', '.join(drift)}",
+                      f"{version.tag} in {listed(drift, shown=DRIFT_SHOWN, chars=SENTENCE_CHARS)}",
                       hint=f"restore it with `git checkout {version.tag} -- {name}`")
     return passed(INTEGRITY, f"{manifest_file.name} equals the one committed at {version.tag} "
                   f"(no {sums}: the T-1 scripts write none)")
@@ -152,19 +160,20 @@ def _manifest_content(name: str, version: ReleaseVersion, record: ReleaseRecord,
         return failed(MANIFEST, record.manifest_error or f"{name} cannot be read",
                       hint="restore it from git or cut the release again")
     if manifest.version.removeprefix("v") != version.tag.removeprefix("v"):
-        return failed(MANIFEST, f"{name} is for {manifest.version}, not {version.tag}")
+        return failed(MANIFEST, f"{name} is for {clipped(manifest.version)}, not {version.tag}")
     source = manifest.git.commit
     if tag_commits is not None:
         tagged, parents = tag_commits
         if not any(_is_commit(source, commit) for commit in (tagged, *parents)):
             return failed(MANIFEST, f"tag {version.tag} points at {tagged[:12]}, which is neither "
-                          f"the manifest's commit {source[:12]} nor its release commit",
+                          f"the manifest's commit {clipped(source[:12])} nor its release commit",
                           hint="the tag was moved or the manifest copied from another release")
-    detail = {"commit": source, "branch": manifest.git.branch, "tag": manifest.git.tag,
-              "layout": manifest.layout}
-    on = f" on {manifest.git.branch}" if manifest.git.branch else ""
+    detail = {"commit": clipped(source), "branch": clipped(manifest.git.branch),
+              "tag": clipped(manifest.git.tag), "layout": manifest.layout}
+    on = f" on {clipped(manifest.git.branch)}" if manifest.git.branch else ""
     if not manifest.records_hashes:
-        labels = ", ".join(f"{k}: {v}" for k, v in manifest.labels.items()) or "none"
+        labels = listed((f"{clipped(k)}: {clipped(v)}" for k, v in manifest.labels.items()),
+                        shown=LABELS_SHOWN, chars=SENTENCE_CHARS) or "none"
         return passed(MANIFEST, f"{name} (the T-1 scripts' layout: artifacts {{{labels}}}, no "
                       f"per-file hashes): {len(manifest.docker_images)} image(s) by reference, "
                       f"cut from {source[:12]}{on}", detail=detail)
@@ -271,7 +280,8 @@ def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion
     if vf is not None:
         sources.append(vf_name)
         if not vfile.names_version(vf, version):
-            problems.append(f"{vf_name} is for {vf.version or 'no version'}, not {version.tag}")
+            problems.append(f"{vf_name} is for {clipped(vf.version) or 'no version'}, not "
+                            f"{version.tag}")
         if (manifest is None or hashless) and tagged_version is not None and (
                 tagged_version.files != vf.files):
             problems.append(f"{vf_name} differs from the one committed at {version.tag}")
@@ -297,20 +307,29 @@ def models_match_finding(root: Path, settings: Settings, version: ReleaseVersion
             return failed(MODELS_MATCH, f"{what}: nothing to compare the checkpoints with",
                           hint=hint)
         return skipped(MODELS_MATCH, f"{what} yet: nothing to compare with", hint=hint)
-    parts = [f"{label} {', '.join(sorted(names))}" for label, names in
+    # each list is bounded: a release file may name 300 000 files, or one 20 MB name
+    parts = [f"{label} {listed(sorted(names))}" for label, names in
              (("changed", changed), ("missing", missing), ("extra", extra)) if names]
-    detail: dict[str, Any] = {"changed": sorted(changed), "missing": sorted(missing),
-                              "extra": sorted(extra), "against": sources}
-    if parts or problems:
+    detail: dict[str, Any] = {"changed": _names(changed), "missing": _names(missing),
+                              "extra": _names(extra), "against": sources,
+                              "counts": {"changed": len(changed), "missing": len(missing),
+                                         "extra": len(extra)}}
+    if problems:
+        parts.append(listed(problems, sep="; ", chars=SENTENCE_CHARS))
+    if parts:
         return failed(MODELS_MATCH,
-                      f"checkpoints differ from release {version.tag}: "
-                      + "; ".join(parts + problems),
+                      f"checkpoints differ from release {version.tag}: " + "; ".join(parts),
                       hint="restore the released files, or cut a new release for these",
                       detail=detail)
     note = (f" (hashes from {vf_name}, {record.manifest_file.name} has none: it is in the T-1 "
             "scripts' layout)" if hashless else "")
     return passed(MODELS_MATCH, f"{len(actual)} checkpoint file(s) match "
                   + " and ".join(sources) + note, detail=detail)
+
+
+def _names(names: set[str]) -> list[str]:
+    """A detail list: sorted, at most ``DETAIL_NAMES`` names, each clipped (counts say the rest)."""
+    return [clipped(name) for name in sorted(names)[:DETAIL_NAMES]]
 
 
 def _hashless_without_version_file(record: ReleaseRecord, version: ReleaseVersion,
@@ -392,9 +411,13 @@ def images_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecor
     for status in (Status.FAIL, Status.WARN):
         bad = [text for s, text in verdicts if s is status]
         if bad:
-            return Finding(IMAGES, status, "; ".join(bad), hint=hint, detail=detail)
+            return Finding(IMAGES, status,
+                           listed(bad, shown=IMAGES_SHOWN, sep="; ", chars=SENTENCE_CHARS),
+                           hint=hint, detail=detail)
     return passed(IMAGES, f"{len(verdicts)} image(s) present: "
-                  + ", ".join(text for _, text in verdicts) + note, detail=detail)
+                  + listed((text for _, text in verdicts), shown=IMAGES_SHOWN,
+                         chars=SENTENCE_CHARS) + note,
+                  detail=detail)
 
 
 def ids_note(manifest: mf.Manifest | None, manifest_file: Path) -> str:
@@ -432,6 +455,9 @@ def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[st
     from ops.runtime.docker_engine import image_info
 
     info = image_info(engine, record.image)
+    service = clipped(service)  # names from the manifest: a line each, whatever their length
+    record = replace(record, image=clipped(record.image)) if len(record.image) > NAME_CHARS \
+        else record
     if info is None:
         return Status.FAIL, f"{service}: {record.image} is not in the engine"
     found[service] = {"image": record.image, "id": info.id,

@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.atomic import atomic_write_text
+from ops.bounded import NAME_CHARS, Refused, clipped, read_capped
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
 from ops.hashing import checkpoint_files
 from ops.versioning import ReleaseVersion
 
 _HEADER_KEYS = ("version", "commit", "date")
+#: A release file larger than this is refused: 300 000 checkpoint lines fit, a runaway does not.
+MAX_RELEASE_FILE_BYTES = 32 << 20
 FILES_HEADING = "Checkpoint Files:"
 _HEX = frozenset("0123456789abcdef")
 
@@ -106,10 +109,10 @@ def parse(text: str, *, source: str = "VERSION file", strict: bool = True) -> Ve
         in_files = True
         digest = value.strip().lower()
         if len(digest) != 64 or not set(digest) <= _HEX:
-            bad(number, f"{name!r} has no valid sha256")
+            bad(number, f"{_quoted(name)} has no valid sha256")
             continue
         if name in files:
-            bad(number, f"{name!r} is listed twice")
+            bad(number, f"{_quoted(name)} is listed twice")
             continue
         files[name] = digest
     missing = [key for key in _HEADER_KEYS if key not in header]
@@ -117,6 +120,11 @@ def parse(text: str, *, source: str = "VERSION file", strict: bool = True) -> Ve
         raise ReleaseFileError(f"{source}: missing {', '.join(missing)} line(s)")
     return VersionFile(header.get("version", ""), header.get("commit", ""),
                        header.get("date", ""), files)
+
+
+def _quoted(name: str) -> str:
+    """A file name in an error: quoted as before, but a 50 MB name is cut to a line."""
+    return repr(name) if len(name) <= NAME_CHARS else f"'{clipped(name)}'"
 
 
 def names_version(vf: VersionFile, version: ReleaseVersion) -> bool:
@@ -129,11 +137,23 @@ def write(path: Path, vf: VersionFile) -> None:
 
 
 def read_release_text(path: Path) -> str:
-    """The text of a VERSION file or manifest, or a ReleaseFileError naming it."""
+    """The text of a VERSION file or manifest, or a ReleaseFileError naming it.
+
+    At most ``MAX_RELEASE_FILE_BYTES`` of a regular file are read (``ops.bounded.read_capped``):
+    these files are committed by whoever can push, and a FIFO or a 5 GiB file in their place
+    must be a finding, not a hang or an exhausted runner.
+    """
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_capped(path, MAX_RELEASE_FILE_BYTES)
+    except Refused as exc:
+        raise ReleaseFileError(f"{path.name} {exc}") from None
+    except OSError as exc:
         raise ReleaseFileError(f"{path.name}: cannot be read ({type(exc).__name__})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ReleaseFileError(f"{path.name}:{line}: not UTF-8 text") from None
 
 
 def read(path: Path) -> VersionFile:
