@@ -283,7 +283,37 @@ def install_env_guard() -> None:
     Config.load_shell_env = load_shell_env  # type: ignore[method-assign]
 
 
+def install_config_file_guard() -> None:
+    """Have Invoke read ``invoke.yaml`` (``.yml``, ``.json``; the project's and ``-f FILE``)
+    through ``ops.configfile``: a file that does not parse, nests or expands without bound, or
+    has a shape Invoke cannot merge ends the run with exit 2 and one line naming the file and
+    the position, instead of a traceback (or a hang) from inside Invoke.
+
+    Invoke loads these files after it has imported the tasks and before it calls one, with no
+    hook in between; so, like ``install_env_guard``, this replaces its loader methods. A missing
+    file still raises ``FileNotFoundError``, which Invoke takes as "try the next suffix". The
+    system and user files (``/etc/invoke.yaml``, ``~/.invoke.yaml``) are read before any tasks
+    module is imported, so this cannot reach them. Installing twice is harmless.
+    """
+    if getattr(Config._load_yaml, "_tminus_config_guard", False):
+        return
+    from ops.config import defaults
+    from ops.configfile import read_config_file
+
+    def load(self: Config, path: Any) -> Any:
+        # what the file is merged over: Invoke's own defaults, the collection's, tminus's
+        shape = {**self._defaults, **self._collection, "ops": defaults()}
+        try:
+            return read_config_file(path, shape)
+        except ConfigError as exc:
+            raise Exit(f"error: {exc.one_line()}", code=ExitCode.USAGE) from None
+
+    load._tminus_config_guard = True  # type: ignore[attr-defined]
+    Config._load_yaml = Config._load_yml = Config._load_json = load  # type: ignore[method-assign]
+
+
 install_env_guard()
+install_config_file_guard()
 
 
 # --- output --------------------------------------------------------------------------------------
