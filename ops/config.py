@@ -10,6 +10,7 @@ suggest the closest known key.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -146,6 +147,17 @@ class SmokeSettings(_Strict):
     error_pattern: str = r"\bERROR\b"
 
 
+#: DESIGN.md: environment names are identifiers (they name directories, projects, locks).
+ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+ENV_NAME_RULE = "a lower-case letter, then up to 62 lower-case letters, digits, '-' or '_'"
+_NAME_SHOWN = 40
+
+
+def _shown_name(name: str) -> str:
+    """A rejected name as the error shows it: quoted, escaped, and cut when long."""
+    return repr(name[:_NAME_SHOWN]) + ("…" if len(name) > _NAME_SHOWN else "")
+
+
 class Settings(_Strict):
     """Everything under the ``ops:`` key."""
 
@@ -164,14 +176,30 @@ class Settings(_Strict):
                                        health_url=HttpUrl("http://127.0.0.1:8081/health")),
     })
 
+    @field_validator("environments")
+    @classmethod
+    def _names_are_identifiers(cls, value: dict[str, EnvironmentSettings]
+                               ) -> dict[str, EnvironmentSettings]:
+        """An environment's name becomes a directory (``backups/<env>/``), a compose project and
+        a lock file name, so it must be an identifier: ``../../tmp/x`` would write outside."""
+        bad = [name for name in value if not ENV_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"{_shown_name(bad[0])} is not an environment name ({ENV_NAME_RULE})")
+        return value
+
     def environment(self, name: str) -> EnvironmentSettings:
+        """The settings of ``name``, the one place every task resolves its ``--env``; a name
+        that is not an identifier is a usage error before it reaches a path."""
+        if not ENV_NAME.fullmatch(name):
+            raise ConfigError(f"{_shown_name(name)} is not an environment name",
+                              hint=ENV_NAME_RULE)
         try:
             return self.environments[name]
         except KeyError:
             known = sorted(self.environments)
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-            raise ConfigError(f"unknown environment {name!r}", hint=hint) from None
+            raise ConfigError(f"unknown environment {_shown_name(name)}", hint=hint) from None
 
 
 def defaults() -> dict[str, Any]:
