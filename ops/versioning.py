@@ -60,7 +60,7 @@ def version_of_tag(name: str) -> ReleaseVersion | None:
     Teams tag both ways; "the previous release" must see both, while tminus itself only ever
     creates ``v`` tags.
     """
-    if len(name) > 200:
+    if len(name) > MAX_LENGTH:
         return None
     candidate = name if name.startswith("v") else f"v{name}"
     short = _SHORT.fullmatch(candidate)
@@ -74,9 +74,20 @@ def version_of_tag(name: str) -> ReleaseVersion | None:
 _SHORT = re.compile(r"v(?P<major>0|[1-9]\d*)(?:\.(?P<minor>0|[1-9]\d*))?")
 
 
+#: The longest version accepted. A version becomes file names (``manifest_<v>.sha256``,
+#: ``VERSION_<v>.txt``, a backup directory) and a file name has at most 255 bytes: a 5 000-char
+#: pre-release would fail deep inside a task with ``File name too long``.
+MAX_LENGTH = 128
+
+
 def parse_version(text: str | None) -> ReleaseVersion:
     """Parse a release version or raise a usage error (exit 2) saying what is expected."""
     raw = text or ""
+    if len(raw) > MAX_LENGTH:
+        raise UsageError(f"release version too long ({len(raw)} characters, at most "
+                         f"{MAX_LENGTH}): {raw[:20]!r}…",
+                         hint="a version is vMAJOR.MINOR.PATCH with a short pre-release, "
+                              "e.g. v1.4.0-rc.1")
     match = _PATTERN.fullmatch(raw)
     if not match:
         shown = raw if raw.isprintable() and len(raw) <= 40 else repr(raw[:40])

@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from ops import __version__
 from ops.atomic import atomic_write_text, fsync_dir
+from ops.bounded import loads_json, read_capped
 from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, read_events, record
 from ops.deploy.lock import _process_start, pid_alive
@@ -129,14 +130,58 @@ class Backup:
 
     @classmethod
     def load(cls, path: Path) -> Backup | None:
-        """The backup in ``path``, or None when it is not a complete one."""
+        """The backup in ``path``, or None when it is not a complete one.
+
+        backup.json is read as untrusted input (anyone who can write to the backups directory
+        can craft one): at most ``MAX_META_BYTES`` of a regular file, nesting bounded, and every
+        field the code reads later checked for its shape here, so a crafted file is "not a
+        backup" (restore: a usage error naming the id) instead of a ``ValueError`` in the middle
+        of a restore, and a listed file name can never point outside the backup directory.
+        """
         try:
-            meta = json.loads((path / BACKUP_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            meta = loads_json(read_capped(path / BACKUP_JSON, MAX_META_BYTES))
+        except (OSError, ValueError):  # Refused and JSONDecodeError are ValueErrors
             return None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or _malformed(meta):
             return None
         return cls(id=path.name, env=str(meta.get("env", path.parent.name)), path=path, meta=meta)
+
+
+#: backup.json is a few KiB; even a database of 100 000 tables' row counts fits.
+MAX_META_BYTES = 16 << 20
+_TEXT_FIELDS = ("id", "env", "label", "version", "created_at", "restore_of", "tminus_version")
+
+
+def _malformed(meta: dict[str, Any]) -> bool:
+    """Whether a field of backup.json has a shape that ``Backup``'s readers cannot take."""
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def plain_name(name: Any) -> bool:
+        return isinstance(name, str) and name not in ("", ".", "..") and not (
+            set(name) & {"/", "\\", "\0"})
+
+    if any(meta.get(key) is not None and not isinstance(meta[key], str) for key in _TEXT_FIELDS):
+        return True
+    files = meta.get("files")
+    if files is not None and not (isinstance(files, dict) and all(
+            plain_name(name) and isinstance(entry, dict) and count(entry.get("size"))
+            and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
+            for name, entry in files.items())):
+        return True
+    postgres, redis = meta.get("postgres"), meta.get("redis")
+    if postgres and not (isinstance(postgres, dict)
+                         and isinstance(postgres.get("row_counts") or {}, dict)
+                         and all(isinstance(k, str) and count(v)
+                                 for k, v in (postgres.get("row_counts") or {}).items())
+                         and isinstance(postgres.get("alembic_revision") or "", str)):
+        return True
+    if redis and not (isinstance(redis, dict) and count(redis.get("keys"))):
+        return True
+    duration = meta.get("duration_s")
+    return duration is not None and (isinstance(duration, bool)
+                                      or not isinstance(duration, int | float))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.errors import UsageError
 from ops.taskkit import (
     boundary,
     install_sigterm_as_interrupt,
@@ -20,6 +21,8 @@ from ops.taskkit import (
 )
 
 LINE_EVERY_S = 5.0
+#: A label is a note shown in one column of `invoke backups`.
+MAX_LABEL = 200
 
 
 def plural(count: int, noun: str) -> str:
@@ -95,7 +98,7 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
     settings = settings_from(c)
     root = project_root(c, settings)
     with progress_reporter() as progress:
-        made = create_backup(root, settings, env, label=label or None, dry_run=dry_run,
+        made = create_backup(root, settings, env, label=checked_label(label), dry_run=dry_run,
                              progress=progress)
     if made.dry_run:
         say(f"dry run: would write backup {made.id} to {made.path}")
@@ -108,6 +111,29 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
         parts.append(plural(made.redis_keys, "Redis key"))
     say(f"backup {made.id} verified ({', '.join(parts)}) in "
         f"{made.meta.get('duration_s', 0):.1f}s → {made.path}")
+
+
+def checked_label(label: str) -> str | None:
+    """``--label`` as backup.json and the audit log store it, or a usage error (exit 2).
+
+    Python hands bytes that are not UTF-8 over as lone surrogates, which no JSON writer can
+    encode: the backup would fail after the dump with ``UnicodeEncodeError``. Control characters
+    would reach the terminal through ``invoke backups``. Both are refused before anything runs.
+    """
+    if not label:
+        return None
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("--label is not UTF-8 text",
+                         hint="use letters, digits and punctuation in your terminal's UTF-8"
+                         ) from None
+    if not label.isprintable():
+        raise UsageError("--label holds control characters", hint="use printable text")
+    if len(label) > MAX_LABEL:
+        raise UsageError(f"--label is {len(label)} characters, at most {MAX_LABEL}",
+                         hint="a label is a short note, e.g. 'before the v0.3 migration'")
+    return label
 
 
 @task(auto_shortflags=False, help={

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from ops.bounded import NAME_CHARS, clipped
 from ops.config import Settings
 from ops.errors import UsageError
 from ops.release.version_file import parse as parse_version_text
@@ -174,15 +175,36 @@ def collect_notes(repo: git.Repo, settings: Settings, from_ref: str | None,
 
 
 def _resolve(repo: git.Repo, ref: str) -> git.Commit:
+    """The commit ``ref`` names, or a usage error (exit 2) saying why it names none.
+
+    git itself resolves the name (``rev-parse --verify --end-of-options``): GitPython's own
+    parser raises whatever it meets (``KeyError`` for ``HEAD:../../etc/passwd``, ``IndexError``
+    for ``@{-1}``, ``NotImplementedError`` for ``main@{yesterday}``), and a name starting with
+    ``-`` must never be read as an option. Only a commit, or an annotated tag of one, is a
+    revision the notes can start or end at: a tree, a blob or a tag of either is refused.
+    """
     import git
 
+    shown = repr(ref) if len(ref) <= NAME_CHARS else f"'{clipped(ref)}'"
     try:
-        return repo.commit(ref)
-    except (git.BadName, ValueError, git.GitCommandError):
+        sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", ref)
+        kind = repo.git.cat_file("-t", sha)
+        if kind == "tag":
+            target = repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{}}")
+            kind = repo.git.cat_file("-t", target)
+            if kind != "commit":
+                raise UsageError(f"tag {shown} points at a {kind}, not a commit",
+                                 hint="release notes run between commits or tags of commits")
+            sha = target
+    except git.GitCommandError:
         shallow = (Path(repo.git_dir) / "shallow").exists()
         hint = ("this is a shallow clone: fetch the tags with `git fetch --tags --unshallow`"
                 if shallow else "list release tags with `git tag --list 'v*'`")
-        raise UsageError(f"unknown revision {ref!r}", hint=hint) from None
+        raise UsageError(f"unknown revision {shown}", hint=hint) from None
+    if kind != "commit":
+        raise UsageError(f"{shown} names a {kind}, not a commit",
+                         hint="release notes run between commits or tags of commits")
+    return repo.commit(sha)
 
 
 def _changes(repo: git.Repo, from_sha: str | None, to_sha: str) -> Iterable[Change]:
