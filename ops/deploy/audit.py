@@ -1,22 +1,40 @@
 """The audit log: one JSON line per deploy, rollback, scale, backup and restore.
 
-Appended with one ``write`` on an O_APPEND descriptor (see ``ops.atomic.append_line``), so
-concurrent writers never interleave and a crash never leaves half a line behind.
+Appended with one ``os.write`` on an ``O_APPEND`` descriptor, so concurrent writers never
+interleave and a crash never leaves half a line behind; opened with ``O_NOFOLLOW``, so a
+``releases/deployments.jsonl`` that is a symlink (committed, or planted) is refused rather than
+appended to wherever it points.
+
+Read as untrusted input: the log is a file in the repository that anyone with write access can
+edit, and a line that is not UTF-8, not JSON, nested 100 000 deep or gigabytes long must not
+make every backup fail (``UnicodeDecodeError``, ``RecursionError``) or hide the events after it.
+Such a line is skipped, with a warning on stderr (the ``ops.audit`` logger) naming its number.
 """
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
+import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from ops.atomic import append_line
+from ops.bounded import Refused, loads_json
+from ops.errors import UsageError
+
+log = logging.getLogger("ops.audit")
+
+#: A line longer than this is no event tminus wrote: skipped without being held in memory.
+MAX_LINE_BYTES = 1 << 20
+#: Created as before: readable by the team that reads the history.
+MODE = 0o644
 
 ACTIONS = ("deploy", "rollback", "scale", "backup", "restore")
 
@@ -49,19 +67,122 @@ class AuditEvent:
         return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
+class AuditLogRefused(UsageError, OSError):
+    """The audit log's path is a symlink or not a regular file: never written through.
+
+    A usage error (exit 2, one line naming the path) that is also an ``OSError``, so a caller
+    that already tolerates a failing audit write while it reports another failure (a full disk)
+    tolerates this one the same way instead of hiding the first error.
+    """
+
+
 def record(log_path: Path, event: AuditEvent) -> None:
-    append_line(log_path, event.to_json())
+    append_event_line(log_path, event.to_json())
+
+
+def append_event_line(path: Path, line: str) -> None:
+    """Append ``line`` with one ``os.write`` on an ``O_APPEND | O_NOFOLLOW`` descriptor, then
+    fsync. POSIX makes such appends atomic with respect to each other; ``O_NOFOLLOW`` makes the
+    open fail on a symlink, and ``O_NONBLOCK`` keeps a FIFO in its place from blocking it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a lone surrogate (bytes that were not UTF-8 in an argument) becomes a JSON escape, so the
+    # line is always UTF-8 and still reads back as what was recorded
+    data = (line.rstrip("\n") + "\n").encode("utf-8", "backslashreplace")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AuditLogRefused(f"{path} is a symlink: the audit log is never written through "
+                                  "one", hint="replace it with a regular file") from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise AuditLogRefused(f"{path} is not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AuditLogRefused(f"{path} is not a regular file")
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.EIO, f"short write to the audit log ({written} of {len(data)} "
+                                     "bytes)", str(path))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_events(log_path: Path, *, env: str | None = None) -> Iterator[dict[str, Any]]:
-    """Events oldest first; a corrupt line is skipped rather than hiding every later one."""
-    if not log_path.is_file():
+    """Events oldest first; a line that is not an event is skipped with a warning naming it,
+    rather than hiding every later one or failing the task that reads the log."""
+    handle = _open_for_reading(Path(log_path))
+    if handle is None:
         return
-    with log_path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and (env is None or event.get("env") == env):
+    with handle:
+        for number, raw in enumerate(_lines(handle), start=1):
+            event, problem = _event(raw)
+            if problem is not None:
+                _warn_once(log_path, number, problem)
+            if event is not None and (env is None or event.get("env") == env):
                 yield event
+
+
+def _open_for_reading(path: Path) -> IO[bytes] | None:
+    """The log opened without following a symlink or blocking on a FIFO; None when it is
+    absent, and None with a warning when it is not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = "is a symlink" if exc.errno == errno.ELOOP else \
+            f"cannot be read ({exc.strerror or type(exc).__name__})"
+        _warn_once(path, 0, f"{why}: not read")
+        return None
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        _warn_once(path, 0, "is not a regular file: not read")
+        return None
+    return handle
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
+    """Each line; None for one over ``MAX_LINE_BYTES``, whose bytes are read on in chunks and
+    dropped, never held whole."""
+    while line := handle.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield line
+
+
+def _event(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(the event, None), (None, why the line is no event), or (None, None) for a blank line."""
+    if raw is None:
+        return None, f"longer than {MAX_LINE_BYTES} bytes"
+    if not raw.strip():
+        return None, None
+    try:
+        event = loads_json(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError:
+        return None, "not JSON"
+    except Refused as exc:
+        return None, f"JSON that {exc}"
+    return (event, None) if isinstance(event, dict) else (None, "JSON but not an event object")
+
+
+_warned: set[tuple[str, int]] = set()
+
+
+def _warn_once(path: Path, number: int, problem: str) -> None:
+    """One warning per bad line per process: a task reads the log several times."""
+    key = (str(path), number)
+    if key in _warned:
+        return
+    _warned.add(key)
+    where = f"{path}, line {number}" if number else str(path)
+    log.warning("audit log %s: %s%s", where, problem, "; skipped" if number else "")
