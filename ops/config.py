@@ -99,6 +99,10 @@ class ReleaseSettings(_Strict):
     branches: list[str] = Field(default_factory=lambda: ["main", "master"])
     remote: str = "origin"
     releases_dir: Path = Path("releases")
+    ignore_tags: list[str] = Field(
+        default_factory=list,
+        description="tags that are not releases although they parse as versions (globs, e.g. "
+                    "a mistyped v202030505)")
     image_prefix: str | None = Field(
         default=None, description="image repository prefix; default: the compose project name")
 

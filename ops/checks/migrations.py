@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ops.bounded import clipped
 from ops.checks import CheckContext
 from ops.config import MigrationsSettings
 from ops.errors import DatabaseUnavailable, OpsError
@@ -35,6 +36,7 @@ from ops.runtime.alembic_scripts import (
     revisions_in_texts,
     unknown,
 )
+from ops.runtime.files import read_text_safely
 from ops.runtime.git import (
     file_at,
     is_shallow,
@@ -78,6 +80,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from _without_graph(ctx, "this project has no migrations")
         return
     graph = load_graph(found.chosen)
+    ctx.notes["revision_ids"] = set(graph.revisions)  # the secret scan knows them as ids
     if graph.unreadable:
         for problem in graph.unreadable:
             yield failed("migrations.present",
@@ -160,8 +163,9 @@ def check_present(ctx: CheckContext, graph: ScriptGraph, found: Discovery) -> It
         yield warned("migrations.present",
                      f"{len(found.others) + 1} migration setups found; using {location.how}, "
                      f"not {_listed(others)}",
-                     hint="pick one with ops.migrations.alembic_ini (or "
-                          "ops.migrations.script_location for a folder without an ini)")
+                     hint="pick one with ops.migrations.alembic_ini (plus alembic_section for "
+                          "a section of a multi-section ini), or ops.migrations.script_location "
+                          "for a folder without an ini")
 
 
 def _nested_revision_folders(graph: ScriptGraph) -> list[str]:
@@ -288,7 +292,7 @@ def new_revisions(ctx: CheckContext, graph: ScriptGraph) -> NewRevisions:
     repo = ctx.repo
     if repo is None:
         return NewRevisions(revisions, None)
-    found = previous_release(repo, ctx.version)
+    found = previous_release(repo, ctx.version, ctx.settings.release.ignore_tags)
     previous = found.name if found is not None else None
     if previous is None and is_shallow(repo):
         return NewRevisions([], None, unknown=(
@@ -399,8 +403,12 @@ def check_documented(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
                          f"{new.scope} describe themselves (revision messages; no schema "
                          "changelog kept)")
         return
-    text = "\n".join(ctx.path(p).read_text(encoding="utf-8", errors="replace")
-                     for p in existing)
+    try:
+        text = "\n".join(read_text_safely(ctx.root, ctx.path(p)) for p in existing)
+    except OpsError as exc:
+        yield warned("migrations.documented", f"schema changelog not read: {exc.message}",
+                     hint=exc.hint)
+        return
     names = ", ".join(str(p) for p in existing)
     missing = [r for r in new.revisions
                if not re.search(rf"(?<![0-9A-Za-z_]){re.escape(r.revision)}(?![0-9A-Za-z_])",
@@ -540,6 +548,8 @@ def parse_redis_schema(text: str, name: str) -> list[KeyPattern]:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise SchemaError(f"{name}{line}: {problem}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise SchemaError(f"{name}: nested too deeply to be a key schema") from None
     if root is None:
         raise SchemaError(f"{name}: empty file (expected a `keys:` mapping)")
     if not isinstance(root, yaml.MappingNode):
@@ -555,31 +565,40 @@ def parse_redis_schema(text: str, name: str) -> list[KeyPattern]:
         line = key.start_mark.line + 1
         kind = str(value.value).strip().lower() if isinstance(value, yaml.ScalarNode) else ""
         if kind not in REDIS_TYPES:
-            raise SchemaError(f"{name}:{line}: pattern {key.value!r} has type "
-                              f"{value.value!r}; expected one of "
+            raise SchemaError(f"{name}:{line}: pattern {_scalar(key)!r} has type "
+                              f"{_scalar(value)!r}; expected one of "
                               f"{', '.join(sorted(REDIS_TYPES))}")
+        if not isinstance(key, yaml.ScalarNode):
+            raise SchemaError(f"{name}:{line}: a pattern must be a string")
         patterns.append(KeyPattern(str(key.value), kind, line))
     return patterns
+
+
+def _scalar(node: object) -> str:
+    """A node's text for a message: a scalar's value, a bounded marker for anything else."""
+    value = getattr(node, "value", None)
+    return clipped(value) if isinstance(value, str) else "(not a string)"
 
 
 def check_redis_schema(ctx: CheckContext) -> Iterator[Finding]:
     relative = ctx.settings.migrations.redis_schema
     path = ctx.path(relative)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         yield skipped("migrations.redis_schema",
                       f"no {relative}: the service declares no Redis key schema",
                       hint="describe the keys the service owns as `keys: {\"session:{id}\": "
                            "hash}` to have them checked")
         return
     try:
-        patterns = parse_redis_schema(path.read_text(encoding="utf-8"), str(relative))
-    except (SchemaError, UnicodeDecodeError) as exc:
-        yield failed("migrations.redis_schema", str(exc) if isinstance(exc, SchemaError)
-                     else f"{relative} is not UTF-8 text",
+        patterns = parse_redis_schema(read_text_safely(ctx.root, path), str(relative))
+    except (SchemaError, OpsError) as exc:
+        yield failed("migrations.redis_schema",
+                     exc.message if isinstance(exc, OpsError) else str(exc),
                      hint="fix the file: `keys:` then one `\"pattern\": type` per line")
         return
     repo = ctx.repo
-    previous = previous_release(repo, ctx.version) if repo is not None else None
+    previous = previous_release(repo, ctx.version, ctx.settings.release.ignore_tags) \
+        if repo is not None else None
     if repo is None or previous is None:
         yield passed("migrations.redis_schema",
                      f"{relative}: {len(patterns)} key pattern(s); no previous release to "

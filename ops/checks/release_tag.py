@@ -196,15 +196,16 @@ def check_monotonic(ctx: CheckContext, repo: git.Repo) -> Finding:
     from ops.runtime.git import is_shallow, release_tags
 
     version = ctx.version
-    tags = release_tags(repo)
+    tags = release_tags(repo, ctx.settings.release.ignore_tags)
     others = [v for v in tags if v != version]
-    not_below = sorted(v for v in others if not v < version)
+    not_below = sorted((v for v in others if not v < version), reverse=True)
     if not_below:
         listed = ", ".join(tags[v].name for v in not_below[:SHOWN_PATHS])
         return failed("release_tag.monotonic",
                       f"{version} is not above every earlier release: {listed} "
                       f"{'exists' if len(not_below) == 1 else 'exist'}",
-                      hint=f"release a version above {max(not_below)} instead")
+                      hint=f"release a version above {tags[not_below[0]].name} instead, or "
+                           "list a mistyped tag in ops.release.ignore_tags")
     shallow = is_shallow(repo)
     if not others and shallow:
         return warned("release_tag.monotonic",

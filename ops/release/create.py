@@ -179,7 +179,7 @@ def _refusals(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> No
     if release.tag in {t.name for t in repo.tags}:
         raise UsageError(f"tag {release.tag} already exists",
                          hint="choose a higher version; a published tag is never moved")
-    tags = release_tags(repo)
+    tags = release_tags(repo, settings.release.ignore_tags)
     if tags and max(tags) >= release:
         latest = tags[max(tags)].name
         raise UsageError(f"{release.tag} is not greater than the latest release {latest}",
@@ -229,7 +229,7 @@ def _generated_notes(root: Path, settings: Settings, repo: git.Repo,
         return notes_for_release(root, settings, release.tag).strip()
     from ops.runtime.git import previous_release
 
-    earlier = previous_release(repo, release)
+    earlier = previous_release(repo, release, settings.release.ignore_tags)
     rev = f"{earlier.commit.hexsha}..HEAD" if earlier else "HEAD"
     subjects = [str(c.summary) for c in repo.iter_commits(rev, max_count=SUMMARY_LIMIT)]
     since = f"since {earlier.name}" if earlier else "(first release)"

@@ -169,7 +169,8 @@ def collect_notes(repo: git.Repo, settings: Settings, from_ref: str | None,
                          date=to_commit.committed_datetime.date().isoformat())
     notes.changes = list(_changes(repo, from_commit.hexsha if from_commit else None,
                                   to_commit.hexsha))
-    notes.migrations_added, notes.migrations_removed = _migrations(repo, from_commit, to_commit)
+    notes.migrations_added, notes.migrations_removed = _migrations(
+        repo, from_commit, to_commit, settings.migrations.version_locations or ())
     notes.checkpoints = _checkpoints(settings, from_ref, from_commit, to_ref, to_commit)
     return notes
 
@@ -233,23 +234,29 @@ def _is_release_file(path: str) -> bool:
 # --- migrations ----------------------------------------------------------------------------------
 
 
-def _migrations(repo: git.Repo, from_commit: git.Commit | None,
-                to_commit: git.Commit) -> tuple[list[Migration], list[Migration]]:
+def _migrations(repo: git.Repo, from_commit: git.Commit | None, to_commit: git.Commit,
+                folders: Sequence[Path] = ()) -> tuple[list[Migration], list[Migration]]:
     """Revisions present at ``to`` but not at ``from`` (and the reverse), by revision id.
 
     Each tree is read with the migrations check's own ast reader, looking at every file that
     declares a revision — not at whatever folder each tree's alembic.ini happened to name, which
-    turned 26 new revisions into 288 when an old tag had no ini.
+    turned 26 new revisions into 288 when an old tag had no ini. Only ``folders`` count when
+    the operator named them (ops.migrations.version_locations: one dialect's copy of a tree).
     """
-    new = _revisions(repo, to_commit)
-    old = _revisions(repo, from_commit) if from_commit is not None else {}
+    new = _revisions(repo, to_commit, folders)
+    old = _revisions(repo, from_commit, folders) if from_commit is not None else {}
     added = [m for rev, m in new.items() if rev not in old]
     removed = [m for rev, m in old.items() if rev not in new]
     return _chain_order(added), _chain_order(removed)
 
 
-def _revisions(repo: git.Repo, commit: git.Commit) -> dict[str, Migration]:
+def _revisions(repo: git.Repo, commit: git.Commit,
+               folders: Sequence[Path] = ()) -> dict[str, Migration]:
     sources = python_sources_mentioning(repo, commit.hexsha, "down_revision") or {}
+    if folders:
+        prefixes = tuple(PurePosixPath(f.as_posix()).as_posix().rstrip("/") + "/"
+                         for f in folders)
+        sources = {p: t for p, t in sources.items() if p.startswith(prefixes)}
     return {rev: _migration(found) for rev, found in revisions_in_texts(sources).items()}
 
 
@@ -438,11 +445,11 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
 
     repo = open_repo(root)
     ensure_git_reads(repo)
-    tags = release_tags(repo)
+    tags = release_tags(repo, settings.release.ignore_tags)
     if not to_ref:
         to_ref = tags[max(tags)].name if tags else "HEAD"
     if from_ref is None and is_release_tag(to_ref) and to_ref in {t.name for t in tags.values()}:
-        earlier = previous_release(repo, parse_version(to_ref))
+        earlier = previous_release(repo, parse_version(to_ref), settings.release.ignore_tags)
         from_ref = earlier.name if earlier is not None else None
     elif from_ref is None:
         target = _resolve(repo, to_ref)
@@ -461,7 +468,7 @@ def notes_for_release(root: Path, settings: Settings, version: str) -> str:
 
     repo = open_repo(root)
     ensure_git_reads(repo)
-    earlier = previous_release(repo, parse_version(version))
+    earlier = previous_release(repo, parse_version(version), settings.release.ignore_tags)
     notes = collect_notes(repo, settings, earlier.name if earlier else None, "HEAD")
     title = f"{earlier.name} → {version}" if earlier else version
     return render_notes(notes, title=title)

@@ -135,19 +135,23 @@ def _search(root: Path, section: str) -> Discovery:
     inis, bare = _walk(root)
     found: dict[Path, Location] = {}
     first_error: MigrationsUnreadable | None = None
+    claimed: set[Path] = set()  # every folder some section of some ini names
     for ini in inis:
+        sections = _other_sections(root, ini)
+        claimed |= {location.key for location in sections}
         try:
             locations = [read_ini(root, ini, section)]
         except MigrationsUnreadable as exc:
-            locations = _other_sections(root, ini)  # [core] and [tenant], no [alembic]
+            locations = sections  # [core] and [tenant], no [alembic]
             if not locations:
                 first_error = first_error or exc
                 continue
         for location in locations:
             found.setdefault(location.key, location)
     for folder in bare:
-        found.setdefault(folder.resolve(), _bare(root, folder, "no alembic.ini: the folder "
-                                                  "holding env.py and versions/"))
+        if folder.resolve() not in claimed:  # another section's tree is not another setup
+            found.setdefault(folder.resolve(), _bare(root, folder, "no alembic.ini: the "
+                                                      "folder holding env.py and versions/"))
     if not found:
         if first_error is not None:
             raise first_error
@@ -225,9 +229,13 @@ def read_ini(root: Path, ini: Path, section: str = "alembic") -> Location:
             folder = ini.parent
             how = f"{name} [{section}] has no script_location: its own folder (Flask-Migrate)"
         else:
+            others = [s for s in parser.sections()
+                      if s != section and parser.has_option(s, "script_location")]
+            hint = (f"it is in {', '.join(f'[{s}]' for s in others)}: set "
+                    "ops.migrations.alembic_section (like `alembic -n NAME`)") if others else \
+                f"add `script_location = migrations` under [{section}]"
             raise MigrationsUnreadable(f"{name}: [{section}] has no script_location key",
-                                       hint="add `script_location = migrations` under "
-                                            f"[{section}]")
+                                       hint=hint)
     else:
         folder = _resolve(root, ini, raw, name, "script_location")
         how = f"{name} [{section}] script_location = {raw}"

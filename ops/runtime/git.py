@@ -6,8 +6,9 @@ repository ends with one line instead of a traceback.
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -30,13 +31,18 @@ def open_repo(root: Path) -> git.Repo:
                          hint="run tminus from the root of the service repository") from None
 
 
-def release_tags(repo: git.Repo) -> dict[ReleaseVersion, git.TagReference]:
+def release_tags(repo: git.Repo,
+                 ignore: Sequence[str] = ()) -> dict[ReleaseVersion, git.TagReference]:
     """Every tag that names a release version (``v1.2.0`` or ``1.2.0``), keyed by that version.
 
     When both spellings of one version exist, the ``v`` tag (the one tminus writes) wins.
+    ``ignore`` are globs of tags that are not releases (ops.release.ignore_tags): one mistyped
+    upstream tag would otherwise be "the latest release" for ever.
     """
     found: dict[ReleaseVersion, git.TagReference] = {}
     for tag in sorted(repo.tags, key=lambda t: t.name.startswith("v")):
+        if any(fnmatch.fnmatchcase(tag.name, pattern) for pattern in ignore):
+            continue
         version = version_of_tag(tag.name)
         if version is not None:
             found[version] = tag
@@ -47,9 +53,10 @@ def is_shallow(repo: git.Repo) -> bool:
     return (Path(repo.git_dir) / "shallow").exists()
 
 
-def previous_release(repo: git.Repo, version: ReleaseVersion) -> git.TagReference | None:
+def previous_release(repo: git.Repo, version: ReleaseVersion,
+                     ignore: Sequence[str] = ()) -> git.TagReference | None:
     """The highest release tag strictly below ``version``: what "since the last release" means."""
-    tags = release_tags(repo)
+    tags = release_tags(repo, ignore)
     earlier = [v for v in tags if v < version]
     return tags[max(earlier)] if earlier else None
 

@@ -225,3 +225,20 @@ def test_json_report_carries_every_release_tag_id(git_repo: GitRepo) -> None:
     assert done.returncode == 0, done.stderr
     [section] = json.loads(done.stdout)["sections"]
     assert [f["id"] for f in section["findings"]] == IDS
+
+
+def test_a_mistyped_tag_listed_in_ignore_tags_is_not_a_release(git_repo: GitRepo) -> None:
+    released(git_repo)
+    git_repo.tag("v202030505")  # an upstream typo for v20230505
+    ctx = CheckContext(root=git_repo.path, version=parse_version("v0.2.0"),
+                       settings=Settings.model_validate({"release": {"ignore_tags": ["v2020*"]}}))
+    assert by_id(list(run(ctx)), "release_tag.monotonic").status is Status.PASS
+
+
+def test_monotonic_names_the_highest_release_above_first(git_repo: GitRepo) -> None:
+    released(git_repo)
+    for tag in ("v0.3.0", "v0.9.0", "v0.5.0"):
+        git_repo.tag(tag)
+    finding = by_id(check(git_repo.path), "release_tag.monotonic")
+    assert finding.message.endswith("v0.9.0, v0.5.0, v0.3.0 exist")
+    assert "above v0.9.0" in (finding.hint or "")

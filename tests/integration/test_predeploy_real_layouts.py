@@ -183,3 +183,29 @@ def test_json_report_of_a_careful_team_is_parseable_and_passes(git_repo: GitRepo
     built = layouts.template_project(git_repo)
     data = json.loads(render_json(predeploy(built.root, built.version)))
     assert (data["result"], data["summary"]["fail"], data["summary"]["warn"]) == ("passed", 0, 0)
+
+
+def test_revision_ids_named_in_tests_are_not_secrets(git_repo: GitRepo) -> None:
+    built = layouts.large_app_without_ini(git_repo, count=40, modules=2)
+    named = ", ".join(repr(r) for r in built.revisions[-8:])
+    git_repo.write("tests/test_migrations.py",
+                   f"STEPS = [{named}]\n\n\ndef test_upgrade_steps() -> None:\n"
+                   "    assert len(STEPS) == 8\n")
+    git_repo.commit("test: migration steps")
+    report = predeploy(built.root, "v3.1.0")
+    [hardcoded] = finding(report, "secrets.hardcoded")
+    assert hardcoded.startswith("pass:")
+
+
+def test_release_notes_count_only_the_configured_version_locations(git_repo: GitRepo) -> None:
+    from ops.release.notes import release_notes
+
+    built = layouts.large_app_without_ini(git_repo, count=30, modules=1)
+    folder = "src/bigapp/db/migrations/versions"
+    copy = layouts.Rev("c0ffee000001", None, "sqlite copy", "    pass\n", "    pass\n")
+    layouts.write_revisions(git_repo, f"{folder}/../sqlite_versions", [copy])
+    git_repo.commit("a second dialect's tree")
+    settings = Settings.model_validate({"migrations": {"version_locations": [folder]}})
+    notes = release_notes(built.root, settings, from_ref=built.previous, to_ref="HEAD")
+    assert "20 migrations" in notes
+    assert "c0ffee000001" not in notes

@@ -191,3 +191,24 @@ def test_configured_version_locations_replace_the_default_versions_folder(
     chosen = discover(tmp_path, version_locations=[Path("migrations/versions/postgresql")]).chosen
     assert chosen is not None
     assert chosen.version_dirs == (tmp_path / "migrations/versions/postgresql",)
+
+
+def test_ini_whose_alembic_section_lacks_script_location_points_at_the_named_sections(
+        tmp_path: Path) -> None:
+    script_dir(tmp_path / "core")
+    ini(tmp_path / "alembic.ini", "[alembic]\nprepend_sys_path = .\n\n[core]\n"
+                                  "script_location = core\n")
+    with pytest.raises(MigrationsUnreadable) as caught:
+        discover(tmp_path)
+    assert "ops.migrations.alembic_section" in (caught.value.hint or "")
+
+
+def test_chosen_section_leaves_the_other_sections_tree_out_of_the_candidates(
+        tmp_path: Path) -> None:
+    script_dir(tmp_path / "src/app/core")
+    script_dir(tmp_path / "src/app/tenant")
+    ini(tmp_path / "src/app/alembic.ini", "[core]\nscript_location = app:core\n\n"
+                                          "[tenant]\nscript_location = app:tenant\n")
+    found = discover(tmp_path, section="tenant")
+    assert found.chosen is not None
+    assert (found.chosen.section, found.others) == ("tenant", [])
