@@ -5,6 +5,13 @@ a p95 latency above twice the pre-deploy baseline, the services already switched
 to the version that was running (its images are still in the engine; rolling, so still no
 dropped request) and the deploy ends with exit 1 and "deploy of v0.3.0 failed, rolled back to
 v0.2.0", in the JSON result as well, so CI can tell.
+
+Once the lock is held and before anything changes, the deploy records its intent (``intent.py``:
+from, to, the step it is at, the latency baseline once measured). A deploy that finds the record
+of one that was killed takes it over: the recorded ``from`` is the version that ran before (the
+audit line, the automatic rollback and ``rollback previous`` use it), the recorded baseline is
+the one the watch compares against, and the switch it interrupted is finished or reversed like
+any other. A baseline is never measured on a stack that runs two versions.
 """
 
 from __future__ import annotations
@@ -17,13 +24,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ops.config import Settings
-from ops.deploy.audit import AuditEvent, record
+from ops.deploy.audit import AuditEvent, read_events, record
+from ops.deploy.intent import (
+    Intent,
+    IntentUnreadable,
+    Tracker,
+    choose_baseline,
+    intent_path,
+    interrupted_in_log,
+    is_orphaned,
+    read_intent,
+)
 from ops.deploy.lock import LockInfo, deploy_lock, lock_path
 from ops.deploy.recreate import recreate
 from ops.deploy.rolling import Rollout, current_version, roll
 from ops.deploy.stack import Stack, audit_path, open_stack
-from ops.errors import ChecksFailed, DeployFailed, OpsError, UsageError
+from ops.errors import ChecksFailed, DeployFailed, LockHeld, OpsError, UsageError
 from ops.report import Status
+from ops.runtime.process import fault_point
 from ops.versioning import parse_version
 
 #: The seed's decision tree: these figures in the watch window mean "roll back".
@@ -68,6 +86,18 @@ class DeployResult:
     skipped_checks: bool = False
     skipped_backup: bool = False
     db: str | None = None
+    #: the step at which the interrupted action this one took over had stopped, and that action
+    recovered_from: str | None = None
+    recovered: dict[str, Any] | None = None
+    #: an unfinished action the next deploy or rollback must recover (an interrupted switch)
+    left_unfinished: dict[str, Any] | None = None
+    #: False until the action held the lock and recorded its intent (then it may change things)
+    began: bool = False
+
+    @property
+    def interrupted(self) -> bool:
+        """Ended by Ctrl-C or SIGTERM (the task exits 130)."""
+        return self.result == "failed" and self.reason == "interrupted"
 
     @property
     def message(self) -> str:
@@ -80,8 +110,10 @@ class DeployResult:
         if self.result == "dry_run":
             return f"dry run: {self.action} {was} → {self.to_version} changed nothing"
         db = f"; database: {self.db}" if self.db else ""
+        recovered = (f" (recovered an interrupted {self.recovered['action']} stopped at: "
+                     f"{self.recovered_from})" if self.recovered and self.recovered_from else "")
         return (f"{self.action} {was} → {self.to_version} succeeded in {self.duration_s:.1f}s"
-                + db)
+                + db + recovered)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": "tminus", "action": self.action, "env": self.env,
@@ -90,7 +122,8 @@ class DeployResult:
                 "rolled_back_to": self.rolled_back_to, "backup_id": self.backup_id,
                 "db": self.db, "watch": self.watch, "services": self.services,
                 "steps": self.steps, "skipped_checks": self.skipped_checks,
-                "skipped_backup": self.skipped_backup, "duration_s": round(self.duration_s, 2)}
+                "skipped_backup": self.skipped_backup, "recovered_from": self.recovered_from,
+                "recovered": self.recovered, "duration_s": round(self.duration_s, 2)}
 
 
 # --- the procedure -------------------------------------------------------------------------------
@@ -116,29 +149,125 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
     require_images(stack, version)
     result = DeployResult("deploy", opts.env, version, skipped_checks=opts.skip_checks,
                           skipped_backup=opts.skip_backup)
-    result.from_version = running_version(stack, services)
-    stack.steps.say(f"deploy {result.from_version or 'nothing'} → {version} to {opts.env} "
-                    f"(project {stack.project}, {' '.join(stack.compose.program)})")
+    result.from_version = running_version(stack, services)  # settled under the lock
+    program = " ".join(stack.compose.program)
     try:
         with hold_lock(stack, "deploy", version, opts.lock_wait_s):
-            run_deploy(stack, services, version, opts, result)
+            tracker = take_over(stack, "deploy", version, result, header=lambda was, to: (
+                f"deploy {was or 'nothing'} → {to} to {opts.env} "
+                f"(project {stack.project}, {program})"))
+            try:
+                run_deploy(stack, services, version, opts, result, tracker)
+            except BaseException as exc:
+                note_failure(result, exc)
+                raise
+            finally:
+                # inside the lock: the audit line and the state file change before it is free
+                finish(stack, result, started, on_result, tracker)
     except BaseException as exc:
-        if result.result in {"success", "dry_run"}:
-            result.result, result.reason = "failed", failure_reason(exc)
+        note_failure(result, exc)
         raise
     finally:
-        finish(stack, result, started, on_result)
+        if not result.began:  # refused before it recorded anything (the lock, a live record)
+            finish(stack, result, started, on_result)
     return result
 
 
+def note_failure(result: DeployResult, exc: BaseException) -> None:
+    if result.result in {"success", "dry_run"}:
+        result.result, result.reason = "failed", failure_reason(exc)
+
+
 def finish(stack: Stack, result: DeployResult, started: float,
-           on_result: Callable[[DeployResult], None] | None) -> None:
-    """Whatever happened: time it, keep its steps, write the audit line, hand it to the caller."""
+           on_result: Callable[[DeployResult], None] | None,
+           tracker: Tracker | None = None) -> None:
+    """Whatever happened: time it, keep its steps, write the audit line, drop the state file,
+    hand the result to the caller.
+
+    An action interrupted (Ctrl-C, SIGTERM) in the middle of changing the stack, or one that took
+    over an interrupted action and stopped before changing anything, passes the unfinished
+    action on in its audit line (``details.interrupted``): its state file is removed like any
+    other ending's, and the next deploy or rollback recovers from the line instead.
+    """
     result.duration_s = time.perf_counter() - started
     result.steps = [r.to_dict() for r in stack.steps.records]
-    write_audit(stack, result)
+    unfinished = None
+    if tracker is not None:
+        unfinished = tracker.left_unfinished(settled=result.result in SETTLED,
+                                             interrupted=result.interrupted)
+        result.left_unfinished = unfinished.to_dict() if unfinished else None
+    try:
+        write_audit(stack, result)
+    except BaseException:
+        if tracker is not None:
+            tracker.close(keep=unfinished)
+        raise
+    if tracker is not None:
+        tracker.close()
     if on_result is not None:
         on_result(result)
+
+
+#: Endings after which what runs is one version again, the one the result names.
+SETTLED = frozenset({"success", "rolled_back", "dry_run"})
+
+
+def take_over(stack: Stack, action: str, version: str, result: DeployResult, *,
+              header: Callable[[str | None, str], str],
+              choose_target: Callable[[Intent | None, str | None], str] | None = None
+              ) -> Tracker:
+    """Under the lock: recover an interrupted action if one is recorded, settle what ran
+    before (and, for ``rollback previous``, the target from it), print the header and record
+    this action's intent before anything changes."""
+    recovered = interrupted_action(stack, holding_lock=True)
+    services = stack.versioned_services()
+    if recovered is not None:
+        stack.steps.say(f"recovering an interrupted {recovered.describe()}")
+        result.from_version = recovered.settled_version
+        result.recovered_from = recovered.step
+        result.recovered = {"action": recovered.action, "from": recovered.from_version,
+                            "to": recovered.to_version, "step": recovered.step,
+                            "pid": recovered.pid, "host": recovered.host,
+                            "started_at": recovered.started_at}
+    else:
+        result.from_version = running_version(stack, services)
+        versions = running_versions(stack, services)
+        if len(versions) > 1:
+            stack.steps.say(f"  warning: the running replicas carry {' and '.join(versions)} "
+                            "and no interrupted deploy is recorded; taking "
+                            f"{result.from_version} (most replicas) as the version that ran")
+    if choose_target is not None:
+        version = result.to_version = choose_target(recovered, result.from_version)
+    stack.steps.say(header(result.from_version, version))
+    path = None if stack.dry_run else intent_path(stack.root, stack.env_name)
+    tracker = Tracker(path, Intent(action, stack.env_name, result.from_version, version),
+                      recovered)
+    tracker.start()
+    result.began = True
+    return tracker
+
+
+def interrupted_action(stack: Stack, *, holding_lock: bool = False) -> Intent | None:
+    """The interrupted deploy or rollback of this environment, if one is recorded: a state file
+    whose process is gone, else the newest audit line's ``interrupted`` record. A state file of
+    a process that still runs is its action in progress: with the lock held (so that lock was
+    removed by hand) it refuses this action; before taking the lock it is simply not ours."""
+    path = intent_path(stack.root, stack.env_name)
+    try:
+        found = read_intent(path)
+    except IntentUnreadable as exc:
+        stack.steps.say(f"  warning: ignoring {path}: it {exc} (no state file tminus wrote)")
+        found = None
+    if found is not None:
+        if is_orphaned(found):
+            return found
+        if holding_lock and not stack.dry_run:
+            raise LockHeld(f"a {found.action} of {found.to_version} by pid {found.pid} is still "
+                           f"running on {found.host} (its state file is {path})",
+                           hint="its lock was removed by hand: wait for it to finish")
+        return None
+    return interrupted_in_log(read_events(audit_path(stack), env=stack.env_name),
+                              stack.env_name)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -150,8 +279,10 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOptions,
-               result: DeployResult) -> None:
+               result: DeployResult, tracker: Tracker) -> None:
+    tracker.step("gates")
     run_gates(stack, version, skip_checks=opts.skip_checks)
+    tracker.step("backup")
     if opts.backup_id:
         result.backup_id = opts.backup_id
         stack.steps.say(f"  backup {opts.backup_id} taken just before this deploy")
@@ -159,18 +290,30 @@ def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOpti
         result.backup_id = take_backup(stack, result.from_version)
     else:
         stack.steps.say("  backup skipped (--skip-backup; recorded in the audit log)")
+    tracker.backup(result.backup_id)
     ensure_infrastructure(stack, version, services)
-    baseline = measure_baseline(stack) if result.from_version else None
+    tracker.step("baseline")
+    baseline, skipped_why = pre_deploy_baseline(stack, services, result, tracker)
     if stack.env.migrate == "before":
+        tracker.step("migrate")
         migrate(stack, services[0], version)
     switched: list[Rollout] = []
     try:
         for service in services:
+            tracker.step(f"switching {service}")
             switched.append(switch(stack, service, version, opts))
+            fault_point("deploy:switched")
         if stack.env.migrate == "after":
+            tracker.step("migrate")
             migrate(stack, services[0], version)
+        tracker.step("watch")
         watch_s = stack.env.watch_s if opts.watch_s is None else opts.watch_s
-        result.watch = post_deploy_watch(stack, watch_s, baseline)
+
+        def keep_figures(figures: dict[str, Any]) -> None:  # also when the verdict rolls back
+            result.watch = figures
+
+        post_deploy_watch(stack, watch_s, baseline, skipped_why=skipped_why,
+                          on_figures=keep_figures)
     except DeployFailed as exc:
         result.reason = exc.message
         previous = result.from_version
@@ -178,7 +321,7 @@ def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOpti
             result.result = "failed"
             why = ("--no-auto-rollback" if previous else "nothing ran before to go back to")
             raise DeployFailed(f"deploy of {version} failed ({why}): {exc.message}") from None
-        restore_previous(stack, switched, previous, opts)
+        restore_previous(stack, switched, previous, opts, tracker)
         result.result, result.rolled_back_to = "rolled_back", previous
         raise DeployFailed(f"deploy of {version} failed, rolled back to {previous}",
                            hint=exc.message) from None
@@ -198,14 +341,17 @@ def switch(stack: Stack, service: str, version: str, opts: DeployOptions) -> Rol
 
 
 def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
-                     opts: DeployOptions) -> None:
+                     opts: DeployOptions, tracker: Tracker | None = None) -> None:
     """Put back the version that ran: the rolled service's old replicas were never removed
-    before the new ones were healthy, so only services already switched need redeploying."""
+    before the new ones were healthy, so only services already switched need redeploying
+    (and any that still run another version: the half a recovered switch left behind)."""
     stack.steps.say(f"automatic rollback to {previous}")
     touched = {r.service for r in switched}
     for service in stack.versioned_services():
         running = stack.running(service)
         if service in touched or any(c.version != previous for c in running):
+            if tracker is not None:
+                tracker.step(f"rolling back to {previous}: switching {service}")
             switch(stack, service, previous, opts)
 
 
@@ -219,6 +365,11 @@ def running_version(stack: Stack, services: list[str]) -> str | None:
         if version:
             return version
     return None
+
+
+def running_versions(stack: Stack, services: list[str]) -> list[str]:
+    """Every version the running replicas of the versioned services carry (two: mid-switch)."""
+    return sorted({c.version for s in services for c in stack.running(s) if c.version})
 
 
 def require_images(stack: Stack, version: str) -> None:
@@ -331,6 +482,26 @@ def ensure_infrastructure(stack: Stack, version: str, services: list[str]) -> No
                            what=", ".join(missing))
 
 
+def pre_deploy_baseline(stack: Stack, services: list[str], result: DeployResult,
+                        tracker: Tracker) -> tuple[float | None, str | None]:
+    """The p95 the watch compares against, and why there is none when the p95 rule is off:
+    the interrupted run's recorded one, else measured now — never on a mixed stack."""
+    recorded = tracker.recovered.baseline_p95_ms if tracker.recovered else None
+    choice = choose_baseline(running_versions(stack, services), recorded,
+                             has_previous=bool(result.from_version))
+    baseline: float | None = None
+    if choice.source == "recorded":
+        baseline = choice.p95_ms
+        stack.steps.say(f"  latency baseline: p95 {baseline:.0f} ms, recorded by the "
+                        "interrupted run before its switch")
+    elif choice.source == "skip":
+        stack.steps.say(f"  latency baseline skipped: {choice.reason}")
+    elif choice.source == "measure":
+        baseline = measure_baseline(stack)
+    tracker.baseline(baseline)
+    return baseline, choice.reason if choice.source == "skip" else None
+
+
 def measure_baseline(stack: Stack) -> float | None:
     """The p95 before the switch: what "twice as slow" is measured against."""
     from ops.runtime.probe import sample
@@ -352,8 +523,13 @@ def migrate(stack: Stack, service: str, version: str) -> None:
         stack.run_at(version, stack.compose.migrate(service), timeout=600)
 
 
-def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None
+def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None, *,
+                      skipped_why: str | None = None,
+                      on_figures: Callable[[dict[str, Any]], None] | None = None
                       ) -> dict[str, Any] | None:
+    """Probe the health URL for ``seconds``; DeployFailed when the decision tree says so.
+    ``skipped_why``: the reason there is no baseline (the p95 rule off), kept in the figures;
+    ``on_figures`` sees them before the verdict (the result of a rolled-back deploy has them)."""
     from ops.runtime.probe import watch
 
     if seconds <= 0:
@@ -364,14 +540,21 @@ def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None
                         f"(roll back on > {MAX_ERROR_RATE:.0%} errors or p95 > "
                         f"{MAX_P95_FACTOR:g}x baseline)")
         return None
+    fault_point("deploy:watching")
     with stack.steps.step(f"post-deploy watch ({seconds:g}s)") as rec:
         stack.steps.waiting(f"{seconds:g}s of probes of {stack.health_url}")
         stats = watch(stack.health_url, seconds, interval_s=WATCH_INTERVAL_S)
         figures = stats.summary()
         figures["baseline_p95_ms"] = round(baseline_p95, 1) if baseline_p95 else None
+        if skipped_why:
+            figures["p95_rule"] = f"skipped: {skipped_why}"
         rec.detail = (f"{stats.total} requests, {stats.error_rate:.1%} errors, "
                       f"p95 {stats.p95_ms:.0f} ms"
-                      + (f" (baseline {baseline_p95:.0f} ms)" if baseline_p95 else ""))
+                      + (f" (baseline {baseline_p95:.0f} ms)" if baseline_p95 else "")
+                      + ("; p95 rule skipped (no baseline from a mixed stack)"
+                         if skipped_why else ""))
+        if on_figures is not None:
+            on_figures(figures)
         verdict = watch_verdict(stats.error_rate, stats.p95_ms, baseline_p95)
         if verdict:
             raise DeployFailed(f"post-deploy watch: {verdict}")
@@ -394,10 +577,15 @@ def write_audit(stack: Stack, result: DeployResult) -> None:
     if stack.dry_run:
         return
     details: dict[str, Any] = {"strategy_steps": len(result.steps), "project": stack.project}
-    for key in ("reason", "rolled_back_to", "backup_id", "watch", "db"):
+    for key in ("reason", "rolled_back_to", "backup_id", "watch", "db", "recovered_from",
+                "recovered"):
         value = getattr(result, key)
         if value:
             details[key] = value
+    if result.left_unfinished:
+        details["interrupted"] = result.left_unfinished
+    if result.action in {"deploy", "rollback"} and not result.began:
+        details["began"] = False  # refused before it held the lock: it changed nothing
     record(audit_path(stack), AuditEvent(
         action=result.action, env=result.env, result=result.result,
         from_version=result.from_version, to_version=result.to_version,

@@ -21,6 +21,17 @@ def _notes(event: dict[str, Any]) -> str:
         notes.append(f"database: {details['db']}")
     if details.get("backup_id"):
         notes.append(f"backup {details['backup_id']}")
+    recovered = details.get("recovered")
+    if details.get("recovered_from"):
+        what = recovered.get("action") if isinstance(recovered, dict) else None
+        notes.append(f"recovered an interrupted {what or 'action'} "
+                     f"(stopped at: {details['recovered_from']})")
+    unfinished = details.get("interrupted")
+    if isinstance(unfinished, dict) and unfinished.get("step"):
+        notes.append(f"left unfinished at: {unfinished['step']}")
+    watch = details.get("watch")
+    if isinstance(watch, dict) and watch.get("p95_rule"):
+        notes.append("p95 rule skipped")
     if details.get("reason") and event.get("result") != "success":
         notes.append(str(details["reason"])[:60])
     return "; ".join(notes)

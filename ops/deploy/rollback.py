@@ -20,15 +20,19 @@ from ops.deploy.audit import read_events
 from ops.deploy.deploy import (
     DeployOptions,
     DeployResult,
-    failure_reason,
     finish,
     hold_lock,
+    interrupted_action,
+    note_failure,
     running_version,
     switch,
+    take_over,
     usable_versions,
 )
+from ops.deploy.intent import Intent
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
+from ops.runtime.process import fault_point
 from ops.versioning import parse_version
 
 
@@ -58,47 +62,97 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
              with_db: bool = False, dry_run: bool = False, lock_wait_s: float = 0.0,
              out: TextIO | None = None, stack: Stack | None = None,
              on_result: Callable[[DeployResult], None] | None = None) -> DeployResult:
+    """Roll ``env`` back to ``version`` (None: the previous one); DeployFailed (exit 1) when a
+    step fails, UsageError (exit 2) when there is nothing to go back to.
+
+    The target is chosen before the lock (to refuse at once what cannot work) and again once the
+    lock is held, from what is true then: an interrupted deploy found there makes ``previous``
+    the version it was switching away from (an interrupted rollback: the one it was going to).
+    """
     started = time.perf_counter()
     stack = stack or open_stack(root, settings, env, dry_run=dry_run, out=out)
     services = stack.versioned_services()
-    current = running_version(stack, services)
-    events = list(read_events(audit_path(stack), env=env))
-    target = parse_version(version).tag if version else previous_version(events, current)
-    if target is None:
-        raise UsageError(f"no earlier version of {env} in the audit log",
-                         hint="name the version: invoke rollback vX.Y.Z (see invoke releases)")
+
+    def choose(recovered: Intent | None, current: str | None) -> str:
+        events = list(read_events(audit_path(stack), env=env))
+        target = rollback_target(events, current, recovered, version)
+        if target is None:
+            raise UsageError(f"no earlier version of {env} in the audit log",
+                             hint="name the version: invoke rollback vX.Y.Z (see invoke releases)")
+        require_usable(stack, target)
+        return target
+
+    seen = interrupted_action(stack)
+    current = seen.settled_version if seen else running_version(stack, services)
+    target = choose(seen, current)
+    result = DeployResult("rollback", env, target, from_version=current)
+    try:
+        with hold_lock(stack, "rollback", target, lock_wait_s):
+            tracker = take_over(stack, "rollback", target, result, choose_target=choose,
+                                header=lambda was, to: (f"rollback {was or 'nothing'} → {to} "
+                                                        f"on {env} (project {stack.project})"))
+            try:
+                target = result.to_version
+                if with_db:
+                    tracker.step("database")
+                    events = list(read_events(audit_path(stack), env=env))
+                    result.db = roll_back_data(stack, events, result.from_version, target,
+                                               interrupted=tracker.recovered)
+                opts = DeployOptions(env=env, version=target, dry_run=dry_run)
+                for service in services:
+                    tracker.step(f"switching {service}")
+                    switch(stack, service, target, opts)
+                    fault_point("rollback:switched")
+                if dry_run:
+                    result.result = "dry_run"
+            except BaseException as exc:
+                note_failure(result, exc)
+                raise
+            finally:
+                finish(stack, result, started, on_result, tracker)
+    except BaseException as exc:
+        note_failure(result, exc)
+        if not isinstance(exc, OpsError):
+            raise
+        raise DeployFailed(f"rollback to {result.to_version} failed: {exc.message}",
+                           hint=exc.hint) from None
+    finally:
+        if not result.began:  # refused before it recorded anything (the lock, a live record)
+            finish(stack, result, started, on_result)
+    return result
+
+
+def rollback_target(events: list[dict[str, Any]], current: str | None,
+                    recovered: Intent | None, version: str | None) -> str | None:
+    """The version to go back to: the one named; else, after an interrupted deploy, the version
+    it was switching away from (after an interrupted rollback, the one it was going to); else
+    the one the audit log says ran before ``current``."""
+    if version:
+        return parse_version(version).tag
+    target = recovered.settled_version if recovered is not None else None
+    return target or previous_version(events, current)
+
+
+def require_usable(stack: Stack, target: str) -> None:
     usable = usable_versions(stack)
     if stack.client is not None and target not in usable:
         raise UsageError(f"cannot roll back to {target}: its images are not in the local engine",
                          hint="usable: " + (", ".join(usable) or "none"))
-    result = DeployResult("rollback", env, target, from_version=current)
-    stack.steps.say(f"rollback {current or 'nothing'} → {target} on {env} "
-                    f"(project {stack.project})")
-    try:
-        with hold_lock(stack, "rollback", target, lock_wait_s):
-            if with_db:
-                result.db = roll_back_data(stack, events, current, target)
-            opts = DeployOptions(env=env, version=target, dry_run=dry_run)
-            for service in services:
-                switch(stack, service, target, opts)
-        if dry_run:
-            result.result = "dry_run"
-    except BaseException as exc:
-        result.result, result.reason = "failed", failure_reason(exc)
-        if not isinstance(exc, OpsError):
-            raise
-        raise DeployFailed(f"rollback to {target} failed: {exc.message}",
-                           hint=exc.hint) from None
-    finally:
-        finish(stack, result, started, on_result)
-    return result
 
 
 def roll_back_data(stack: Stack, events: list[dict[str, Any]], current: str | None,
-                   target: str) -> str:
-    """Restore or downgrade the database, per ``db_rollback``; returns what was done."""
-    undone = undone_deploy(events, current) or {}
-    backup_id = (undone.get("details") or {}).get("backup_id")
+                   target: str, *, interrupted: Intent | None = None) -> str:
+    """Restore or downgrade the database, per ``db_rollback``; returns what was done.
+
+    The deploy being undone is the one that brought ``current`` in, or an interrupted deploy
+    this rollback took over: its backup and its (newer) migrations come from its record.
+    """
+    if interrupted is not None and interrupted.action == "deploy":
+        backup_id: Any = interrupted.backup_id
+        current = interrupted.to_version
+    else:
+        undone = undone_deploy(events, current) or {}
+        backup_id = (undone.get("details") or {}).get("backup_id")
     if stack.env.db_rollback == "restore":
         if not backup_id:
             raise UsageError(f"no backup was taken before the deploy of {current}",

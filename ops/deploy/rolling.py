@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ops.deploy.stack import Stack, remove_replicas, wait_entrypoint, wait_ready
 from ops.errors import DeployFailed
 from ops.runtime.docker_engine import ContainerState
+from ops.runtime.process import fault_point
 
 #: Seconds ``docker stop`` waits before SIGKILL: the app's drain period plus requests in flight.
 STOP_GRACE_S = 20
@@ -31,7 +32,8 @@ class Rollout:
 
 
 def current_version(containers: list[ContainerState]) -> str | None:
-    """The version most replicas run (after an interrupted deploy there can be two)."""
+    """The version most replicas run (after an interrupted deploy there can be two: which one
+    ran *before* is the deploy's recorded intent, ``ops.deploy.intent``, never this guess)."""
     versions = Counter(c.version for c in containers if c.version)
     return versions.most_common(1)[0][0] if versions else None
 
@@ -61,6 +63,7 @@ def roll(stack: Stack, service: str, version: str, *, replicas: int | None = Non
         discard(stack, service, started, reason=f"{version} is not healthy")
         raise
     if stale:
+        fault_point("deploy:draining")  # both versions healthy side by side, none removed yet
         with stack.steps.step(f"drain and remove {len(stale)} {service} replica(s) of "
                               f"{previous}"):
             remove_replicas(stack, stale, batch=batch, grace_s=STOP_GRACE_S)
