@@ -53,10 +53,15 @@ def debug_enabled() -> bool:
 
 
 def boundary(body: Callable[P, R]) -> Callable[P, R]:
-    """The one place where exceptions become exit codes (DESIGN.md, "Exit codes")."""
+    """The one place where exceptions become exit codes (DESIGN.md, "Exit codes").
+
+    SIGTERM is made an interrupt for the task's duration, so every task cleans up and exits
+    130 on it as on Ctrl-C (a deploy's rollback path, a backup's partial directory).
+    """
 
     @functools.wraps(body)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        install_sigterm_as_interrupt()  # SIGTERM takes Ctrl-C's way out in every task
         try:
             return body(*args, **kwargs)
         except Exit:

@@ -14,7 +14,6 @@ from invoke.tasks import task
 from ops.errors import UsageError
 from ops.taskkit import (
     boundary,
-    install_sigterm_as_interrupt,
     project_root,
     say,
     settings_from,
@@ -94,7 +93,6 @@ def backup(c: Context, env: str = "production", label: str = "", dry_run: bool =
     """Back up an environment's Postgres and Redis into a verified backup directory."""
     from ops.deploy.backup import create_backup
 
-    install_sigterm_as_interrupt()  # SIGTERM: pg_dump stopped, partial removed, audited, 130
     settings = settings_from(c)
     root = project_root(c, settings)
     with progress_reporter() as progress:
@@ -150,7 +148,6 @@ def restore(c: Context, backup_id: str, env: str = "production", yes: bool = Fal
     backup, under the environment's deploy lock)."""
     from ops.deploy.restore import restore_backup
 
-    install_sigterm_as_interrupt()
     settings = settings_from(c)
     root = project_root(c, settings)
     confirm = _ask if sys.stdin.isatty() else None

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ops.atomic import atomic_write_text
+from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.errors import LockHeld
 
 
@@ -156,7 +156,7 @@ class DeployLock:
                 self.path.unlink()
 
     def _try_create(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_ignored_dir(self.path.parent)  # a lock left by a kill never dirties the tree
         staging = self.path.with_name(f".{self.path.name}.{self.info.token}")
         atomic_write_text(staging, json.dumps(asdict(self.info), sort_keys=True) + "\n")
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.deploy.lock import DeployLock, LockInfo, lock_path, pid_alive
+from ops.deploy.lock import DeployLock, LockInfo, deploy_lock, lock_path, pid_alive
 from ops.errors import LockHeld
 
 
@@ -139,3 +139,10 @@ def test_waiting_reports_what_it_waits_for(tmp_path: Path) -> None:
         DeployLock(path, info(holder="bob"), wait_s=0.3, poll_s=0.05,
                    progress=said.append).acquire()
     assert said == [said[0]] and "held by alice@" in said[0]
+
+
+def test_lock_folder_keeps_itself_out_of_git_status(tmp_path: Path) -> None:
+    with deploy_lock(tmp_path, LockInfo(env="production", action="deploy", version="v0.1.0",
+                                        holder="test")):
+        pass
+    assert (tmp_path / ".tminus/locks/.gitignore").read_text().strip().endswith("*")

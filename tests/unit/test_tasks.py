@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import git
@@ -139,3 +142,23 @@ def test_an_unexpected_multi_line_error_is_shown_on_one_line() -> None:
     assert message.startswith("internal error: RuntimeError: first line second line x")
     assert "\n" not in message
     assert len(message) < 400
+
+
+def test_sigterm_during_any_task_takes_ctrl_cs_way_out_with_exit_130() -> None:
+    cleaned: list[str] = []
+
+    @boundary
+    def body() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # never reached: the signal interrupts here
+        finally:
+            cleaned.append("partial output removed")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(Exit) as caught:
+            body()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (caught.value.code, cleaned) == (130, ["partial output removed"])
