@@ -1,6 +1,7 @@
 """Atomic writes: a reader sees the old file or the new one, never half of either.
 
-Manifests, VERSION files, backup metadata, lock files and audit lines all go through here
+Manifests, VERSION files, backup metadata and lock files go through here (audit lines are
+appended by ops/deploy/audit.py, one write each)
 (DESIGN.md: temp file + fsync + rename).
 """
 
@@ -31,23 +32,6 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
-
-
-def append_line(path: Path, line: str) -> None:
-    """Append one line with a single ``write`` on an O_APPEND descriptor, then fsync.
-
-    POSIX makes such appends atomic with respect to each other, so concurrent writers of the
-    audit log never interleave within a line.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def make_ignored_dir(directory: Path) -> None:

@@ -21,13 +21,14 @@ import os
 import socket
 import stat
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from ops.bounded import Refused, loads_json
-from ops.errors import UsageError
+from ops.errors import OpsError, UsageError
 
 log = logging.getLogger("ops.audit")
 
@@ -67,6 +68,11 @@ class AuditEvent:
         return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
+class AuditNotWritten(OpsError, OSError):
+    """Appending the audit line failed (a full disk): exit 1, and no torn line is left. An
+    ``OSError`` too, for callers that tolerate a failing audit write while reporting another."""
+
+
 class AuditLogRefused(UsageError, OSError):
     """The audit log's path is a symlink or not a regular file: never written through.
 
@@ -100,15 +106,33 @@ def append_event_line(path: Path, line: str) -> None:
             raise AuditLogRefused(f"{path} is not a regular file") from None
         raise
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise AuditLogRefused(f"{path} is not a regular file")
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(errno.EIO, f"short write to the audit log ({written} of {len(data)} "
-                                     "bytes)", str(path))
-        os.fsync(fd)
+        _write_whole_line(fd, data, info.st_size, path)
     finally:
         os.close(fd)
+
+
+def _write_all_or_raise(fd: int, data: bytes) -> None:
+    """One ``os.write``; a short one (the disk filled up half-way) is ENOSPC."""
+    if os.write(fd, data) != len(data):
+        raise OSError(errno.ENOSPC, "short write")
+
+
+def _write_whole_line(fd: int, data: bytes, size_before: int, path: Path) -> None:
+    """The line and its fsync, or nothing: a full disk must not leave half a line behind."""
+    try:
+        _write_all_or_raise(fd, data)
+        os.fsync(fd)
+    except OSError as exc:
+        with suppress(OSError):  # only a torn tail of ours can sit past size_before
+            if os.fstat(fd).st_size > size_before:
+                os.ftruncate(fd, size_before)
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise AuditNotWritten(f"the audit line was not written to {path}: {reason}",
+                              hint="free space on that disk; the action itself is described "
+                                   "above") from None
 
 
 def read_events(log_path: Path, *, env: str | None = None) -> Iterator[dict[str, Any]]:
