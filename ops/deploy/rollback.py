@@ -4,18 +4,18 @@ Without a version it takes the one the audit log says ran before the current one
 images are gone from the engine is refused with the list of versions that can be used. With
 ``--with-db`` the database follows, the way the environment's ``db_rollback`` says: ``restore``
 the backup taken before the deploy being undone, or ``downgrade`` to the Alembic revision that
-release ran (from its manifest, else from that backup's record) — and the output says which.
+release ran (its Alembic head, read from the tree its manifest names, else from that
+backup's record) — and the output says which.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from ops.config import Settings, resolve_path
+from ops.config import Settings
 from ops.deploy.audit import read_events
 from ops.deploy.deploy import (
     DeployOptions,
@@ -32,6 +32,9 @@ from ops.deploy.deploy import (
 from ops.deploy.intent import Intent
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
+from ops.release import manifest as mf
+from ops.runtime.alembic_scripts import ScriptGraph, discover, judge, revisions_in_texts
+from ops.runtime.git import open_repo, python_sources_mentioning
 from ops.runtime.process import fault_point
 from ops.versioning import parse_version
 
@@ -163,10 +166,11 @@ def roll_back_data(stack: Stack, events: list[dict[str, Any]], current: str | No
             restore_backup(stack.root, stack.settings, stack.env_name, str(backup_id),
                            assume_yes=True, dry_run=stack.dry_run, out=stack.steps.out)
         return f"restored backup {backup_id}"
-    revision = manifest_revision(stack, target) or backup_revision(stack, backup_id)
+    revision = (release_revision(stack.root, stack.settings, target)
+                or backup_revision(stack, backup_id))
     if not revision:
         raise UsageError(f"no Alembic revision recorded for {target}",
-                         hint="its manifest and the pre-deploy backup name none")
+                         hint="neither its release's migrations nor the pre-deploy backup name one")
     newer = current or target
     with stack.steps.step(f"database: alembic downgrade {revision} (db_rollback: downgrade, "
                           f"with {newer}'s migrations)"):
@@ -174,20 +178,61 @@ def roll_back_data(stack: Stack, events: list[dict[str, Any]], current: str | No
     return f"downgraded to {revision}"
 
 
-def manifest_revision(stack: Stack, version: str) -> str | None:
-    path = resolve_path(stack.root, stack.settings.release.releases_dir) / \
-        f"manifest_{version}.json"
+def release_revision(root: Path, settings: Settings, version: str) -> str | None:
+    """The Alembic head ``version`` shipped, from its release's own tree; None when unknown.
+
+    The manifest records no revision: it names the commit the release was cut from
+    (``git.commit``), whose tree holds that release's migrations. Those revision files are read
+    from git and parsed, never imported; a release with several heads (or none, or a tree git
+    cannot read) has no single revision to go down to.
+    """
+    rev = _manifest_commit(root, settings, version) or version
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        repo = open_repo(root)
+    except OpsError:
         return None
-    for keys in (("migrations", "head"), ("alembic", "head"), ("alembic_revision",)):
-        value: Any = data
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str) and value:
-            return value
-    return None
+    sources = python_sources_mentioning(repo, rev, "down_revision")
+    if not sources:
+        return None
+    folders = _migration_folders(root, settings)
+    if folders:
+        sources = {path: text for path, text in sources.items() if path.startswith(folders)}
+    graph = ScriptGraph(None, revisions_in_texts(sources))
+    judge(graph)
+    return graph.heads[0] if graph.sound and len(graph.heads) == 1 else None
+
+
+def _manifest_commit(root: Path, settings: Settings, version: str) -> str | None:
+    """The source commit the release manifest of ``version`` names (either layout)."""
+    try:
+        manifest = mf.read(mf.releases_dir(root, settings) / f"manifest_{version}.json")
+    except OpsError:
+        return None
+    return manifest.git.commit or None
+
+
+def _migration_folders(root: Path, settings: Settings) -> tuple[str, ...]:
+    """The revision folders (posix, relative to the root, with a trailing slash) the project's
+    Alembic configuration names today; empty when it cannot tell (then every revision file in
+    the tree counts)."""
+    conf = settings.migrations
+    try:
+        found = discover(root, alembic_ini=None if conf.alembic_ini == Path("alembic.ini")
+                         else conf.alembic_ini, section=conf.alembic_section,
+                         script_location=conf.script_location,
+                         version_locations=conf.version_locations)
+    except OpsError:
+        return ()
+    if found.chosen is None:
+        return ()
+    folders = []
+    for folder in found.chosen.version_dirs:
+        try:
+            folders.append(folder.resolve().relative_to(root.resolve()).as_posix().rstrip("/")
+                           + "/")
+        except ValueError:
+            return ()
+    return tuple(folders)
 
 
 def backup_revision(stack: Stack, backup_id: Any) -> str | None:
