@@ -118,8 +118,8 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
     """
     import git as gitlib
 
-    from ops.release.checklist import signoff_path
     from ops.release.manifest import checksum_path, manifest_path
+    from ops.release.signoff import signoff_path
     from ops.runtime.git import git_failure, worktree_changes
 
     manifest = manifest_path(ctx.root, ctx.settings, ctx.version)

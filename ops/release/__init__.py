@@ -1,1 +1,1 @@
-"""Tagging, checkpoint VERSION files, the artifact manifest, release notes and the checklist."""
+"""Tagging, checkpoint VERSION files, the artifact manifest, sign-offs and release notes."""

@@ -1,7 +1,7 @@
 """Tasks for people around a release: its notes, its T-1 checklist, and the embedded demo.
 
 Each task reads its arguments, calls one function of ``ops`` and lets ``boundary`` map errors to
-exit codes; the logic lives in ``ops.release.notes``, ``ops.release.checklist`` and ``ops.demo``.
+exit codes; the logic lives in ``ops.release.notes``, ``ops.checklist`` and ``ops.demo``.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def release_notes(c: Context, from_: str = "", to: str = "", output: str = "") -
 def checklist(c: Context, version: str = "", output: str = "", sign_engineer: str = "",
               sign_reviewer: str = "", env: str = "production") -> None:
     """Write the ten-section T-1 checklist, ticking what predeploy proves; record sign-offs."""
+    from ops.checklist import make_checklist
     from ops.errors import ChecksFailed
-    from ops.release.checklist import make_checklist
     from ops.versioning import parse_version
 
     release = parse_version(version)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ops.checklist import make_checklist
 from ops.demo import build_demo, demo_settings
-from ops.release.checklist import make_checklist
 from tests.conftest import GitRepo
 
 pytestmark = pytest.mark.integration

@@ -9,13 +9,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops.release.checklist import (
-    CHECKLIST,
-    Signoff,
-    SignoffRecord,
-    render_checklist,
-    tally,
-)
+from ops.checklist import CHECKLIST, render_checklist, tally
+from ops.release.signoff import Signoff, SignoffRecord
 from ops.report import Finding, Report, Section, Status
 
 GOLDEN = Path(__file__).parent / "golden"

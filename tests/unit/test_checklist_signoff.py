@@ -10,7 +10,7 @@ import pytest
 
 from ops.config import Settings
 from ops.errors import UsageError
-from ops.release.checklist import (
+from ops.release.signoff import (
     SignoffRecord,
     clean_name,
     read_signoffs,

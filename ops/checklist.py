@@ -7,24 +7,33 @@ the report does. Items no machine can prove (the team was told, a person restore
 someone is on call) stay unticked for a person.
 
 Sign-offs are part of the release's record, not of the Markdown: they are kept in
-``releases/signoff_vX.Y.Z.json`` (written atomically) and shown in the file every time it is
+``releases/signoff_vX.Y.Z.json`` (``ops.release.signoff``) and shown in the file every time it is
 rendered, so regenerating the checklist never loses a signature.
+
+The checklist sits above the checks (it runs predeploy), at the pipelines' layer: see
+docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops.checks import SECTIONS
-from ops.config import Settings, resolve_path
-from ops.errors import UsageError
+from ops.atomic import atomic_write_text, make_ignored_dir
+from ops.checks import SECTIONS, CheckContext, run_predeploy
+from ops.config import Settings
+from ops.release.signoff import (
+    ROLES,
+    SignoffRecord,
+    read_signoffs,
+    sign,
+    signoff_path,
+    write_signoffs,
+)
 from ops.report import Finding, Report, Status
+from ops.versioning import parse_version
 
 #: The pseudo finding id of the whole run's verdict, for the final-verification item.
 PREDEPLOY_RESULT = "predeploy.result"
@@ -34,8 +43,6 @@ PREDEPLOY_RESULT = "predeploy.result"
 #: clean, and the next predeploy's release_tag.worktree_clean or create-release does not trip over
 #: it. Only the sign-off record (releases/) is meant to be committed.
 CHECKLIST_DIR = Path(".tminus/checklists")
-ROLES = ("engineer", "reviewer")
-_MAX_NAME = 80
 _MAX_MESSAGES = 3
 
 
@@ -140,84 +147,6 @@ CHECKLIST: tuple[ChecklistSection, ...] = (
         Item("Post-deploy smoke test and watch window planned (`invoke smoke-test`)"),
     )),
 )
-
-
-# --- sign-offs -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Signoff:
-    role: str
-    name: str
-    signed_at: str
-    recorded_by: str = ""
-    predeploy_result: str = ""
-    env: str = ""  # the environment whose predeploy the signer saw
-
-
-@dataclass
-class SignoffRecord:
-    """The release's sign-off record: one signature per role, the latest one wins."""
-
-    version: str
-    signoffs: list[Signoff] = field(default_factory=list)
-
-    def by_role(self) -> dict[str, Signoff]:
-        return {s.role: s for s in self.signoffs}
-
-
-def signoff_path(root: Path, settings: Settings, version: str) -> Path:
-    return resolve_path(root, settings.release.releases_dir) / f"signoff_{version}.json"
-
-
-def read_signoffs(path: Path, version: str) -> SignoffRecord:
-    if not path.is_file():
-        return SignoffRecord(version)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        signoffs = [Signoff(**{k: str(v) for k, v in entry.items()
-                               if k in Signoff.__dataclass_fields__})
-                    for entry in data.get("signoffs", [])]
-    except (ValueError, TypeError, AttributeError, OSError) as exc:
-        raise UsageError(f"{path} is not a readable sign-off record ({type(exc).__name__})",
-                         hint="repair it from git history or remove it and sign again") from None
-    return SignoffRecord(str(data.get("version", version)), signoffs)
-
-
-def clean_name(raw: str, role: str) -> str:
-    """A signer's name as it may appear in Markdown and JSON: printable, one line, short."""
-    name = " ".join(raw.split())
-    if not name:
-        raise UsageError(f"--sign-{role} needs a name")
-    if len(name) > _MAX_NAME or not name.isprintable() or any(c in name for c in "<>`|"):
-        raise UsageError(f"--sign-{role}: a name is at most {_MAX_NAME} printable characters "
-                         "without < > ` |")
-    return name
-
-
-def sign(record: SignoffRecord, names: dict[str, str], *, result: str, env: str = "",
-         now: datetime | None = None) -> SignoffRecord:
-    """Add the given role → name signatures; a reviewer must not be the engineer."""
-    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        who = f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        who = "unknown"
-    current = record.by_role()
-    for role, raw in names.items():
-        current[role] = Signoff(role, clean_name(raw, role), when, who, result, env)
-    engineer, reviewer = current.get("engineer"), current.get("reviewer")
-    if engineer and reviewer and engineer.name.casefold() == reviewer.name.casefold():
-        raise UsageError(f"{reviewer.name} cannot review their own release",
-                         hint="the reviewer signs off a release another engineer prepared")
-    return SignoffRecord(record.version, [current[r] for r in ROLES if r in current])
-
-
-def write_signoffs(path: Path, record: SignoffRecord) -> None:
-    from ops.atomic import atomic_write_text
-
-    data = {"version": record.version, "signoffs": [asdict(s) for s in record.signoffs]}
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -375,10 +304,6 @@ def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "
     A sign-off is refused while predeploy fails: a signature means "checked and fit to ship".
     The checklist is still written so the person sees what stands in the way.
     """
-    from ops.atomic import atomic_write_text, make_ignored_dir
-    from ops.checks import CheckContext, run_predeploy
-    from ops.versioning import parse_version
-
     release = parse_version(version)
     names = {role: name for role, name in (("engineer", engineer), ("reviewer", reviewer))
              if name is not None}
