@@ -157,8 +157,8 @@ def assert_same_redis(before: dict[bytes, tuple[str, Any, int]],
         assert after[key][:2] == (kind, value), key
         if pttl < 0:
             assert after[key][2] == pttl, key
-        else:
-            assert abs(after[key][2] - pttl) <= 1000, key
+        else:  # the remaining TTL is kept: it only went down by the time the restore took
+            assert pttl - 30_000 <= after[key][2] <= pttl + 50, key
 
 
 def mutate(conn: psycopg.Connection[Any], client: Any) -> None:
