@@ -39,7 +39,8 @@ from ops import __version__
 from ops.atomic import atomic_write_text, fsync_dir
 from ops.bounded import loads_json, read_capped
 from ops.config import Settings, resolve_path
-from ops.deploy.audit import AuditEvent, read_events, record
+from ops.deploy.action import Act, Outcome, changing_action
+from ops.deploy.audit import AuditEvent, read_events
 from ops.deploy.lock import _process_start, pid_alive
 from ops.errors import ConfigError, DeployFailed, OpsError, UnavailableError, UsageError
 from ops.hashing import hash_files, sha256_file
@@ -274,44 +275,57 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
     final = base / backup_id
     runner = Runner(dry_run=dry_run, out=out or sys.stdout)
     audit_path = resolve_path(root, settings.audit_log)
+    partial = base / f"{PARTIAL_PREFIX}{backup_id}-{os.getpid()}"
+    made: list[Backup] = []
+
+    def describe(act: Act) -> AuditEvent:
+        details: dict[str, Any] = {"backup_id": backup_id, "label": label}
+        if act.outcome is Outcome.DRY_RUN:
+            return AuditEvent(action="backup", env=env, result="dry_run", to_version=version,
+                              details=details)
+        if act.error is not None:
+            failure = _as_ops_error(act.error, partial)
+            details["error"] = failure.message if failure else _reason(act.error)
+        else:
+            details["size_bytes"] = made[0].size_bytes
+        return AuditEvent(action="backup", env=env, result=act.outcome.recorded,
+                          to_version=version, duration_s=act.duration_s, details=details)
+
     if dry_run:
         _describe_dry_run(runner, found, final)
-        record(audit_path, AuditEvent(action="backup", env=env, result="dry_run",
-                                      to_version=version,
-                                      details={"backup_id": backup_id, "label": label}))
-        return Backup(backup_id, env, final, {"version": version, "label": label, "env": env},
-                      dry_run=True)
-    partial = base / f"{PARTIAL_PREFIX}{backup_id}-{os.getpid()}"
     try:
-        meta = _build(found, partial, runner, progress)
-        meta.update({"format": FORMAT, "id": backup_id, "env": env, "label": label,
-                     "version": version, "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                     "tminus_version": __version__})
-        if restore_of is not None:
-            meta["restore_of"] = restore_of
-        meta["duration_s"] = round(time.perf_counter() - started, 3)
-        _seal(partial, meta)
-        partial.rename(final)
-        fsync_dir(base)
+        # no lock: a backup changes no service (a deploy takes one inside its own lock);
+        # a full disk that fails the audit line must not hide the backup's own error
+        with changing_action(root, env, action="backup", version=version, describe=describe,
+                             audit_log=audit_path, lock=False, dry_run=dry_run,
+                             started=started, quiet_audit_after_failure=True) as act:
+            if dry_run:
+                act.outcome = Outcome.DRY_RUN
+                return Backup(backup_id, env, final, {"version": version, "label": label,
+                                                      "env": env}, dry_run=True)
+            try:
+                meta = _build(found, partial, runner, progress)
+                meta.update({"format": FORMAT, "id": backup_id, "env": env, "label": label,
+                             "version": version,
+                             "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             "tminus_version": __version__})
+                if restore_of is not None:
+                    meta["restore_of"] = restore_of
+                meta["duration_s"] = round(time.perf_counter() - started, 3)
+                _seal(partial, meta)
+                partial.rename(final)
+                fsync_dir(base)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            made.append(Backup(backup_id, env, final, meta))
     except BaseException as exc:
-        shutil.rmtree(partial, ignore_errors=True)
         failure = _as_ops_error(exc, partial)
-        with contextlib.suppress(OSError):  # a full disk must not hide the original error
-            record(audit_path, AuditEvent(
-                action="backup", env=env, result="failed", to_version=version,
-                duration_s=time.perf_counter() - started,
-                details={"backup_id": backup_id, "label": label,
-                         "error": failure.message if failure else _reason(exc)}))
         if failure is not None and failure is not exc:
             raise failure from None
         raise
-    backup = Backup(backup_id, env, final, meta)
-    record(audit_path, AuditEvent(
-        action="backup", env=env, result="success", to_version=version,
-        duration_s=time.perf_counter() - started,
-        details={"backup_id": backup_id, "label": label, "size_bytes": backup.size_bytes}))
     prune(root, settings, env, protect=protect)
-    return backup
+    return made[0]
 
 
 def _reason(exc: BaseException) -> str:

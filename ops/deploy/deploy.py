@@ -19,12 +19,16 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from ops.config import Settings
-from ops.deploy.audit import AuditEvent, read_events, record
+from ops.deploy.action import SETTLED as ACTION_SETTLED
+from ops.deploy.action import Act, Outcome
+from ops.deploy.action import changing_action as action_wrapper
+from ops.deploy.audit import AuditEvent, read_events
 from ops.deploy.intent import (
     Intent,
     IntentUnreadable,
@@ -35,11 +39,10 @@ from ops.deploy.intent import (
     is_orphaned,
     read_intent,
 )
-from ops.deploy.lock import LockInfo, deploy_lock, lock_path
 from ops.deploy.recreate import recreate
 from ops.deploy.rolling import Rollout, current_version, roll
 from ops.deploy.stack import Stack, audit_path, open_stack
-from ops.errors import ChecksFailed, DeployFailed, LockHeld, OpsError, UsageError
+from ops.errors import ChecksFailed, DeployFailed, LockHeld, UsageError
 from ops.report import Status
 from ops.runtime.process import fault_point
 from ops.versioning import parse_version
@@ -151,65 +154,73 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
                           skipped_backup=opts.skip_backup)
     result.from_version = running_version(stack, services)  # settled under the lock
     program = " ".join(stack.compose.program)
-    try:
-        with hold_lock(stack, "deploy", version, opts.lock_wait_s):
+    trackers: list[Tracker] = []
+    with changing_action(stack, "deploy", version, opts.lock_wait_s, result, trackers,
+                         on_result, started=started) as act:
+        try:
             tracker = take_over(stack, "deploy", version, result, header=lambda was, to: (
                 f"deploy {was or 'nothing'} → {to} to {opts.env} "
                 f"(project {stack.project}, {program})"))
-            try:
-                run_deploy(stack, services, version, opts, result, tracker)
-            except BaseException as exc:
-                note_failure(result, exc)
-                raise
-            finally:
-                # inside the lock: the audit line and the state file change before it is free
-                finish(stack, result, started, on_result, tracker)
-    except BaseException as exc:
-        note_failure(result, exc)
-        raise
-    finally:
-        if not result.began:  # refused before it recorded anything (the lock, a live record)
-            finish(stack, result, started, on_result)
+            trackers.append(tracker)
+            run_deploy(stack, services, version, opts, result, tracker)
+        finally:
+            act.outcome, act.reason = Outcome(result.result), result.reason
     return result
 
 
-def note_failure(result: DeployResult, exc: BaseException) -> None:
-    if result.result in {"success", "dry_run"}:
-        result.result, result.reason = "failed", failure_reason(exc)
+def changing_action(stack: Stack, action: str, version: str | None, lock_wait_s: float,
+                    result: DeployResult, trackers: list[Tracker],
+                    on_result: Callable[[DeployResult], None] | None, *,
+                    started: float) -> AbstractContextManager[Act]:
+    """The one action wrapper (``ops.deploy.action``) for a deploy, rollback or scale of
+    ``stack``: the result settled from its outcome, its steps and the intent it recorded (the
+    ``trackers`` the body appends) closing after the audit line; ``on_result`` sees it."""
+
+    unfinished: list[Intent | None] = [None]
+
+    def describe(act: Act) -> AuditEvent | None:
+        result.result, result.reason = act.outcome.recorded, act.reason
+        unfinished[0] = ending(stack, result, act, trackers[0] if trackers else None)
+        return audit_event(stack, result)
+
+    def done(act: Act) -> None:
+        tracker = trackers[0] if trackers else None
+        if act.audit_failed:
+            if tracker is not None:
+                tracker.close(keep=unfinished[0])
+            return
+        if tracker is not None:
+            tracker.close()
+        if on_result is not None:
+            on_result(result)
+
+    return action_wrapper(stack.root, stack.env_name, action=action, version=version,
+                          describe=describe, audit_log=audit_path(stack), done=done,
+                          dry_run=stack.dry_run, lock_wait_s=lock_wait_s, started=started,
+                          say=stack.steps.say, progress=stack.steps.waiting)
 
 
-def finish(stack: Stack, result: DeployResult, started: float,
-           on_result: Callable[[DeployResult], None] | None,
-           tracker: Tracker | None = None) -> None:
-    """Whatever happened: time it, keep its steps, write the audit line, drop the state file,
-    hand the result to the caller.
+def ending(stack: Stack, result: DeployResult, act: Act,
+           tracker: Tracker | None = None) -> Intent | None:
+    """Whatever happened: time it, keep its steps, and say what it leaves unfinished.
 
     An action interrupted (Ctrl-C, SIGTERM) in the middle of changing the stack, or one that took
     over an interrupted action and stopped before changing anything, passes the unfinished
     action on in its audit line (``details.interrupted``): its state file is removed like any
     other ending's, and the next deploy or rollback recovers from the line instead.
     """
-    result.duration_s = time.perf_counter() - started
+    result.duration_s = act.duration_s
     result.steps = [r.to_dict() for r in stack.steps.records]
-    unfinished = None
-    if tracker is not None:
-        unfinished = tracker.left_unfinished(settled=result.result in SETTLED,
-                                             interrupted=result.interrupted)
-        result.left_unfinished = unfinished.to_dict() if unfinished else None
-    try:
-        write_audit(stack, result)
-    except BaseException:
-        if tracker is not None:
-            tracker.close(keep=unfinished)
-        raise
-    if tracker is not None:
-        tracker.close()
-    if on_result is not None:
-        on_result(result)
+    if tracker is None:
+        return None
+    unfinished = tracker.left_unfinished(settled=result.result in SETTLED,
+                                         interrupted=result.interrupted)
+    result.left_unfinished = unfinished.to_dict() if unfinished else None
+    return unfinished
 
 
 #: Endings after which what runs is one version again, the one the result names.
-SETTLED = frozenset({"success", "rolled_back", "dry_run"})
+SETTLED = frozenset(o.value for o in ACTION_SETTLED)
 
 
 def take_over(stack: Stack, action: str, version: str, result: DeployResult, *,
@@ -268,14 +279,6 @@ def interrupted_action(stack: Stack, *, holding_lock: bool = False) -> Intent | 
         return None
     return interrupted_in_log(read_events(audit_path(stack), env=stack.env_name),
                               stack.env_name)
-
-
-def failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, OpsError):
-        return exc.message
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOptions,
@@ -402,27 +405,6 @@ def usable_versions(stack: Stack) -> list[str]:
         sets.append({t for t in local_tags(stack.client, repository) if is_release_tag(t)})
     common = set.intersection(*sets) if sets else set()
     return sorted(common, key=parse_version)
-
-
-class _DryLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-
-def hold_lock(stack: Stack, action: str, version: str | None, wait_s: float) -> Any:
-    from ops.deploy.audit import _who
-
-    if stack.dry_run:
-        stack.steps.say(f"[dry-run] take the {stack.env_name} deploy lock "
-                        f"({lock_path(stack.root, stack.env_name)})")
-        return _DryLock()
-    info = LockInfo(env=stack.env_name, action=action, version=version, holder=_who())
-    return deploy_lock(stack.root, info, wait_s=wait_s,
-                       warn=lambda m: stack.steps.say(f"  warning: {m}"),
-                       progress=stack.steps.waiting)
 
 
 def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
@@ -573,9 +555,10 @@ def watch_verdict(error_rate: float, p95_ms: float, baseline_p95: float | None) 
     return None
 
 
-def write_audit(stack: Stack, result: DeployResult) -> None:
+def audit_event(stack: Stack, result: DeployResult) -> AuditEvent | None:
+    """The audit line of a deploy, rollback or scale; None under --dry-run (nothing changed)."""
     if stack.dry_run:
-        return
+        return None
     details: dict[str, Any] = {"strategy_steps": len(result.steps), "project": stack.project}
     for key in ("reason", "rolled_back_to", "backup_id", "watch", "db", "recovered_from",
                 "recovered"):
@@ -586,11 +569,11 @@ def write_audit(stack: Stack, result: DeployResult) -> None:
         details["interrupted"] = result.left_unfinished
     if result.action in {"deploy", "rollback"} and not result.began:
         details["began"] = False  # refused before it held the lock: it changed nothing
-    record(audit_path(stack), AuditEvent(
+    return AuditEvent(
         action=result.action, env=result.env, result=result.result,
         from_version=result.from_version, to_version=result.to_version,
         duration_s=result.duration_s, skipped_checks=result.skipped_checks,
-        skipped_backup=result.skipped_backup, details=details))
+        skipped_backup=result.skipped_backup, details=details)
 
 
 def print_result(result: DeployResult, stream: TextIO | None = None) -> None:

@@ -29,13 +29,14 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from ops.config import Settings, resolve_path
-from ops.deploy.audit import AuditEvent, _who, record
+from ops.deploy.action import Act, Outcome, changing_action
+from ops.deploy.audit import AuditEvent
 from ops.deploy.backup import (
     PG_FILE,
     REDIS_FILE,
@@ -49,7 +50,7 @@ from ops.deploy.backup import (
     targets,
     verify_backup,
 )
-from ops.deploy.lock import LockInfo, _process_start, deploy_lock, lock_path, pid_alive
+from ops.deploy.lock import _process_start, lock_path, pid_alive
 from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
 from ops.redact import mask_url
 from ops.runtime import postgres as pg
@@ -85,63 +86,59 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
     _check_coverage(backup, found, env)
     stream = out or sys.stdout
     audit_path = resolve_path(root, settings.audit_log)
+    current: str | None = None
+    safety: list[Backup] = []  # filled once taken: the failure path names it
+    restored: list[RestoreResult] = []
+
+    def describe(act: Act) -> AuditEvent:
+        if act.outcome is Outcome.DRY_RUN:
+            return AuditEvent(action="restore", env=env, result="dry_run",
+                              to_version=backup.version, details={"backup_id": backup.id})
+        if act.error is not None:
+            exc = act.error
+            message = exc.message if isinstance(exc, OpsError) else (
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
+            return AuditEvent(
+                action="restore", env=env, result=act.outcome.recorded, from_version=current,
+                to_version=backup.version, duration_s=time.perf_counter() - started,
+                details={"backup_id": backup.id,
+                         "safety_backup_id": safety[0].id if safety else None,
+                         "error": message})
+        result = restored[0]
+        return AuditEvent(
+            action="restore", env=env, result=act.outcome.recorded, from_version=current,
+            to_version=backup.version, duration_s=result.duration_s,
+            details={"backup_id": backup.id,
+                     "safety_backup_id": result.safety_backup.id if result.safety_backup
+                     else None,
+                     "tables": result.tables, "rows": result.rows,
+                     "redis_keys": result.redis_keys})
+
+    def say(line: str) -> None:
+        stream.write(f"{line}\n")
+
     if dry_run:
         verify_backup(backup)
         _describe_dry_run(root, settings, env, backup, found, stream)
-        record(audit_path, AuditEvent(action="restore", env=env, result="dry_run",
-                                      to_version=backup.version,
-                                      details={"backup_id": backup.id}))
+        with changing_action(root, env, action="restore", version=backup.version,
+                             describe=describe, audit_log=audit_path, lock=False,
+                             dry_run=True, started=started) as act:
+            act.outcome = Outcome.DRY_RUN
         return RestoreResult(backup, None, len(backup.row_counts), sum(backup.row_counts.values()),
                              backup.redis_keys, time.perf_counter() - started, dry_run=True)
     _confirmed(backup, env, assume_yes=assume_yes, confirm=confirm)
     current = deployed_version(root, settings, env)
-    safety: list[Backup] = []  # filled once taken: the failure path names it
-    try:
-        with _environment_lock(root, env, backup, lock_wait_s, stream), \
-                pin(backup) as pinned:
-            verify_backup(pinned)
-            result = _restore(root, settings, env, pinned, found, current,
-                              safety if safety_backup else None, started, progress, stream)
-    except BaseException as exc:
-        message = exc.message if isinstance(exc, OpsError) else (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
-        record(audit_path, AuditEvent(
-            action="restore", env=env, result="failed", from_version=current,
-            to_version=backup.version, duration_s=time.perf_counter() - started,
-            details={"backup_id": backup.id,
-                     "safety_backup_id": safety[0].id if safety else None, "error": message}))
-        raise
-    record(audit_path, AuditEvent(
-        action="restore", env=env, result="success", from_version=current,
-        to_version=backup.version, duration_s=result.duration_s,
-        details={"backup_id": backup.id,
-                 "safety_backup_id": result.safety_backup.id if result.safety_backup else None,
-                 "tables": result.tables, "rows": result.rows, "redis_keys": result.redis_keys}))
-    return result
-
-
-@contextlib.contextmanager
-def _environment_lock(root: Path, env: str, backup: Backup, wait_s: float,
-                      out: TextIO) -> Iterator[None]:
-    """The environment's deploy lock for the restore (``LockHeld``, exit 1, naming the holder,
-    as for a deploy); not taken again when this very process holds it (``rollback --with-db``
-    restores inside the rollback's lock)."""
-    path = lock_path(root, env)
-    info = LockInfo(env=env, action="restore", version=backup.version, holder=_who())
-    try:
-        holder = LockInfo.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        holder = None
-    if holder is not None and holder.pid == os.getpid() \
-            and holder.host == socket.gethostname():
-        yield
-        return
-    def say(line: str) -> None:
-        out.write(f"{line}\n")
-
-    with deploy_lock(root, info, wait_s=wait_s, warn=lambda m: say(f"warning: {m}"),
-                     progress=say):
-        yield
+    # the environment's deploy lock (LockHeld, exit 1, naming the holder, as for a deploy); not
+    # taken again when this very process holds it (rollback --with-db restores inside its lock)
+    with changing_action(root, env, action="restore", version=backup.version,
+                         describe=describe, audit_log=audit_path, reentrant=True,
+                         lock_wait_s=lock_wait_s, started=started, say=say,
+                         warn=lambda m: say(f"warning: {m}"), progress=say), \
+            pin(backup) as pinned:
+        verify_backup(pinned)
+        restored.append(_restore(root, settings, env, pinned, found, current,
+                                 safety if safety_backup else None, started, progress, stream))
+    return restored[0]
 
 
 def _check_coverage(backup: Backup, found: Targets, env: str) -> None:

@@ -16,20 +16,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ops.config import Settings
+from ops.deploy.action import Outcome
 from ops.deploy.audit import read_events
 from ops.deploy.deploy import (
     DeployOptions,
     DeployResult,
-    finish,
-    hold_lock,
+    changing_action,
     interrupted_action,
-    note_failure,
     running_version,
     switch,
     take_over,
     usable_versions,
 )
-from ops.deploy.intent import Intent
+from ops.deploy.intent import Intent, Tracker
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
 from ops.release import manifest as mf
@@ -89,12 +88,16 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
     current = seen.settled_version if seen else running_version(stack, services)
     target = choose(seen, current)
     result = DeployResult("rollback", env, target, from_version=current)
+    trackers: list[Tracker] = []
     try:
-        with hold_lock(stack, "rollback", target, lock_wait_s):
-            tracker = take_over(stack, "rollback", target, result, choose_target=choose,
-                                header=lambda was, to: (f"rollback {was or 'nothing'} → {to} "
-                                                        f"on {env} (project {stack.project})"))
+        with changing_action(stack, "rollback", target, lock_wait_s, result, trackers,
+                             on_result, started=started) as act:
             try:
+                tracker = take_over(stack, "rollback", target, result, choose_target=choose,
+                                    header=lambda was, to: (f"rollback {was or 'nothing'} → "
+                                                            f"{to} on {env} "
+                                                            f"(project {stack.project})"))
+                trackers.append(tracker)
                 target = result.to_version
                 if with_db:
                     tracker.step("database")
@@ -108,20 +111,11 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
                     fault_point("rollback:switched")
                 if dry_run:
                     result.result = "dry_run"
-            except BaseException as exc:
-                note_failure(result, exc)
-                raise
             finally:
-                finish(stack, result, started, on_result, tracker)
-    except BaseException as exc:
-        note_failure(result, exc)
-        if not isinstance(exc, OpsError):
-            raise
+                act.outcome, act.reason = Outcome(result.result), result.reason
+    except OpsError as exc:
         raise DeployFailed(f"rollback to {result.to_version} failed: {exc.message}",
                            hint=exc.hint) from None
-    finally:
-        if not result.began:  # refused before it recorded anything (the lock, a live record)
-            finish(stack, result, started, on_result)
     return result
 
 

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import TextIO
 
 from ops.config import Settings
-from ops.deploy.deploy import DeployResult, failure_reason, hold_lock, write_audit
+from ops.deploy.action import Act, Outcome, changing_action
+from ops.deploy.audit import AuditEvent, AuditLogRefused, AuditNotWritten
+from ops.deploy.deploy import DeployResult, audit_event
 from ops.deploy.rolling import STOP_GRACE_S, clear_leftovers, current_version
 from ops.deploy.stack import (
     Stack,
+    audit_path,
     open_stack,
     remove_replicas,
     wait_entrypoint,
@@ -67,24 +70,32 @@ def scale(root: Path, settings: Settings, env: str, targets: dict[str, int], *, 
     label = " ".join(f"{s}={n}" for s, n in targets.items())
     result = DeployResult("scale", env, label)
     changes: dict[str, dict[str, int | str | None]] = {}
-    try:
-        with hold_lock(stack, "scale", None, lock_wait_s):
-            for service, count in targets.items():
-                changes[service] = scale_service(stack, service, count, step=step)
-        result.result = "dry_run" if dry_run else "success"
-    except BaseException as exc:
-        result.result, result.reason = "failed", failure_reason(exc)
-        if not isinstance(exc, OpsError):
-            raise
-        raise DeployFailed(f"scale {label} failed: {exc.message}", hint=exc.hint) from None
-    finally:
+
+    def describe(act: Act) -> AuditEvent | None:
+        result.result, result.reason = act.outcome.recorded, act.reason
         result.services = {k: dict(v) for k, v in changes.items()}
-        result.duration_s = time.perf_counter() - started
+        result.duration_s = act.duration_s
         result.steps = [r.to_dict() for r in stack.steps.records]
         result.from_version = " ".join(f"{s}={c['from']}" for s, c in changes.items()) or None
-        write_audit(stack, result)
-        if on_result is not None:
+        return audit_event(stack, result)
+
+    def done(act: Act) -> None:
+        if on_result is not None and not act.audit_failed:
             on_result(result)
+
+    try:
+        with changing_action(stack.root, env, action="scale", describe=describe,
+                             audit_log=audit_path(stack), done=done, dry_run=stack.dry_run,
+                             lock_wait_s=lock_wait_s, started=started, say=stack.steps.say,
+                             progress=stack.steps.waiting) as act:
+            for service, count in targets.items():
+                changes[service] = scale_service(stack, service, count, step=step)
+            if dry_run:
+                act.outcome = Outcome.DRY_RUN
+    except (AuditNotWritten, AuditLogRefused):
+        raise
+    except OpsError as exc:
+        raise DeployFailed(f"scale {label} failed: {exc.message}", hint=exc.hint) from None
     return result
 
 
