@@ -15,9 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ops.config import Settings
+from ops.checks import CheckContext, run_predeploy
+from ops.config import Settings, resolve_path
+from ops.deploy.audit import AuditEvent, read_events, record
+from ops.deploy.backup import create_backup
+from ops.deploy.deploy import DeployOptions, deploy, running_version
+from ops.deploy.rollback import rollback
+from ops.deploy.smoke import smoke_test
+from ops.deploy.stack import open_stack
 from ops.errors import ChecksFailed, OpsError
+from ops.release.build import build_images
+from ops.release.create import create_release
+from ops.release.manifest import manifest_path, read
+from ops.release.notes import release_notes
 from ops.report import Report, Status, emit
+from ops.runtime.git import open_repo
 from ops.versioning import parse_version
 
 
@@ -75,8 +87,6 @@ def _require(report: Report, what: str) -> str:
 
 def _predeploy(root: Path, settings: Settings, version: str, env: str, *, strict: bool,
                out: TextIO) -> str:
-    from ops.checks import CheckContext, run_predeploy
-
     ctx = CheckContext(root=root, settings=settings, version=parse_version(version), env=env)
     report = run_predeploy(ctx, strict=strict)
     emit(report, fmt=None, output=None, stream=out)
@@ -84,9 +94,6 @@ def _predeploy(root: Path, settings: Settings, version: str, env: str, *, strict
 
 
 def _smoke(root: Path, settings: Settings, env: str, out: TextIO) -> str:
-    from ops.deploy.smoke import smoke_test
-    from ops.deploy.stack import open_stack
-
     report = smoke_test(open_stack(root, settings, env, out=out))
     emit(report, fmt=None, output=None, stream=out)
     return _require(report, f"smoke test of {env}")
@@ -98,11 +105,6 @@ def _smoke(root: Path, settings: Settings, env: str, out: TextIO) -> str:
 def pre_deployment(root: Path, settings: Settings, version: str, *, env: str = "production",
                    build: bool = True, out: TextIO | None = None) -> Pipeline:
     """Cut the release when its tag is missing, build its images, prove it with --strict."""
-    from ops.release.build import build_images
-    from ops.release.create import create_release
-    from ops.release.manifest import manifest_path, read
-    from ops.release.notes import release_notes
-    from ops.runtime.git import open_repo
 
     release = parse_version(version)
     pipe = Pipeline("pre-deployment", out or sys.stdout)
@@ -146,10 +148,6 @@ def deployment(root: Path, settings: Settings, env: str, version: str, *, strate
                watch_s: float | None = None, skip_checks: bool = False,
                out: TextIO | None = None) -> Pipeline:
     """Back up, deploy (gates, migrations, rolling switch, watch), then smoke-test."""
-    from ops.deploy.backup import create_backup
-    from ops.deploy.deploy import DeployOptions, deploy, running_version
-    from ops.deploy.stack import open_stack
-
     release = parse_version(version)
     pipe = Pipeline("deployment", out or sys.stdout)
     taken: list[str] = []
@@ -180,8 +178,6 @@ def deployment(root: Path, settings: Settings, env: str, version: str, *, strate
 def post_deployment(root: Path, settings: Settings, env: str, version: str, *,
                     out: TextIO | None = None) -> Pipeline:
     """Check the release again where it runs, smoke-test it, and summarise the deploy's metrics."""
-    from ops.config import resolve_path
-    from ops.deploy.audit import AuditEvent, read_events, record
 
     release = parse_version(version)
     pipe = Pipeline("post-deployment", out or sys.stdout)
@@ -226,7 +222,6 @@ def post_deployment(root: Path, settings: Settings, env: str, version: str, *,
 def rollback_pipeline(root: Path, settings: Settings, env: str, version: str | None, *,
                       with_db: bool = False, out: TextIO | None = None) -> Pipeline:
     """Roll back (to ``version`` or the previous one in the audit log), then smoke-test."""
-    from ops.deploy.rollback import rollback
 
     pipe = Pipeline("rollback", out or sys.stdout)
     pipe.step("rollback", lambda: rollback(root, settings, env, version, with_db=with_db,

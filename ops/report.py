@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
 from ops import __version__
+from ops.atomic import atomic_write_text
 from ops.errors import UsageError
 from ops.redact import printable
 
@@ -303,7 +304,6 @@ def emit(report: Report, *, fmt: str | None, output: Path | None,
     The console always gets the human layout unless ``--format`` asked for a machine format and
     no file was given, in which case that format goes to stdout (for piping into jq).
     """
-    from ops.atomic import atomic_write_text
 
     out = stream or sys.stdout
     chosen = choose_format(fmt, output)

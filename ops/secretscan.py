@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.errors import UsageError
 from ops.runtime.alembic_scripts import revision_id_lines
+from ops.runtime.git import tracked_files
 
 if TYPE_CHECKING:
     from detect_secrets.util.code_snippet import CodeSnippet
@@ -163,7 +164,6 @@ def scan_repository(root: Path, options: ScanOptions | None = None) -> ScanResul
 def _candidates(root: Path, options: ScanOptions, baseline_path: Path | None,
                 result: ScanResult) -> list[tuple[str, str]]:
     """(relative path, content sha256) of each tracked text file that is not excluded."""
-    from ops.runtime.git import tracked_files
 
     skip_dir = _inside(root, _resolve(root, options.cache_dir))
     wanted: list[tuple[str, str]] = []

@@ -29,8 +29,10 @@ from invoke.config import Config
 from invoke.context import Context
 from invoke.exceptions import AmbiguousEnvVar, Exit, UncastableEnvVar
 
-from ops.config import Settings, load_settings
+from ops.config import Settings, defaults, load_settings
+from ops.configfile import read_config_file
 from ops.errors import ConfigError, ExitCode, OpsError, exit_code_for
+from ops.runtime.git import git_failure, work_tree_top
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,8 +110,6 @@ def _as_git_failure(exc: Exception) -> OpsError | None:
         return None
     import git
 
-    from ops.runtime.git import git_failure
-
     return git_failure(exc) if isinstance(exc, git.GitCommandError) else None
 
 
@@ -151,8 +151,6 @@ def project_root(c: Context, settings: Settings) -> Path:
 
 def project_home(c: Context) -> Path:
     """Where Invoke found the task collection; else the enclosing git work tree; else the cwd."""
-    from ops.runtime.git import work_tree_top
-
     loaded_from = getattr(c.config, "_project_prefix", None)
     if loaded_from:
         return Path(loaded_from)
@@ -302,9 +300,6 @@ def install_config_file_guard() -> None:
     """
     if getattr(Config._load_yaml, "_tminus_config_guard", False):
         return
-    from ops.config import defaults
-    from ops.configfile import read_config_file
-
     def load(self: Config, path: Any) -> Any:
         # what the file is merged over: Invoke's own defaults, the collection's, tminus's
         shape = {**self._defaults, **self._collection, "ops": defaults()}

@@ -13,6 +13,8 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops import pipelines
+from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import defaults
 from ops.deploy import backup_tasks
 from ops.deploy import tasks as deploy_tasks
@@ -20,7 +22,9 @@ from ops.errors import ChecksFailed, UsageError
 from ops.redact import install_log_redaction, masked_settings
 from ops.release import notes_tasks
 from ops.release import tasks as release_tasks
+from ops.report import choose_format, emit
 from ops.taskkit import boundary, optional_path, project_root, settings_from
+from ops.versioning import parse_version
 
 
 @task(
@@ -42,10 +46,6 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
               format: str = "", env: str = "production", online: bool = False,
               only: str = "", no_cache: bool = False) -> None:
     """Run the five T-1 checks for a release: tag, migrations, secrets, artifacts, runbook."""
-    from ops.checks import SECTIONS, CheckContext, run_predeploy
-    from ops.report import choose_format, emit
-    from ops.versioning import parse_version
-
     release = parse_version(version)
     out = optional_path(output)
     choose_format(format or None, out)  # a bad --format is a usage error before any check runs
@@ -91,10 +91,9 @@ def config(c: Context, env: str = "") -> None:
 def pre_deployment(c: Context, version: str, env: str = "production",
                    no_build: bool = False) -> None:
     """Pipeline: create-release if the tag is missing, build, predeploy --strict, notes."""
-    from ops.pipelines import pre_deployment as run
-
     settings = settings_from(c)
-    run(project_root(c, settings), settings, version, env=env, build=not no_build)
+    pipelines.pre_deployment(project_root(c, settings), settings, version, env=env,
+                             build=not no_build)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
@@ -108,11 +107,9 @@ def pre_deployment(c: Context, version: str, env: str = "production",
 def deployment(c: Context, env: str, version: str, strategy: str = "",
                watch: float = -1.0, skip_checks: bool = False) -> None:
     """Pipeline: backup, deploy (gates, migrations, rolling switch, watch), smoke-test."""
-    from ops.pipelines import deployment as run
-
     settings = settings_from(c)
-    run(project_root(c, settings), settings, env, version, strategy=strategy,
-        watch_s=None if watch < 0 else watch, skip_checks=skip_checks)
+    pipelines.deployment(project_root(c, settings), settings, env, version, strategy=strategy,
+                         watch_s=None if watch < 0 else watch, skip_checks=skip_checks)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
@@ -122,10 +119,8 @@ def deployment(c: Context, env: str, version: str, strategy: str = "",
 @boundary
 def post_deployment(c: Context, env: str, version: str) -> None:
     """Pipeline: predeploy again, smoke-test, metrics summary, audit line."""
-    from ops.pipelines import post_deployment as run
-
     settings = settings_from(c)
-    run(project_root(c, settings), settings, env, version)
+    pipelines.post_deployment(project_root(c, settings), settings, env, version)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
@@ -136,11 +131,9 @@ def post_deployment(c: Context, env: str, version: str) -> None:
 @boundary
 def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False) -> None:
     """Pipeline: rollback (to VERSION or the previous release), then smoke-test."""
-    from ops.pipelines import rollback_pipeline as run
-
     settings = settings_from(c)
     wanted = None if version in {"", "previous", "-"} else version
-    run(project_root(c, settings), settings, env, wanted, with_db=with_db)
+    pipelines.rollback_pipeline(project_root(c, settings), settings, env, wanted, with_db=with_db)
 
 
 # `invoke --debug` logs every configuration source verbatim, invoke.yaml's URLs included; the

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
 from ops.report import Finding, Report, Section, Status
+from ops.runtime.envfile import read_env
+from ops.runtime.git import ensure_git_reads, open_repo
 
 if TYPE_CHECKING:
     import git
@@ -52,7 +54,6 @@ class CheckContext:
     @cached_property
     def repo(self) -> git.Repo | None:
         """The git repository at the root, or None when there is none (checks then skip)."""
-        from ops.runtime.git import ensure_git_reads, open_repo
 
         try:
             repo = open_repo(self.root)
@@ -64,7 +65,6 @@ class CheckContext:
     @cached_property
     def env_values(self) -> dict[str, str]:
         """The environment's ``.env`` as parsed by python-dotenv (empty when absent)."""
-        from ops.runtime.envfile import read_env
 
         return read_env(self.path(self.settings.environment(self.env).env_file))
 

@@ -16,8 +16,10 @@ from ops.checks import CheckContext
 from ops.errors import OpsError
 from ops.release import manifest as mf
 from ops.release import verify
+from ops.release.create import release_images
 from ops.release.version_file import CheckpointHashes, ReleaseFileError, hash_checkpoints
 from ops.report import Finding, failed, passed, skipped
+from ops.runtime.docker_engine import try_connect
 
 HASHED = "artifacts.models_hashed"
 
@@ -68,7 +70,6 @@ def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
     alone, so their images are checked for presence and the message says so. A built image under
     a moving tag (``image: app:latest``) warns, with the compose line that fixes it.
     """
-    from ops.release.create import release_images
 
     manifest = record.manifest
     expected: dict[str, mf.ImageRecord] = {}
@@ -87,7 +88,6 @@ def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
         finding = verify.images_finding(ctx.version, expected, None, None, require_ids=False,
                                         empty_reason=_no_release_image(compose_name))
         return verify.with_unpinned(finding, unpinned, ctx.version, compose_name)
-    from ops.runtime.docker_engine import try_connect
 
     engine, reason = try_connect()
     finding = verify.images_finding(

@@ -36,6 +36,8 @@ from ops.runtime.alembic_scripts import (
     revisions_in_texts,
     unknown,
 )
+from ops.runtime.dbprobe import alembic_revisions, describe_url, sample_redis_types
+from ops.runtime.envfile import service_url
 from ops.runtime.files import read_text_safely
 from ops.runtime.git import (
     file_at,
@@ -428,7 +430,6 @@ def check_documented(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
 
 def _service_url(ctx: CheckContext, key: str) -> tuple[str | None, str]:
     """The URL and where it came from (for messages): configured, or the environment's .env."""
-    from ops.runtime.envfile import service_url
 
     env = ctx.settings.environment(ctx.env)
     configured = env.database_url if key == "DATABASE_URL" else env.redis_url
@@ -472,8 +473,6 @@ def _database_target(ctx: CheckContext) -> tuple[str, str] | Finding:
 
 
 def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
-    from ops.runtime.dbprobe import alembic_revisions, describe_url
-
     target = _database_target(ctx)
     if isinstance(target, Finding):
         return target
@@ -648,8 +647,6 @@ def _compare(relative: Path, patterns: list[KeyPattern], old_text: str | None,
 
 def _sample_live(ctx: CheckContext, relative: Path,
                  patterns: list[KeyPattern]) -> Iterator[Finding]:
-    from ops.runtime.dbprobe import describe_url, sample_redis_types
-
     try:
         url, source = _service_url(ctx, "REDIS_URL")
     except OpsError as exc:

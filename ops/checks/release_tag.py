@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.checks import CheckContext
+from ops.hashing import checkpoint_files
+from ops.release import version_file as vfile
+from ops.release.manifest import checksum_path, manifest_path
+from ops.release.signoff import signoff_path
 from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.git import git_failure, is_shallow, release_tags, worktree_changes
 
 if TYPE_CHECKING:
     import git
@@ -59,8 +64,6 @@ def _tag(repo: git.Repo, name: str) -> git.TagReference | None:
 
 def check_exists(ctx: CheckContext, repo: git.Repo,
                  ref: git.TagReference | None) -> Iterator[Finding]:
-    from ops.runtime.git import is_shallow
-
     tag = ctx.version.tag
     if ref is not None:
         yield passed("release_tag.exists", f"tag {tag} exists")
@@ -117,10 +120,6 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
     to ignore it instead. A ``git status`` that fails is a failed finding in one line.
     """
     import git as gitlib
-
-    from ops.release.manifest import checksum_path, manifest_path
-    from ops.release.signoff import signoff_path
-    from ops.runtime.git import git_failure, worktree_changes
 
     manifest = manifest_path(ctx.root, ctx.settings, ctx.version)
     records = {
@@ -193,7 +192,6 @@ def _describe(code: str) -> str:
 def check_monotonic(ctx: CheckContext, repo: git.Repo) -> Finding:
     """Above every earlier release tag (``v1.2.0`` and ``1.2.0`` alike). A shallow clone with
     no earlier tag cannot tell a first release from a cut-off history, so it says that."""
-    from ops.runtime.git import is_shallow, release_tags
 
     version = ctx.version
     tags = release_tags(repo, ctx.settings.release.ignore_tags)
@@ -227,8 +225,6 @@ def check_checkpoint_version(ctx: CheckContext) -> Iterator[Finding]:
     Only the version line is read here (leniently, in either layout): whether the hashes hold is
     ``artifacts.models_match_release``'s question, and one bad line reported twice helps no one.
     """
-    from ops.hashing import checkpoint_files
-    from ops.release import version_file as vfile
 
     tag = ctx.version.tag
     folder = ctx.settings.artifacts.checkpoints_dir

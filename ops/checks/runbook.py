@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 from ops.checks import CheckContext
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
+from ops.runtime.git import last_commit_date
+from ops.runtime.http import check_links as check_urls
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -202,8 +204,6 @@ def check_section(doc: Document, section: str, synonyms: Sequence[str], name: st
 
 
 def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
-    from ops.runtime.git import last_commit_date
-
     name = _rel(ctx, path)
     if ctx.repo is None:
         yield skipped("runbook.fresh", f"{ctx.root} is not a git repository: age unknown")
@@ -247,7 +247,6 @@ def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Findin
             broken.append(f"line {link.line}: {link.target} ({problem})")
     online_note = ""
     if external and ctx.online:
-        from ops.runtime.http import check_links as check_urls
 
         statuses = check_urls([link.target for link in external],
                               timeout=ctx.settings.runbook.link_timeout_s)

@@ -22,7 +22,9 @@ from ops.errors import OpsError
 from ops.kms import Providers, scheme_of
 from ops.redact import SECRET_NAME  # keys whose example value is a stand-in by nature
 from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.alembic_scripts import discover, load_graph
 from ops.runtime.envfile import EnvEntry, EnvFile, parse_env_file
+from ops.secretscan import ScanOptions, scan_repository
 
 #: Values that say "fill me in": compared case-insensitively against the whole value and, for
 #: URLs, against the password.
@@ -360,7 +362,6 @@ def check_hardcoded(ctx: CheckContext, review: EnvReview | None = None) -> Itera
     One policy on top of detect-secrets: a placeholder in the env template (``change-me`` as
     the password of an example URL) is the template doing its job, not a leaked secret.
     """
-    from ops.secretscan import ScanOptions, scan_repository
 
     if ctx.repo is None:
         yield skipped("secrets.hardcoded", f"{ctx.root} is not a git repository: "
@@ -426,8 +427,6 @@ def _revision_id_hashes(ctx: CheckContext) -> set[str]:
 
 
 def _read_revision_ids(ctx: CheckContext) -> set[str]:
-    from ops.runtime.alembic_scripts import discover, load_graph
-
     conf = ctx.settings.migrations
     try:
         found = discover(ctx.root, alembic_ini=None if conf.alembic_ini == Path("alembic.ini")

@@ -24,10 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ops.atomic import atomic_write_text
 from ops.config import Settings, resolve_path
 from ops.errors import ExitCode, Interrupted, OpsError, UsageError
 from ops.release import manifest as mf
 from ops.release import version_file as vfile
+from ops.release.build import compose_images
+from ops.release.notes import notes_for_release
 from ops.runtime.git import (
     GitFailed,
     changed_paths,
@@ -36,9 +39,12 @@ from ops.runtime.git import (
     delete_tag,
     ensure_git_reads,
     git_errors,
+    is_shallow,
     move_branch,
+    open_repo,
     parents,
     plumb,
+    release_tags,
     tag_commit,
     tag_target,
     worktree_changes,
@@ -48,8 +54,6 @@ from ops.versioning import ReleaseVersion, parse_version
 
 if TYPE_CHECKING:
     import git
-
-SUMMARY_LIMIT = 30
 
 
 class ReleaseFailed(OpsError):
@@ -81,7 +85,6 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
                    notes_file: Path | None = None, push: bool = False,
                    dry_run: bool = False) -> ReleaseResult:
     """Cut ``version`` from HEAD; refuses with a UsageError (exit 2) before touching anything."""
-    from ops.runtime.git import open_repo
 
     release = parse_version(version)
     if message and notes_file:
@@ -98,7 +101,7 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
                               notes_file)
         leftovers = _remove_leftovers(repo, root, settings, release)
     _refusals(repo, settings, release)
-    notes = _tag_message(root, settings, repo, release, message, notes_file)
+    notes = _tag_message(root, settings, release, message, notes_file)
     source = repo.head.commit.hexsha
 
     current = vfile.hash_checkpoints(root, settings)
@@ -153,7 +156,6 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
 
 def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> str:
     """Where a release can be cut at all, cheapest first; returns the branch being released."""
-    from ops.runtime.git import is_shallow
 
     if is_shallow(repo):
         raise UsageError("this is a shallow clone, so earlier release tags may be hidden",
@@ -174,7 +176,6 @@ def _preconditions(repo: git.Repo, settings: Settings, release: ReleaseVersion) 
 
 def _refusals(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> None:
     """What a new release may not start from: its tag, a higher release, uncommitted work."""
-    from ops.runtime.git import release_tags
 
     if release.tag in {t.name for t in repo.tags}:
         raise UsageError(f"tag {release.tag} already exists",
@@ -193,16 +194,10 @@ def _refusals(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> No
 
 
 def _uncommitted(repo: git.Repo) -> list[str]:
-    from ops.runtime import git as gitrt
-
-    changes = getattr(gitrt, "worktree_changes", None)
-    if changes is not None:
-        return [str(path) for _, path in changes(repo)]
-    lines = repo.git.status("--porcelain=v1", "--untracked-files=all").splitlines()
-    return [line[3:] for line in lines if len(line) > 3]
+    return [str(path) for _, path in worktree_changes(repo)]
 
 
-def _tag_message(root: Path, settings: Settings, repo: git.Repo, release: ReleaseVersion,
+def _tag_message(root: Path, settings: Settings, release: ReleaseVersion,
                  message: str | None, notes_file: Path | None) -> str:
     if message:
         body = message.strip()
@@ -214,27 +209,8 @@ def _tag_message(root: Path, settings: Settings, repo: git.Repo, release: Releas
             raise UsageError(f"cannot read notes file {notes_file} "
                              f"({type(exc).__name__})") from None
     else:
-        body = _generated_notes(root, settings, repo, release)
+        body = notes_for_release(root, settings, release.tag).strip()
     return f"Release {release.tag}\n\n{body}\n" if body else f"Release {release.tag}\n"
-
-
-def _generated_notes(root: Path, settings: Settings, repo: git.Repo,
-                     release: ReleaseVersion) -> str:
-    """The release-notes module when present; otherwise the commit subjects since the last tag."""
-    try:
-        from ops.release.notes import notes_for_release
-    except ImportError:
-        pass
-    else:
-        return notes_for_release(root, settings, release.tag).strip()
-    from ops.runtime.git import previous_release
-
-    earlier = previous_release(repo, release, settings.release.ignore_tags)
-    rev = f"{earlier.commit.hexsha}..HEAD" if earlier else "HEAD"
-    subjects = [str(c.summary) for c in repo.iter_commits(rev, max_count=SUMMARY_LIMIT)]
-    since = f"since {earlier.name}" if earlier else "(first release)"
-    lines = [f"Changes {since}:", *(f"- {s}" for s in subjects)]
-    return "\n".join(lines)
 
 
 def release_images(root: Path, settings: Settings, release: ReleaseVersion,
@@ -246,7 +222,6 @@ def release_images(root: Path, settings: Settings, release: ReleaseVersion,
     infrastructure, not part of the release; rebuilding them for a later release would change
     ids this one recorded.
     """
-    from ops.release.build import compose_images
 
     _, images = compose_images(root, settings, release.tag, env)
     return {img.service: img.reference for img in images if img.versioned}
@@ -269,8 +244,6 @@ def _sha256_text(text: str) -> str:
 
 def _write(vf_path: Path, vf_text: str | None, manifest_file: Path,
            manifest: mf.Manifest) -> None:
-    from ops.atomic import atomic_write_text
-
     if vf_text is not None:
         atomic_write_text(vf_path, vf_text)
     mf.write(manifest_file, manifest)
@@ -344,7 +317,7 @@ def _completed(repo: git.Repo, root: Path, settings: Settings, release: ReleaseV
              f"{commit[:12]}"]
     if tag_target(root, release.tag) is None:
         tag_commit(root, release.tag, commit,
-                   _tag_message(root, settings, repo, release, message, notes_file))
+                   _tag_message(root, settings, release, message, notes_file))
         steps.append(f"created annotated tag {release.tag} on that commit")
     source = parents(root, commit)[0]
     manifest_file = mf.manifest_path(root, settings, release)

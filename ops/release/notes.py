@@ -26,8 +26,15 @@ from ops.config import Settings
 from ops.errors import UsageError
 from ops.release.version_file import parse as parse_version_text
 from ops.runtime.alembic_scripts import RevisionFile, revisions_in_texts
-from ops.runtime.git import ensure_git_reads, git_errors, python_sources_mentioning
-from ops.versioning import is_release_tag
+from ops.runtime.git import (
+    ensure_git_reads,
+    git_errors,
+    open_repo,
+    previous_release,
+    python_sources_mentioning,
+    release_tags,
+)
+from ops.versioning import is_release_tag, parse_version
 
 if TYPE_CHECKING:
     import git
@@ -440,8 +447,6 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
     tag (``--to HEAD``: what is unreleased) to the newest release tag it contains; all history
     when there is none.
     """
-    from ops.runtime.git import open_repo, previous_release, release_tags
-    from ops.versioning import parse_version
 
     repo = open_repo(root)
     ensure_git_reads(repo)
@@ -463,8 +468,6 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
 @git_errors()
 def notes_for_release(root: Path, settings: Settings, version: str) -> str:
     """Notes for a release about to be cut from HEAD: what create-release puts in the tag."""
-    from ops.runtime.git import open_repo, previous_release
-    from ops.versioning import parse_version
 
     repo = open_repo(root)
     ensure_git_reads(repo)

@@ -10,7 +10,16 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.atomic import atomic_write_text
+
+# ops.checklist and ops.demo sit above the release package (both run predeploy); this module is
+# task code that still lives here (scripts/check_layers.py allowlists these two imports).
+from ops.checklist import make_checklist
+from ops.demo import run_demo
+from ops.errors import ChecksFailed
+from ops.release import notes
 from ops.taskkit import boundary, optional_path, project_root, say, settings_from
+from ops.versioning import parse_version
 
 
 @task(
@@ -26,11 +35,8 @@ from ops.taskkit import boundary, optional_path, project_root, say, settings_fro
 @boundary
 def release_notes(c: Context, from_: str = "", to: str = "", output: str = "") -> None:
     """Write Markdown release notes between two tags: changes, breaking changes, migrations."""
-    from ops.atomic import atomic_write_text
-    from ops.release.notes import release_notes as build
-
     settings = settings_from(c)
-    text = build(project_root(c, settings), settings, from_ or None, to or None)
+    text = notes.release_notes(project_root(c, settings), settings, from_ or None, to or None)
     target = optional_path(output)
     if target is None:
         say(text.rstrip("\n"))
@@ -54,10 +60,6 @@ def release_notes(c: Context, from_: str = "", to: str = "", output: str = "") -
 def checklist(c: Context, version: str = "", output: str = "", sign_engineer: str = "",
               sign_reviewer: str = "", env: str = "production") -> None:
     """Write the ten-section T-1 checklist, ticking what predeploy proves; record sign-offs."""
-    from ops.checklist import make_checklist
-    from ops.errors import ChecksFailed
-    from ops.versioning import parse_version
-
     release = parse_version(version)
     settings = settings_from(c)
     result = make_checklist(project_root(c, settings), settings, release.tag, env=env,
@@ -86,8 +88,6 @@ def checklist(c: Context, version: str = "", output: str = "", sign_engineer: st
 @boundary
 def demo(c: Context, keep: bool = False, output: str = "", version: str = "v0.2.0") -> None:
     """Lay the embedded service into a temp git repo with releases v0.1.0/v0.2.0; predeploy it."""
-    from ops.demo import run_demo
-
     run_demo(keep=keep, output=optional_path(output), version=version)
 
 

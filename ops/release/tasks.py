@@ -6,11 +6,18 @@ become one line and an exit code through ``@boundary``.
 
 from __future__ import annotations
 
+import time
+
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.errors import ChecksFailed
+from ops.release import create, verify
+from ops.release.build import build_images, describe_plan, parse_build_args
+from ops.report import Report, Section, choose_format, emit
 from ops.taskkit import boundary, optional_path, project_root, say, settings_from
+from ops.versioning import parse_version
 
 
 @task(
@@ -27,11 +34,10 @@ from ops.taskkit import boundary, optional_path, project_root, say, settings_fro
 def create_release(c: Context, version: str, push: bool = False, message: str = "",
                    notes_file: str = "", dry_run: bool = False) -> None:
     """Cut a release: VERSION file, manifest + checksum, release commit, annotated tag."""
-    from ops.release.create import create_release as cut
-
     settings = settings_from(c)
-    result = cut(project_root(c, settings), settings, version, message=message or None,
-                 notes_file=optional_path(notes_file), push=push, dry_run=dry_run)
+    result = create.create_release(project_root(c, settings), settings, version,
+                                   message=message or None, notes_file=optional_path(notes_file),
+                                   push=push, dry_run=dry_run)
     if result.dry_run:
         say(f"[dry-run] would cut {result.version} from {result.source_commit[:12]} on "
             f"{result.branch}:")
@@ -70,8 +76,6 @@ def build(c: Context, version: str, service: list[str] | None = None, no_cache: 
           build_arg: list[str] | None = None, env: str = "production",
           dry_run: bool = False) -> None:
     """Build and tag the release's service images; record their ids in the manifest."""
-    from ops.release.build import build_images, describe_plan, parse_build_args
-
     settings = settings_from(c)
     result = build_images(project_root(c, settings), settings, version,
                           services=service or (), no_cache=no_cache, dry_run=dry_run,
@@ -110,20 +114,13 @@ def build(c: Context, version: str, service: list[str] | None = None, no_cache: 
 def verify_release(c: Context, version: str, output: str = "", format: str = "",
                    no_cache: bool = False) -> None:
     """Check a release against its manifest: checksum, every artifact hash, every image id."""
-    import time
-
-    from ops.errors import ChecksFailed
-    from ops.release.verify import verify_release as verify
-    from ops.report import Report, Section, choose_format, emit
-    from ops.versioning import parse_version
-
     release = parse_version(version)
     out = optional_path(output)
     choose_format(format or None, out)
     settings = settings_from(c)
     root = project_root(c, settings)
     started = time.perf_counter()
-    findings = verify(root, settings, release, use_cache=not no_cache)
+    findings = verify.verify_release(root, settings, release, use_cache=not no_cache)
     elapsed = time.perf_counter() - started
     report = Report(release=release.tag, project=str(root), kind="verify-release",
                     sections=[Section("artifacts", "Release Verification", findings, elapsed)],

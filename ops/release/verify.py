@@ -25,6 +25,8 @@ from ops.release import manifest as mf
 from ops.release import version_file as vfile
 from ops.release.version_file import CheckpointHashes, ReleaseFileError, VersionFile
 from ops.report import Finding, Status, failed, passed, skipped
+from ops.runtime.docker_engine import image_info, try_connect
+from ops.runtime.git import file_at, open_repo
 from ops.versioning import ReleaseVersion
 
 #: The shortest abbreviated commit accepted where a manifest names one (git's own default).
@@ -201,7 +203,6 @@ def drift_from_tag(current: mf.Manifest, tagged: mf.Manifest) -> list[str]:
 def tagged_manifest(root: Path, version: ReleaseVersion, manifest_file: Path,
                     repo: Any | None = None) -> mf.Manifest | None:
     """The manifest as committed at the release tag, or None (no repo, tag or file there)."""
-    from ops.runtime.git import file_at, open_repo
 
     if repo is None:
         try:
@@ -223,7 +224,6 @@ def tagged_version_file(root: Path, version: ReleaseVersion, path: Path,
                         repo: Any | None = None) -> VersionFile | None:
     """The VERSION file as committed at the release tag, or None (no repo, tag, file, or it does
     not parse: then the working copy's own reading reports the problem)."""
-    from ops.runtime.git import file_at, open_repo
 
     if repo is None:
         try:
@@ -452,8 +452,6 @@ def with_unpinned(finding: Finding, images: list[ServiceImage], version: Release
 
 def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[str, Any], *,
                require_ids: bool) -> tuple[Status, str]:
-    from ops.runtime.docker_engine import image_info
-
     info = image_info(engine, record.image)
     service = clipped(service)  # names from the manifest: a line each, whatever their length
     record = replace(record, image=clipped(record.image)) if len(record.image) > NAME_CHARS \
@@ -479,7 +477,6 @@ def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[st
 def tag_commits(root: Path, version: ReleaseVersion,
                 repo: Any | None = None) -> tuple[str, list[str]] | None:
     """(commit the tag points at, its parents), or None without a repository or the tag."""
-    from ops.runtime.git import open_repo
 
     if repo is None:
         try:
@@ -518,7 +515,6 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
     expected = manifest.docker_images if manifest is not None else {}
     reason = None
     if engine is None and expected:
-        from ops.runtime.docker_engine import try_connect
 
         engine, reason = try_connect()
     finding = images_finding(

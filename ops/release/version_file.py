@@ -29,7 +29,7 @@ from ops.atomic import atomic_write_text
 from ops.bounded import NAME_CHARS, Refused, clipped, read_capped
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
-from ops.hashing import checkpoint_files
+from ops.hashing import HashCache, checkpoint_files, hash_files
 from ops.versioning import ReleaseVersion
 
 _HEADER_KEYS = ("version", "commit", "date")
@@ -183,7 +183,6 @@ class CheckpointHashes:
 def hash_paths(paths: list[Path], settings: Settings, root: Path, *, use_cache: bool = True,
                progress: bool = False) -> dict[Path, str]:
     """Every hash goes through ``ops.hashing.hash_files``, the one engine, with its cache."""
-    from ops.hashing import HashCache, hash_files
 
     cache = HashCache.for_project(root, settings, use_cache=use_cache)
     return hash_files(paths, cache=cache, progress=progress)

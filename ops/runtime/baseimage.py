@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.errors import ConfigError
+from ops.runtime.docker_engine import image_info
 from ops.runtime.process import Argv, Runner
 
 BASE_TAG = "tminus/debian-base:bookworm"
@@ -102,7 +103,6 @@ def ensure_base_image(client: Any | None, runner: Runner, *, tag: str = BASE_TAG
                       force: bool = False, mirror: str | None = None,
                       workdir: Path | None = None) -> BaseImageResult:
     """Build the base unless the engine already has ``tag`` (or ``force``)."""
-    from ops.runtime.docker_engine import image_info
 
     started = time.perf_counter()
     source = mirror or apt_mirror()
