@@ -1,7 +1,7 @@
 """Building a release's service images, and recording their ids in the manifest.
 
 The compose file says what to build (``build:`` context, dockerfile, args, target) and how to tag
-it (``image:``, through ``ops.images.service_images``, the single source of image names; a
+it (``image:``, through ``ops.runtime.images.service_images``, the single source of image names; a
 service without ``image:`` gets compose's own name for the project tminus deploys, see
 ``compose_images``). The
 docker SDK's low-level ``api.build`` streams the engine's progress, which the task shows as it
@@ -25,7 +25,11 @@ from typing import Any
 
 from ops.config import Settings, resolve_path
 from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
-from ops.images import (
+from ops.redact import mask
+from ops.release import manifest as mf
+from ops.runtime.compose import image_namer
+from ops.runtime.docker_engine import connect, image_info
+from ops.runtime.images import (
     VERSION_VARIABLE,
     DefaultName,
     ServiceImage,
@@ -35,10 +39,6 @@ from ops.images import (
     service_images,
     substitute,
 )
-from ops.redact import mask
-from ops.release import manifest as mf
-from ops.runtime.compose import image_namer
-from ops.runtime.docker_engine import connect, image_info
 from ops.versioning import ReleaseVersion, parse_version
 
 VERSION_LABEL = "tminus.version"

@@ -43,8 +43,13 @@ from ops.runtime.git import (
     move_branch,
     open_repo,
     parents,
+    paths_in_tree,
     plumb,
+    push_atomic,
     release_tags,
+    remote_names,
+    reset_paths,
+    restore_path,
     tag_commit,
     tag_target,
     worktree_changes,
@@ -292,13 +297,13 @@ def _undo(repo: git.Repo, source: str, root: Path, paths: list[Path],
     try:
         if tag is not None and repo.head.commit.hexsha == source:
             delete_tag(root, tag)
-        in_source = set(repo.git.ls_tree("--name-only", source, "--", *names).splitlines())
-        repo.git.reset("-q", source, "--", *names)
+        in_source = paths_in_tree(root, source, names)
+        reset_paths(root, source, names)
     except (gitlib.GitCommandError, GitFailed):
         return
     for name, path in zip(names, paths, strict=True):
         if name in in_source:
-            repo.git.checkout(source, "--", name)
+            restore_path(root, source, name)
         else:
             path.unlink(missing_ok=True)
     for directory in {p.parent for p in paths}:
@@ -400,30 +405,18 @@ def _remove_leftovers(repo: git.Repo, root: Path, settings: Settings,
 
 def push_release(repo: git.Repo, remote: str, branch: str, tag: str) -> None:
     """Push the branch and the tag together (``--atomic``): the remote gets both or neither."""
-    import git as gitlib
-
     retry = f"git push --atomic {remote} {branch} refs/tags/{tag}"
-    if remote not in {r.name for r in repo.remotes}:
+    if remote not in remote_names(repo):
         raise ReleaseFailed(f"{tag} was created locally, but there is no remote {remote!r}",
                             hint=f"add it (`git remote add {remote} URL`), then `{retry}`")
-    try:
-        repo.git.push("--atomic", remote, f"refs/heads/{branch}", f"refs/tags/{tag}")
-    except gitlib.GitCommandError as exc:
-        reason = _push_reason(_git_stderr(exc))
+    refused = push_atomic(repo, remote, [f"refs/heads/{branch}", f"refs/tags/{tag}"])
+    if refused is not None:
+        reason = _push_reason(refused)
         raise ReleaseFailed(f"push to {remote} was rejected ({reason}); the release commit and "
                             f"tag {tag} are kept locally",
                             hint=f"fix the cause, then retry with `{retry}`; if {remote}/"
                                  f"{branch} has moved on, `git tag -d {tag}`, integrate the "
-                                 "remote work and cut the release again") from None
-
-
-def _git_stderr(exc: Exception) -> str:
-    """GitPython wraps git's stderr as ``\n  stderr: '...'``; unwrap it to git's own lines."""
-    text = str(getattr(exc, "stderr", "") or "").strip()
-    text = text.removeprefix("stderr:").strip()
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        text = text[1:-1]
-    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+                                 "remote work and cut the release again")
 
 
 def _push_reason(stderr: str) -> str:

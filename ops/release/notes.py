@@ -27,6 +27,7 @@ from ops.errors import UsageError
 from ops.release.version_file import parse as parse_version_text
 from ops.runtime.alembic_scripts import RevisionFile, revisions_in_texts
 from ops.runtime.git import (
+    commit_log,
     ensure_git_reads,
     git_errors,
     open_repo,
@@ -218,19 +219,12 @@ def _resolve(repo: git.Repo, ref: str) -> git.Commit:
 def _changes(repo: git.Repo, from_sha: str | None, to_sha: str) -> Iterable[Change]:
     """One ``git log`` call for the whole range: subjects, bodies and touched paths."""
     rev = f"{from_sha}..{to_sha}" if from_sha else to_sha
-    raw = repo.git.log(rev, "--reverse", "--no-merges", "-z", "--name-only",
-                       "--format=%x1e%H%x1f%an%x1f%aI%x1f%B%x1d")
-    for chunk in raw.split("\x1e"):
-        if not chunk.strip("\0\n"):
+    for entry in commit_log(repo, rev):
+        if entry.paths and all(_is_release_file(p) for p in entry.paths):
             continue
-        header, _, names = chunk.partition("\x1d")
-        sha, author, date, body = [*header.split("\x1f", 3), "", "", ""][:4]
-        paths = [n.strip("\n") for n in names.split("\0") if n.strip("\n")]
-        if paths and all(_is_release_file(p) for p in paths):
-            continue
-        group, scope, subject, breaking = parse_message(body)
-        yield Change(sha=sha, author=author, date=date[:10], group=group, subject=subject,
-                     scope=scope, breaking=breaking)
+        group, scope, subject, breaking = parse_message(entry.message)
+        yield Change(sha=entry.sha, author=entry.author, date=entry.date[:10], group=group,
+                     subject=subject, scope=scope, breaking=breaking)
 
 
 def _is_release_file(path: str) -> bool:

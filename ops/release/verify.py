@@ -20,13 +20,13 @@ from typing import Any
 from ops.bounded import NAME_CHARS, SENTENCE_CHARS, clipped, listed
 from ops.config import Settings, resolve_path
 from ops.errors import OpsError
-from ops.images import ServiceImage, find_compose_file, release_tag_problem, service_images
 from ops.release import manifest as mf
 from ops.release import version_file as vfile
 from ops.release.version_file import CheckpointHashes, ReleaseFileError, VersionFile
 from ops.report import Finding, Status, failed, passed, skipped
 from ops.runtime.docker_engine import image_info, try_connect
 from ops.runtime.git import file_at, open_repo
+from ops.runtime.images import ServiceImage, find_compose_file, release_tag_problem, service_images
 from ops.versioning import ReleaseVersion
 
 #: The shortest abbreviated commit accepted where a manifest names one (git's own default).

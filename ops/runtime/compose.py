@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.errors import UnavailableError
-from ops.images import VERSION_VARIABLE
+from ops.runtime.images import VERSION_VARIABLE
 from ops.runtime.process import Argv
 
 COMPOSE_V2 = ("docker", "compose")

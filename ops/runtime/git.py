@@ -10,6 +10,7 @@ import fnmatch
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -424,3 +425,60 @@ def parents(root: Path, rev: str) -> list[str]:
 def changed_paths(root: Path, old: str, new: str) -> list[str]:
     out = plumb(root, "diff", "--name-only", "-z", old, new)
     return [p for p in out.split("\0") if p]
+
+
+def paths_in_tree(root: Path, rev: str, names: list[str]) -> set[str]:
+    """Which of ``names`` (paths relative to ``root``) ``rev``'s tree holds."""
+    return set(plumb(root, "ls-tree", "--name-only", rev, "--", *names).splitlines())
+
+
+def reset_paths(root: Path, rev: str, names: list[str]) -> None:
+    """The index entries of ``names`` back to ``rev``'s; the work tree is left alone."""
+    plumb(root, "reset", "-q", rev, "--", *names)
+
+
+def restore_path(root: Path, rev: str, name: str) -> None:
+    """The work-tree (and index) copy of ``name`` as ``rev`` has it."""
+    plumb(root, "checkout", rev, "--", name)
+
+
+def remote_names(repo: git.Repo) -> set[str]:
+    return {remote.name for remote in repo.remotes}
+
+
+def push_atomic(repo: git.Repo, remote: str, refs: Sequence[str]) -> str | None:
+    """Push ``refs`` together (``--atomic``: the remote takes all or none). None when pushed;
+    git's own stderr lines when the push failed, for the caller to tell the person why."""
+    import git
+
+    try:
+        repo.git.push("--atomic", remote, *refs)
+    except git.GitCommandError as exc:
+        return git_stderr(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    sha: str
+    author: str
+    date: str  # ISO 8601, as git prints ``%aI``
+    message: str
+    paths: list[str]
+
+
+def commit_log(repo: git.Repo, rev: str) -> list[LogEntry]:
+    """Every non-merge commit of ``rev`` (a range ``a..b`` or one revision), oldest first, with
+    its author, ISO date, full message and the paths it touched: one ``git log`` call."""
+    raw = repo.git.log(rev, "--reverse", "--no-merges", "-z", "--name-only",
+                       "--format=%x1e%H%x1f%an%x1f%aI%x1f%B%x1d")
+    entries = []
+    for chunk in raw.split("\x1e"):
+        if not chunk.strip("\0\n"):
+            continue
+        header, _, names = chunk.partition("\x1d")
+        sha, author, date, body = [*header.split("\x1f", 3), "", "", ""][:4]
+        paths = [n.strip("\n") for n in names.split("\0") if n.strip("\n")]
+        entries.append(LogEntry(sha, author, date, body, paths))
+    return entries
+

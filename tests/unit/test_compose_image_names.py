@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ops.errors import UsageError
-from ops.images import ServiceImage, release_tag_problem, service_images, split_reference
 from ops.runtime.compose import COMPOSE_V1, COMPOSE_V2, Compose, default_image_name, image_namer
+from ops.runtime.images import ServiceImage, release_tag_problem, service_images, split_reference
 
 COMPOSE = """\
 services:
