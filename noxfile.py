@@ -42,9 +42,11 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def lint(session: nox.Session) -> None:
-    """Lint with ruff."""
+    """Lint with ruff, then prove the layers point one way (docs/architecture.md)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", *(session.posargs or ["."]))
+    # stdlib only: no import cycle between ops' packages, no upward import, allowlist that shrinks
+    session.run("python", "scripts/check_layers.py")
 
 
 @nox.session(python=PYTHON, default=False)
