@@ -20,6 +20,7 @@ from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, read_events, record
 from ops.deploy.backup import create_backup
 from ops.deploy.deploy import DeployOptions, deploy, running_version
+from ops.deploy.outcome import INTERRUPTED_REASON, Outcome, StepRecord, timed_step
 from ops.deploy.rollback import rollback
 from ops.deploy.smoke import smoke_test
 from ops.deploy.stack import open_stack
@@ -34,37 +35,29 @@ from ops.versioning import parse_version
 
 
 @dataclass
-class StepOutcome:
-    name: str
-    status: str  # ok | failed | not run
-    duration_s: float = 0.0
-    summary: str = ""
-
-
-@dataclass
 class Pipeline:
     """Runs steps in order, printing ``[✓] name (1.2s) — summary`` for each."""
 
     name: str
     out: TextIO = field(default_factory=lambda: sys.stdout)
-    outcomes: list[StepOutcome] = field(default_factory=list)
+    outcomes: list[StepRecord] = field(default_factory=list)
 
     def step(self, name: str, action: Callable[[], str]) -> None:
-        """Run one step; ``action`` returns the one-line summary shown beside its verdict."""
+        """Run one step; ``action`` returns the one-line summary shown beside its verdict.
+        Timed and recorded by the same ``timed_step`` as a deploy's steps."""
         self.say(f"\n▶ {self.name} · {name}")
-        started = time.perf_counter()
-        try:
-            summary = action()
-        except (OpsError, KeyboardInterrupt) as exc:
-            took = time.perf_counter() - started
-            reason = exc.message if isinstance(exc, OpsError) else "interrupted"
-            self.outcomes.append(StepOutcome(name, "failed", took, reason))
-            self.say(f"[✗] {name} ({took:.1f}s) — {reason}")
-            self.say(f"{self.name} stopped at step {len(self.outcomes)}: {name}")
-            raise
-        took = time.perf_counter() - started
-        self.outcomes.append(StepOutcome(name, "ok", took, summary))
-        self.say(f"[✓] {name} ({took:.1f}s) — {summary}")
+        with timed_step(name, on_end=self._ended) as record:
+            record.detail = action()
+
+    def _ended(self, record: StepRecord) -> None:
+        self.outcomes.append(record)
+        took = f"{record.name} ({record.duration_s:.1f}s)"
+        if record.status is Outcome.SUCCESS:
+            self.say(f"[✓] {took} — {record.detail or ''}")
+            return
+        reason = record.detail or (INTERRUPTED_REASON if record.interrupted else "")
+        self.say(f"[✗] {took} — {reason}")
+        self.say(f"{self.name} stopped at step {len(self.outcomes)}: {record.name}")
 
     def finish(self) -> None:
         total = sum(o.duration_s for o in self.outcomes)
@@ -196,7 +189,7 @@ def post_deployment(root: Path, settings: Settings, env: str, version: str, *,
         return (f"last {last['action']} {last.get('result')} at {last.get('at')} in "
                 f"{last.get('duration_s')}s" + (f"; watch: {figures}" if figures else ""))
 
-    def audit(result: str) -> None:
+    def audit(result: Outcome) -> None:
         record(log, AuditEvent(action="post-deployment", env=env, result=result,
                                to_version=release.tag,
                                duration_s=time.perf_counter() - started,
@@ -209,9 +202,9 @@ def post_deployment(root: Path, settings: Settings, env: str, version: str, *,
         pipe.step("smoke-test", lambda: _smoke(root, settings, env, pipe.out))
         pipe.step("metrics summary", metrics)
     except OpsError:
-        audit("failed")
+        audit(Outcome.FAILED)
         raise
-    audit("success")
+    audit(Outcome.SUCCESS)
     pipe.finish()
     return pipe
 

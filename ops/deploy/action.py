@@ -2,7 +2,7 @@
 
 Deploy, rollback, scale, backup and restore all end the same way, whichever way they end::
 
-    with changing_action(root, settings, env, action="scale", describe=line) as act:
+    with changing_action(root, env, action="scale", describe=line, audit_log=log) as act:
         ...                                  # the action itself; it may set act.outcome
 
 takes the environment's deploy lock (unless ``lock=False``: a backup changes no service, so it
@@ -26,60 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from ops.deploy.audit import AuditEvent, _who, record
 from ops.deploy.lock import LockInfo, deploy_lock, lock_path
-from ops.errors import OpsError
+from ops.deploy.outcome import SETTLED, Outcome, failure_reason, outcome_of
 
-
-class Outcome(StrEnum):
-    """How a changing action ended. A ``str``: the value is what the audit log and the JSON
-    result have always said (``"success"``, …).
-
-    ``INTERRUPTED`` is recorded as ``"failed"`` with the reason ``"interrupted"`` (the contract
-    of the audit line and the JSON result predates it): use ``recorded`` for what is written.
-    """
-
-    SUCCESS = "success"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
-    DRY_RUN = "dry_run"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def recorded(self) -> str:
-        """The value the audit line and the JSON result carry."""
-        return "failed" if self is Outcome.INTERRUPTED else self.value
-
-
-#: Endings after which what runs is one version again, the one the result names.
-SETTLED = frozenset({Outcome.SUCCESS, Outcome.ROLLED_BACK, Outcome.DRY_RUN})
-
-INTERRUPTED_REASON = "interrupted"
-
-
-def failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, OpsError):
-        return exc.message
-    if isinstance(exc, KeyboardInterrupt):
-        return INTERRUPTED_REASON
-    return f"{type(exc).__name__}: {exc}"
-
-
-def outcome_of(exc: BaseException | None, reported: Outcome) -> Outcome:
-    """The one outcome of an ending: what the body reported, unless an exception says worse.
-
-    A body that reported ``ROLLED_BACK`` or ``FAILED`` before raising keeps it (it knows why);
-    any other exception is ``INTERRUPTED`` (KeyboardInterrupt, which SIGTERM also raises) or
-    ``FAILED``.
-    """
-    if exc is None:
-        return reported
-    if reported in {Outcome.ROLLED_BACK, Outcome.FAILED}:
-        return reported
-    return Outcome.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else Outcome.FAILED
+__all__ = ["SETTLED", "Act", "Outcome", "changing_action", "failure_reason", "outcome_of"]
 
 
 @dataclass

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ops.bounded import Refused, loads_json
+from ops.deploy.outcome import Outcome
 from ops.errors import OpsError, UsageError
 
 log = logging.getLogger("ops.audit")
@@ -51,7 +52,9 @@ def _who() -> str:
 class AuditEvent:
     action: str
     env: str
-    result: str  # success | failed | rolled_back | dry_run
+    #: written as its ``recorded`` value: success | failed | rolled_back | dry_run (one of
+    #: those words as a plain string is taken too)
+    result: Outcome | str
     from_version: str | None = None
     to_version: str | None = None
     duration_s: float = 0.0
@@ -65,6 +68,7 @@ class AuditEvent:
     def to_json(self) -> str:
         data = asdict(self)
         data["duration_s"] = round(self.duration_s, 3)
+        data["result"] = Outcome(self.result).recorded
         return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 

@@ -281,14 +281,14 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
     def describe(act: Act) -> AuditEvent:
         details: dict[str, Any] = {"backup_id": backup_id, "label": label}
         if act.outcome is Outcome.DRY_RUN:
-            return AuditEvent(action="backup", env=env, result="dry_run", to_version=version,
+            return AuditEvent(action="backup", env=env, result=act.outcome, to_version=version,
                               details=details)
         if act.error is not None:
             failure = _as_ops_error(act.error, partial)
             details["error"] = failure.message if failure else _reason(act.error)
         else:
             details["size_bytes"] = made[0].size_bytes
-        return AuditEvent(action="backup", env=env, result=act.outcome.recorded,
+        return AuditEvent(action="backup", env=env, result=act.outcome,
                           to_version=version, duration_s=act.duration_s, details=details)
 
     if dry_run:

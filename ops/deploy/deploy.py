@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ops.config import Settings
-from ops.deploy.action import SETTLED as ACTION_SETTLED
-from ops.deploy.action import Act, Outcome
+from ops.deploy.action import SETTLED, Act, Outcome
 from ops.deploy.action import changing_action as action_wrapper
 from ops.deploy.audit import AuditEvent, read_events
 from ops.deploy.intent import (
@@ -78,7 +77,7 @@ class DeployResult:
     env: str
     to_version: str
     from_version: str | None = None
-    result: str = "success"  # success | rolled_back | failed | dry_run
+    result: Outcome = Outcome.SUCCESS  # JSON: its ``recorded`` value
     reason: str | None = None
     rolled_back_to: str | None = None
     backup_id: str | None = None
@@ -100,17 +99,17 @@ class DeployResult:
     @property
     def interrupted(self) -> bool:
         """Ended by Ctrl-C or SIGTERM (the task exits 130)."""
-        return self.result == "failed" and self.reason == "interrupted"
+        return self.result is Outcome.INTERRUPTED
 
     @property
     def message(self) -> str:
         was = self.from_version or "nothing"
-        if self.result == "rolled_back":
+        if self.result is Outcome.ROLLED_BACK:
             return (f"{self.action} of {self.to_version} failed, rolled back to "
                     f"{self.rolled_back_to}: {self.reason}")
-        if self.result == "failed":
+        if self.result in {Outcome.FAILED, Outcome.INTERRUPTED}:
             return f"{self.action} of {self.to_version} failed: {self.reason}"
-        if self.result == "dry_run":
+        if self.result is Outcome.DRY_RUN:
             return f"dry run: {self.action} {was} → {self.to_version} changed nothing"
         db = f"; database: {self.db}" if self.db else ""
         recovered = (f" (recovered an interrupted {self.recovered['action']} stopped at: "
@@ -121,7 +120,7 @@ class DeployResult:
     def to_dict(self) -> dict[str, Any]:
         return {"tool": "tminus", "action": self.action, "env": self.env,
                 "from_version": self.from_version, "to_version": self.to_version,
-                "result": self.result, "message": self.message, "reason": self.reason,
+                "result": self.result.recorded, "message": self.message, "reason": self.reason,
                 "rolled_back_to": self.rolled_back_to, "backup_id": self.backup_id,
                 "db": self.db, "watch": self.watch, "services": self.services,
                 "steps": self.steps, "skipped_checks": self.skipped_checks,
@@ -164,7 +163,7 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
             trackers.append(tracker)
             run_deploy(stack, services, version, opts, result, tracker)
         finally:
-            act.outcome, act.reason = Outcome(result.result), result.reason
+            act.outcome, act.reason = result.result, result.reason
     return result
 
 
@@ -179,7 +178,7 @@ def changing_action(stack: Stack, action: str, version: str | None, lock_wait_s:
     unfinished: list[Intent | None] = [None]
 
     def describe(act: Act) -> AuditEvent | None:
-        result.result, result.reason = act.outcome.recorded, act.reason
+        result.result, result.reason = act.outcome, act.reason
         unfinished[0] = ending(stack, result, act, trackers[0] if trackers else None)
         return audit_event(stack, result)
 
@@ -217,10 +216,6 @@ def ending(stack: Stack, result: DeployResult, act: Act,
                                          interrupted=result.interrupted)
     result.left_unfinished = unfinished.to_dict() if unfinished else None
     return unfinished
-
-
-#: Endings after which what runs is one version again, the one the result names.
-SETTLED = frozenset(o.value for o in ACTION_SETTLED)
 
 
 def take_over(stack: Stack, action: str, version: str, result: DeployResult, *,
@@ -321,18 +316,18 @@ def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOpti
         result.reason = exc.message
         previous = result.from_version
         if not (opts.auto_rollback and previous) or stack.dry_run:
-            result.result = "failed"
+            result.result = Outcome.FAILED
             why = ("--no-auto-rollback" if previous else "nothing ran before to go back to")
             raise DeployFailed(f"deploy of {version} failed ({why}): {exc.message}") from None
         restore_previous(stack, switched, previous, opts, tracker)
-        result.result, result.rolled_back_to = "rolled_back", previous
+        result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
         raise DeployFailed(f"deploy of {version} failed, rolled back to {previous}",
                            hint=exc.message) from None
     result.services = {r.service: {"replicas": r.replicas, "started": r.started,
                                    "removed": r.removed, "from": r.previous}
                        for r in switched}
     if stack.dry_run:
-        result.result = "dry_run"
+        result.result = Outcome.DRY_RUN
 
 
 def switch(stack: Stack, service: str, version: str, opts: DeployOptions) -> Rollout:

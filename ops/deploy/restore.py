@@ -92,21 +92,21 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
 
     def describe(act: Act) -> AuditEvent:
         if act.outcome is Outcome.DRY_RUN:
-            return AuditEvent(action="restore", env=env, result="dry_run",
+            return AuditEvent(action="restore", env=env, result=act.outcome,
                               to_version=backup.version, details={"backup_id": backup.id})
         if act.error is not None:
             exc = act.error
             message = exc.message if isinstance(exc, OpsError) else (
                 "interrupted" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
             return AuditEvent(
-                action="restore", env=env, result=act.outcome.recorded, from_version=current,
+                action="restore", env=env, result=act.outcome, from_version=current,
                 to_version=backup.version, duration_s=time.perf_counter() - started,
                 details={"backup_id": backup.id,
                          "safety_backup_id": safety[0].id if safety else None,
                          "error": message})
         result = restored[0]
         return AuditEvent(
-            action="restore", env=env, result=act.outcome.recorded, from_version=current,
+            action="restore", env=env, result=act.outcome, from_version=current,
             to_version=backup.version, duration_s=result.duration_s,
             details={"backup_id": backup.id,
                      "safety_backup_id": result.safety_backup.id if result.safety_backup

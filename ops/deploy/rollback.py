@@ -110,9 +110,9 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
                     switch(stack, service, target, opts)
                     fault_point("rollback:switched")
                 if dry_run:
-                    result.result = "dry_run"
+                    result.result = Outcome.DRY_RUN
             finally:
-                act.outcome, act.reason = Outcome(result.result), result.reason
+                act.outcome, act.reason = result.result, result.reason
     except OpsError as exc:
         raise DeployFailed(f"rollback to {result.to_version} failed: {exc.message}",
                            hint=exc.hint) from None

@@ -72,7 +72,7 @@ def scale(root: Path, settings: Settings, env: str, targets: dict[str, int], *, 
     changes: dict[str, dict[str, int | str | None]] = {}
 
     def describe(act: Act) -> AuditEvent | None:
-        result.result, result.reason = act.outcome.recorded, act.reason
+        result.result, result.reason = act.outcome, act.reason
         result.services = {k: dict(v) for k, v in changes.items()}
         result.duration_s = act.duration_s
         result.steps = [r.to_dict() for r in stack.steps.records]

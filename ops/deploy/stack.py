@@ -19,26 +19,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ops.config import EnvironmentSettings, Settings, resolve_path
+from ops.deploy.outcome import Outcome, StepRecord, timed_step
 from ops.errors import ConfigError, DeployFailed, UsageError
 from ops.images import ServiceImage, find_compose_file, service_images
 from ops.runtime.compose import Compose, version_env
 from ops.runtime.docker_engine import ContainerState, container_state, project_containers
 from ops.runtime.process import Argv, Runner
-
-
-@dataclass
-class StepRecord:
-    name: str
-    status: str  # ok | failed | dry_run
-    duration_s: float
-    detail: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "status": self.status,
-                                "duration_s": round(self.duration_s, 2)}
-        if self.detail:
-            data["detail"] = self.detail
-        return data
 
 
 @dataclass
@@ -59,20 +45,17 @@ class Steps:
     @contextmanager
     def step(self, name: str) -> Iterator[StepRecord]:
         self.say(f"→ {name}")
-        record = StepRecord(name, "dry_run" if self.dry_run else "ok", 0.0)
-        started = time.perf_counter()
-        try:
+        with timed_step(name, dry_run=self.dry_run, on_end=self._ended) as record:
             yield record
-        except BaseException as exc:
-            record.status = "failed"
-            record.detail = record.detail or getattr(exc, "message", None) or str(exc)
-            raise
-        finally:
-            record.duration_s = time.perf_counter() - started
-            self.records.append(record)
-            mark = {"ok": "✓", "dry_run": "·", "failed": "✗"}[record.status]
-            self.say(f"  {mark} {name} ({record.duration_s:.1f}s)"
-                     + (f": {record.detail}" if record.detail else ""))
+
+    def _ended(self, record: StepRecord) -> None:
+        self.records.append(record)
+        self.say(f"  {MARKS[record.status]} {record.name} ({record.duration_s:.1f}s)"
+                 + (f": {record.detail}" if record.detail else ""))
+
+
+MARKS = {Outcome.SUCCESS: "✓", Outcome.DRY_RUN: "·", Outcome.FAILED: "✗",
+         Outcome.INTERRUPTED: "✗", Outcome.ROLLED_BACK: "✗"}
 
 
 @dataclass

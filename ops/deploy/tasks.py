@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.deploy.outcome import Outcome
 from ops.taskkit import boundary, optional_path, project_root, say, settings_from
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def _result_sink(as_json: bool, output: str) -> Callable[[DeployResult], None]:
             atomic_write_text(out, text)
         if as_json:
             sys.stdout.write(text)
-        elif result.result != "rolled_back":
+        elif result.result is not Outcome.ROLLED_BACK:
             say(result.message)
 
     return sink

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ops.demo import build_demo, demo_settings
+from ops.deploy.outcome import Outcome
 from ops.errors import ChecksFailed, ExitCode, OpsError, UsageError
 from ops.pipelines import Pipeline, post_deployment, pre_deployment
 
@@ -21,7 +22,9 @@ def test_a_pipeline_runs_steps_in_order_and_shows_each_verdict() -> None:
     pipe.step("first", lambda: "one done")
     pipe.step("second", lambda: "two done")
     pipe.finish()
-    assert [(o.name, o.status) for o in pipe.outcomes] == [("first", "ok"), ("second", "ok")]
+    assert [(o.name, o.status) for o in pipe.outcomes] == [("first", Outcome.SUCCESS),
+                                                           ("second", Outcome.SUCCESS)]
+    assert [o.to_dict()["status"] for o in pipe.outcomes] == ["ok", "ok"]
     assert "[✓] first" in out.getvalue()
     assert "one done" in out.getvalue()
     assert "demo: 2 step(s) passed" in out.getvalue()
@@ -45,7 +48,7 @@ def test_the_first_failure_stops_the_chain_with_the_steps_own_exit_code() -> Non
         pipe.step("third", third)
     assert caught.value.exit_code is ExitCode.USAGE
     assert ran == []
-    assert [o.status for o in pipe.outcomes] == ["ok", "failed"]
+    assert [o.status for o in pipe.outcomes] == [Outcome.SUCCESS, Outcome.FAILED]
     assert "[✗] second" in out.getvalue()
     assert "demo stopped at step 2: second" in out.getvalue()
 

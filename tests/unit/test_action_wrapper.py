@@ -1,8 +1,10 @@
 """The one wrapper of every changing action, without an engine: a temp dir as the root, a body
-that succeeds, fails, rolls back or is interrupted; the outcome and the one audit line."""
+that succeeds, fails, rolls back or is interrupted; the outcome and the one audit line. And the
+one status vocabulary (``Outcome``) of actions and their steps, in the strings they always wrote."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -11,7 +13,9 @@ import pytest
 
 from ops.deploy.action import Act, Outcome, changing_action, failure_reason, outcome_of
 from ops.deploy.audit import AuditEvent
+from ops.deploy.deploy import DeployResult
 from ops.deploy.lock import LockInfo, lock_path
+from ops.deploy.stack import Steps
 from ops.errors import DeployFailed, LockHeld
 
 
@@ -140,3 +144,43 @@ def test_outcomes_keep_the_strings_of_the_audit_log_and_the_json_result() -> Non
     assert outcome_of(ValueError("x"), Outcome.DRY_RUN) is Outcome.FAILED
     assert outcome_of(KeyboardInterrupt(), Outcome.SUCCESS) is Outcome.INTERRUPTED
     assert failure_reason(ValueError("bad")) == "ValueError: bad"
+
+
+# --- one status vocabulary -----------------------------------------------------------------------
+
+
+def test_steps_end_as_outcomes_and_are_still_written_ok_failed_dry_run() -> None:
+    out = io.StringIO()
+    steps = Steps(out=out)
+    with steps.step("pull images") as rec:
+        rec.detail = "2 images"
+    with pytest.raises(KeyboardInterrupt), steps.step("drain app-1"):
+        raise KeyboardInterrupt
+    with pytest.raises(DeployFailed), steps.step("start app-2"):
+        raise DeployFailed("app-2 never became healthy")
+    dry = Steps(out=io.StringIO(), dry_run=True)
+    with dry.step("start app-2"):
+        pass
+    assert [r.status for r in steps.records + dry.records] == [
+        Outcome.SUCCESS, Outcome.INTERRUPTED, Outcome.FAILED, Outcome.DRY_RUN]
+    assert [r.to_dict()["status"] for r in steps.records + dry.records] == [
+        "ok", "failed", "failed", "dry_run"]
+    assert steps.records[2].detail == "app-2 never became healthy"
+    shown = out.getvalue().splitlines()
+    assert shown[1].startswith("  ✓ pull images (") and shown[1].endswith("s): 2 images")
+    assert shown[3].startswith("  ✗ drain app-1 (")
+    assert shown[5].startswith("  ✗ start app-2 (") and shown[5].endswith(
+        ": app-2 never became healthy")
+
+
+def test_an_interrupted_result_and_its_audit_line_still_say_failed_interrupted() -> None:
+    result = DeployResult("deploy", "staging", "v1.2.0", from_version="v1.1.0",
+                          result=Outcome.INTERRUPTED, reason="interrupted")
+    assert result.interrupted
+    assert result.to_dict()["result"] == "failed"
+    assert result.message == "deploy of v1.2.0 failed: interrupted"
+    event = json.loads(AuditEvent(action="deploy", env="staging",
+                                  result=Outcome.INTERRUPTED).to_json())
+    assert event["result"] == "failed"
+    rolled = DeployResult("deploy", "staging", "v1.2.0", result=Outcome.ROLLED_BACK)
+    assert json.loads(json.dumps(rolled.to_dict()))["result"] == "rolled_back"
