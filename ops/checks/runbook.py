@@ -247,7 +247,6 @@ def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Findin
             broken.append(f"line {link.line}: {link.target} ({problem})")
     online_note = ""
     if external and ctx.online:
-
         statuses = check_urls([link.target for link in external],
                               timeout=ctx.settings.runbook.link_timeout_s)
         for link in external:

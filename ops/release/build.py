@@ -277,7 +277,6 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
         return result
 
     if engine is None:
-
         engine = connect()
     for plan in plans:
         say(f"==> {plan.service}: building {plan.reference} from {plan.context}")

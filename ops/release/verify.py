@@ -515,7 +515,6 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
     expected = manifest.docker_images if manifest is not None else {}
     reason = None
     if engine is None and expected:
-
         engine, reason = try_connect()
     finding = images_finding(
         version, expected, engine, reason,
