@@ -11,9 +11,6 @@ from invoke.context import Context
 from invoke.tasks import task
 
 from ops.atomic import atomic_write_text
-
-# ops.checklist and ops.demo sit above the release package (both run predeploy); this module is
-# task code that still lives here (scripts/check_layers.py allowlists these two imports).
 from ops.checklist import make_checklist
 from ops.demo import run_demo
 from ops.errors import ChecksFailed
