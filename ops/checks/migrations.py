@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from ops.bounded import clipped
 from ops.checks import CheckContext
-from ops.config import MigrationsSettings
 from ops.errors import DatabaseUnavailable, OpsError
 from ops.redact import mask
 from ops.report import Finding, failed, passed, skipped, warned
@@ -30,7 +29,7 @@ from ops.runtime.alembic_scripts import (
     RevisionFile,
     ScriptGraph,
     chain_length,
-    discover,
+    discover_configured,
     load_graph,
     pending,
     revisions_in_texts,
@@ -61,15 +60,8 @@ REDIS_TYPES = {"string", "list", "set", "zset", "hash", "stream"}
 
 
 def run(ctx: CheckContext) -> Iterator[Finding]:
-    settings = ctx.settings.migrations
-    default_ini = MigrationsSettings().alembic_ini
     try:
-        found = discover(ctx.root,
-                         alembic_ini=None if settings.alembic_ini == default_ini
-                         else settings.alembic_ini,
-                         section=settings.alembic_section,
-                         script_location=settings.script_location,
-                         version_locations=settings.version_locations)
+        found = discover_configured(ctx.root, ctx.settings.migrations)
     except MigrationsUnreadable as exc:
         yield failed("migrations.present", _relative_text(ctx, exc.message), hint=exc.hint)
         yield from _without_graph(ctx, "the migrations cannot be found (migrations.present)")

@@ -22,7 +22,7 @@ from ops.errors import OpsError
 from ops.kms import Providers, scheme_of
 from ops.redact import SECRET_NAME  # keys whose example value is a stand-in by nature
 from ops.report import Finding, failed, passed, skipped, warned
-from ops.runtime.alembic_scripts import discover, load_graph
+from ops.runtime.alembic_scripts import discover_configured, load_graph
 from ops.runtime.envfile import EnvEntry, EnvFile, parse_env_file
 from ops.secretscan import ScanOptions, scan_repository
 
@@ -427,12 +427,8 @@ def _revision_id_hashes(ctx: CheckContext) -> set[str]:
 
 
 def _read_revision_ids(ctx: CheckContext) -> set[str]:
-    conf = ctx.settings.migrations
     try:
-        found = discover(ctx.root, alembic_ini=None if conf.alembic_ini == Path("alembic.ini")
-                         else conf.alembic_ini, section=conf.alembic_section,
-                         script_location=conf.script_location,
-                         version_locations=conf.version_locations)
+        found = discover_configured(ctx.root, ctx.settings.migrations)
     except OpsError:
         return set()
     return set(load_graph(found.chosen).revisions) if found.chosen else set()

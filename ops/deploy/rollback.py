@@ -32,7 +32,7 @@ from ops.deploy.intent import Intent, Tracker
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
 from ops.release import manifest as mf
-from ops.runtime.alembic_scripts import ScriptGraph, discover, judge, revisions_in_texts
+from ops.runtime.alembic_scripts import ScriptGraph, discover_configured, judge, revisions_in_texts
 from ops.runtime.git import open_repo, python_sources_mentioning
 from ops.runtime.process import fault_point
 from ops.versioning import parse_version
@@ -209,12 +209,8 @@ def _migration_folders(root: Path, settings: Settings) -> tuple[str, ...]:
     """The revision folders (posix, relative to the root, with a trailing slash) the project's
     Alembic configuration names today; empty when it cannot tell (then every revision file in
     the tree counts)."""
-    conf = settings.migrations
     try:
-        found = discover(root, alembic_ini=None if conf.alembic_ini == Path("alembic.ini")
-                         else conf.alembic_ini, section=conf.alembic_section,
-                         script_location=conf.script_location,
-                         version_locations=conf.version_locations)
+        found = discover_configured(root, settings.migrations)
     except OpsError:
         return ()
     if found.chosen is None:

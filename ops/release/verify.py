@@ -203,19 +203,9 @@ def drift_from_tag(current: mf.Manifest, tagged: mf.Manifest) -> list[str]:
 def tagged_manifest(root: Path, version: ReleaseVersion, manifest_file: Path,
                     repo: Any | None = None) -> mf.Manifest | None:
     """The manifest as committed at the release tag, or None (no repo, tag or file there)."""
-
-    if repo is None:
-        try:
-            repo = open_repo(root)
-        except OpsError:
-            return None
-    if version.tag not in {t.name for t in repo.tags}:
-        return None
-    text = file_at(repo, version.tag, _rel(root, manifest_file))
-    if text is None:
-        return None
+    text = _tagged_text(root, version, manifest_file, repo)
     try:
-        return mf.parse(text)
+        return mf.parse(text) if text is not None else None
     except ReleaseFileError:
         return None
 
@@ -224,7 +214,16 @@ def tagged_version_file(root: Path, version: ReleaseVersion, path: Path,
                         repo: Any | None = None) -> VersionFile | None:
     """The VERSION file as committed at the release tag, or None (no repo, tag, file, or it does
     not parse: then the working copy's own reading reports the problem)."""
+    text = _tagged_text(root, version, path, repo)
+    try:
+        return vfile.parse(text) if text is not None else None
+    except ReleaseFileError:
+        return None
 
+
+def _tagged_text(root: Path, version: ReleaseVersion, path: Path,
+                 repo: Any | None) -> str | None:
+    """``path`` as committed at the release tag, or None (no repo, no such tag, no such file)."""
     if repo is None:
         try:
             repo = open_repo(root)
@@ -232,13 +231,7 @@ def tagged_version_file(root: Path, version: ReleaseVersion, path: Path,
             return None
     if version.tag not in {t.name for t in repo.tags}:
         return None
-    text = file_at(repo, version.tag, _rel(root, path))
-    if text is None:
-        return None
-    try:
-        return vfile.parse(text)
-    except ReleaseFileError:
-        return None
+    return file_at(repo, version.tag, _rel(root, path))
 
 
 # --- artifacts.models_match_release --------------------------------------------------------------

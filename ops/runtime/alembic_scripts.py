@@ -28,8 +28,10 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ops.config import MigrationsSettings
 from ops.errors import ConfigError
 
+DEFAULT_INI = MigrationsSettings().alembic_ini
 #: The comment that acknowledges one destructive operation, on its line or the line above.
 ALLOW_MARKER = "tminus: allow-destructive"
 #: Folders never searched for migrations: tooling, dependencies, build output.
@@ -99,6 +101,15 @@ def discover(root: Path, *, alembic_ini: Path | None = None, section: str = "ale
     return found
 
 
+def discover_configured(root: Path, settings: MigrationsSettings) -> Discovery:
+    """:func:`discover` as ``ops.migrations`` configures it: the default ``alembic.ini`` means
+    "find it", any other value is the operator's explicit choice."""
+    return discover(root, alembic_ini=None if settings.alembic_ini == DEFAULT_INI
+                    else settings.alembic_ini, section=settings.alembic_section,
+                    script_location=settings.script_location,
+                    version_locations=settings.version_locations)
+
+
 def _discover(root: Path, *, alembic_ini: Path | None, section: str,
               script_location: Path | None) -> Discovery:
     """Find the project's migrations; ``MigrationsUnreadable`` for a configured one that is bad.
@@ -139,13 +150,15 @@ def _search(root: Path, section: str) -> Discovery:
     for ini in inis:
         sections = _other_sections(root, ini)
         claimed |= {location.key for location in sections}
-        try:
-            locations = [read_ini(root, ini, section)]
-        except MigrationsUnreadable as exc:
-            locations = sections  # [core] and [tenant], no [alembic]
-            if not locations:
-                first_error = first_error or exc
-                continue
+        locations = [s for s in sections if s.section == section]
+        if not locations:  # Flask-Migrate's ini names no script_location; or none is usable
+            try:
+                locations = [read_ini(root, ini, section)]
+            except MigrationsUnreadable as exc:
+                locations = sections  # [core] and [tenant], no [alembic]
+                if not locations:
+                    first_error = first_error or exc
+                    continue
         for location in locations:
             found.setdefault(location.key, location)
     for folder in bare:
