@@ -25,7 +25,8 @@ from tests.conftest import need
 REPO = Path(__file__).resolve().parents[2]
 STACK_FILES = ("docker-compose.yml", "alembic.ini", ".dockerignore")
 STACK_DIRS = ("service", "migrations", "proxy", "db", "redis")
-PROJECT = "tminus-e2e"
+#: Overridable so that two e2e runs on one machine (two worktrees) do not share a project.
+PROJECT = os.environ.get("TMINUS_E2E_PROJECT", "tminus-e2e")
 HTTP_PORT = int(os.environ.get("TMINUS_E2E_HTTP_PORT", "18080"))
 BASE = "tminus/debian-base:bookworm"
 INVOKE = str(Path(sys.executable).with_name("invoke"))
