@@ -8,6 +8,7 @@ costs one ``images.get``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
@@ -26,8 +27,11 @@ SUITE = "bookworm"
 PACKAGES = (
     "ca-certificates", "python3", "python3-psycopg2", "python3-redis", "python3-alembic",
     "python3-sqlalchemy", "python3-dotenv", "python3-requests", "python3-yaml", "haproxy",
-    "postgresql", "redis-server", "procps", "tini",
+    "postgresql", "redis-server", "procps", "tini", "python3-prometheus-client", "prometheus",
 )
+#: The label that says which package list an image was made from: a cached image made from
+#: another list is stale (a machine keeps its images across runs, so a tag alone would lie).
+PACKAGES_LABEL = "tminus.base.packages"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 #: ``docker import`` produces an image without any config; these make it usable as a ``FROM``.
 IMPORT_CHANGES = (
@@ -84,9 +88,14 @@ def tar_argv(rootfs: Path, archive: Path) -> Argv:
     return ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(archive), "."]
 
 
-def import_argv(archive: Path, tag: str) -> Argv:
+def packages_digest(packages: tuple[str, ...] = PACKAGES) -> str:
+    """A short, order-free fingerprint of the package list, kept as a label on the image."""
+    return hashlib.sha256(" ".join(sorted(packages)).encode()).hexdigest()[:16]
+
+
+def import_argv(archive: Path, tag: str, *, packages: tuple[str, ...] = PACKAGES) -> Argv:
     argv = ["docker", "import"]
-    for change in IMPORT_CHANGES:
+    for change in (*IMPORT_CHANGES, f"LABEL {PACKAGES_LABEL}={packages_digest(packages)}"):
         argv += ["--change", change]
     return [*argv, str(archive), tag]
 
@@ -102,11 +111,13 @@ class BaseImageResult:
 def ensure_base_image(client: Any | None, runner: Runner, *, tag: str = BASE_TAG,
                       force: bool = False, mirror: str | None = None,
                       workdir: Path | None = None) -> BaseImageResult:
-    """Build the base unless the engine already has ``tag`` (or ``force``)."""
+    """Build the base unless the engine already has ``tag`` made from today's package list
+    (or ``force``)."""
 
     started = time.perf_counter()
     source = mirror or apt_mirror()
-    if not force and client is not None and image_info(client, tag) is not None:
+    cached = image_info(client, tag) if client is not None and not force else None
+    if cached is not None and cached.labels.get(PACKAGES_LABEL) == packages_digest():
         return BaseImageResult(tag, False, time.perf_counter() - started, source)
     if not runner.dry_run and shutil.which("debootstrap") is None:
         raise ConfigError("debootstrap is not installed",

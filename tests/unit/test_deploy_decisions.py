@@ -14,7 +14,7 @@ from ops.deploy.history import history_rows
 from ops.deploy.rollback import previous_version, undone_deploy
 from ops.deploy.scale import parse_targets
 from ops.errors import UsageError
-from ops.runtime.baseimage import apt_mirror, debootstrap_argv, import_argv
+from ops.runtime.baseimage import apt_mirror, debootstrap_argv, import_argv, packages_digest
 from ops.runtime.probe import percentile, require_loopback
 
 
@@ -103,6 +103,12 @@ def test_import_gives_the_image_a_path_and_a_command() -> None:
     line = shlex.join(import_argv(Path("/tmp/rootfs.tar"), "tminus/debian-base:bookworm"))
     assert line.startswith("docker import --change 'ENV PATH=")
     assert line.endswith("/tmp/rootfs.tar tminus/debian-base:bookworm")
+
+
+def test_import_labels_the_image_with_its_package_list_so_a_stale_cache_is_rebuilt() -> None:
+    argv = import_argv(Path("/tmp/rootfs.tar"), "t:b", packages=("b", "a"))
+    assert f"LABEL tminus.base.packages={packages_digest(('a', 'b'))}" in argv
+    assert packages_digest(("a", "b")) != packages_digest(("a", "b", "prometheus"))
 
 
 def test_percentile_is_nearest_rank() -> None:
