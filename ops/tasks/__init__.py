@@ -1,9 +1,9 @@
 """The Invoke collection: what ``invoke --list`` shows.
 
 Each task parses its arguments, calls one function of ``ops`` and lets ``boundary`` map errors to
-exit codes. Topic modules (``ops/tasks/release.py``, ``ops/tasks/notes.py``, and still
-``ops/deploy/tasks.py``, ``ops/deploy/backup_tasks.py``) hold their own tasks; this module
-assembles them into one flat namespace with the configuration defaults.
+exit codes. Topic modules (``release.py``, ``notes.py``, ``deploy.py``, ``backup.py`` beside this
+one) hold their own tasks; this module assembles them into one flat namespace with the
+configuration defaults.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from invoke.tasks import task
 from ops import pipelines
 from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import defaults
-from ops.deploy import backup_tasks
-from ops.deploy import tasks as deploy_tasks
 from ops.errors import ChecksFailed, UsageError
 from ops.redact import install_log_redaction, masked_settings
 from ops.report import choose_format, emit
 from ops.taskkit import boundary, optional_path, project_root, settings_from
+from ops.tasks import backup as backup_tasks
+from ops.tasks import deploy as deploy_tasks
 from ops.tasks import notes as notes_tasks
 from ops.tasks import release as release_tasks
 from ops.versioning import parse_version
