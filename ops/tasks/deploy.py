@@ -1,4 +1,4 @@
-"""Tasks deploy, smoke-test, rollback, scale, history, releases and base-image.
+"""Tasks deploy, smoke-test, rollback, scale, history and releases.
 
 Each reads its arguments and the settings, calls one function of ``ops.deploy`` and lets
 ``boundary`` turn an ``OpsError`` into one line and the exit code. ``--json`` prints the result
@@ -31,9 +31,6 @@ from ops.deploy.smoke import smoke_test as run_smoke
 from ops.deploy.stack import open_stack
 from ops.errors import ChecksFailed
 from ops.report import choose_format, emit
-from ops.runtime.baseimage import BASE_TAG, ensure_base_image
-from ops.runtime.docker_engine import connect, try_connect
-from ops.runtime.process import Runner
 from ops.taskkit import boundary, optional_path, project_root, say, settings_from
 
 
@@ -188,25 +185,3 @@ def releases(c: Context, env: str = "production") -> None:
     say(tabulate([(r["version"], "● running" if r["running"] else "",
                    r["last_deployed"] or "-") for r in rows],
                  headers=["version", env, "last deployed"]))
-
-
-@task(auto_shortflags=False, help={
-    "tag": "image tag to create (default: tminus/debian-base:bookworm)",
-    "force": "rebuild even when the tag already exists",
-    "mirror": "Debian mirror (default: the one apt is configured with)",
-    "dry-run": "print the commands; build nothing",
-})
-@boundary
-def base_image(c: Context, tag: str = "", force: bool = False, mirror: str = "",
-               dry_run: bool = False) -> None:
-    """Build the local Debian base image (debootstrap + docker import); cached by tag."""
-    client = try_connect()[0] if dry_run else connect()
-    runner = Runner(dry_run=dry_run, echo=None if dry_run else (lambda line: say(f"$ {line}")))
-    made = ensure_base_image(client, runner, tag=tag or BASE_TAG, force=force,
-                             mirror=mirror or None, workdir=None)
-    if dry_run:
-        say(f"dry run: would build {made.tag} from {made.mirror}")
-    elif made.built:
-        say(f"built {made.tag} from {made.mirror} in {made.duration_s:.0f}s")
-    else:
-        say(f"{made.tag} already exists (use --force to rebuild)")
