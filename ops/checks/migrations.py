@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ops.bounded import clipped
 from ops.checks import CheckContext
 from ops.errors import DatabaseUnavailable, OpsError
-from ops.redact import mask
+from ops.redact import describe_url, mask
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.alembic_scripts import (
     ALLOW_MARKER,
@@ -35,7 +35,6 @@ from ops.runtime.alembic_scripts import (
     revisions_in_texts,
     unknown,
 )
-from ops.runtime.dbprobe import alembic_revisions, describe_url, sample_redis_types
 from ops.runtime.envfile import service_url
 from ops.runtime.files import read_text_safely
 from ops.runtime.git import (
@@ -47,6 +46,8 @@ from ops.runtime.git import (
     tree_paths,
     worktree_changes,
 )
+from ops.runtime.postgres import probe_alembic_revisions
+from ops.runtime.redis import sample_key_types
 
 if TYPE_CHECKING:
     import git
@@ -471,7 +472,7 @@ def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
     url, source = target
     shown = describe_url(url)
     try:
-        current = alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)
+        current = probe_alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)
     except DatabaseUnavailable as exc:
         return skipped("migrations.db_current", f"{exc.message} ({source})", hint=exc.hint)
     if not graph.sound:
@@ -651,7 +652,7 @@ def _sample_live(ctx: CheckContext, relative: Path,
         return
     limit = ctx.settings.migrations.redis_sample
     try:
-        sample = sample_redis_types(url, limit=limit,
+        sample = sample_key_types(url, limit=limit,
                                     timeout_s=ctx.settings.migrations.db_timeout_s)
     except DatabaseUnavailable as exc:
         yield skipped("migrations.redis_schema",
