@@ -39,7 +39,7 @@ from ops.runtime.images import (
     service_images,
     substitute,
 )
-from ops.versioning import ReleaseVersion, parse_version
+from ops.versioning import ReleaseVersion
 
 VERSION_LABEL = "tminus.version"
 SERVICE_LABEL = "tminus.service"
@@ -226,8 +226,8 @@ def parse_build_args(pairs: Iterable[str]) -> dict[str, str]:
 # --- building ------------------------------------------------------------------------------------
 
 
-def build_images(root: Path, settings: Settings, version: str, *, services: Iterable[str] = (),
-                 no_cache: bool = False, dry_run: bool = False,
+def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
+                 services: Iterable[str] = (), no_cache: bool = False, dry_run: bool = False,
                  build_args: Mapping[str, str] | None = None, env: str = "production",
                  engine: Any | None = None,
                  on_line: Callable[[str], None] | None = None,
@@ -241,7 +241,6 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
     (named in ``notes`` and through ``on_line``), not refused. ``program`` is the compose CLI
     whose naming rule applies to services without ``image:``; by default it is detected.
     """
-    release = parse_version(version)
     root = resolve_path(Path.cwd(), root)
     compose = find_compose_file(root, settings.environment(env).compose_file)
     if compose is None:

@@ -55,7 +55,7 @@ from ops.runtime.git import (
     worktree_changes,
 )
 from ops.runtime.process import fault_point, signals_deferred
-from ops.versioning import ReleaseVersion, parse_version
+from ops.versioning import ReleaseVersion
 
 if TYPE_CHECKING:
     import git
@@ -86,12 +86,10 @@ class ReleaseResult:
 
 
 @git_errors()  # a git command failing anywhere in here ends as one line (GitFailed, exit 2)
-def create_release(root: Path, settings: Settings, version: str, *, message: str | None = None,
-                   notes_file: Path | None = None, push: bool = False,
+def create_release(root: Path, settings: Settings, release: ReleaseVersion, *,
+                   message: str | None = None, notes_file: Path | None = None, push: bool = False,
                    dry_run: bool = False) -> ReleaseResult:
-    """Cut ``version`` from HEAD; refuses with a UsageError (exit 2) before touching anything."""
-
-    release = parse_version(version)
+    """Cut ``release`` from HEAD; refuses with a UsageError (exit 2) before touching anything."""
     if message and notes_file:
         raise UsageError("give either --message or --notes-file, not both")
     root = resolve_path(Path.cwd(), root)
@@ -214,7 +212,7 @@ def _tag_message(root: Path, settings: Settings, release: ReleaseVersion,
             raise UsageError(f"cannot read notes file {notes_file} "
                              f"({type(exc).__name__})") from None
     else:
-        body = notes_for_release(root, settings, release.tag).strip()
+        body = notes_for_release(root, settings, release).strip()
     return f"Release {release.tag}\n\n{body}\n" if body else f"Release {release.tag}\n"
 
 

@@ -34,7 +34,7 @@ def create_release(c: Context, version: str, push: bool = False, message: str = 
                    notes_file: str = "", dry_run: bool = False) -> None:
     """Cut a release: VERSION file, manifest + checksum, release commit, annotated tag."""
     settings = settings_from(c)
-    result = create.create_release(project_root(c, settings), settings, version,
+    result = create.create_release(project_root(c, settings), settings, parse_version(version),
                                    message=message or None, notes_file=optional_path(notes_file),
                                    push=push, dry_run=dry_run)
     if result.dry_run:
@@ -76,7 +76,7 @@ def build(c: Context, version: str, service: list[str] | None = None, no_cache: 
           dry_run: bool = False) -> None:
     """Build and tag the release's service images; record their ids in the manifest."""
     settings = settings_from(c)
-    result = build_images(project_root(c, settings), settings, version,
+    result = build_images(project_root(c, settings), settings, parse_version(version),
                           services=service or (), no_cache=no_cache, dry_run=dry_run,
                           build_args=parse_build_args(build_arg or ()), env=env, on_line=say)
     if not result.plans:
