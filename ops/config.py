@@ -129,6 +129,8 @@ class EnvironmentSettings(_Strict):
     watch_s: float = 60.0
     migrate: Literal["before", "after", "never"] = "before"
     db_rollback: Literal["restore", "downgrade"] = "restore"
+    backend: Literal["compose", "swarm"] = Field(
+        default="compose", description="what runs the stack: a compose project or a swarm")
 
     @field_validator("database_url", "redis_url")
     @classmethod
