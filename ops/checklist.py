@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ops.atomic import atomic_write_text, make_ignored_dir
+from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import Settings
 from ops.release.signoff import (
@@ -264,9 +265,7 @@ def _messages(findings: Sequence[Finding]) -> str:
         text = " ".join(finding.message.split())
         if text not in texts:
             texts.append(text)
-    shown = "; ".join(texts[:_MAX_MESSAGES])
-    more = len(texts) - _MAX_MESSAGES
-    return shown + (f" (+{more} more)" if more > 0 else "")
+    return listed(texts, _MAX_MESSAGES, sep="; ", chars=SENTENCE_CHARS)
 
 
 def _signoff_table(record: SignoffRecord) -> Iterable[str]:

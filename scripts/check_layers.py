@@ -33,7 +33,7 @@ PACKAGE = "ops"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {
         "ops", "ops.errors", "ops.atomic", "ops.bounded", "ops.redact", "ops.hashing",
-        "ops.versioning", "ops.config", "ops.configfile", "ops.report", "ops.kms",
+        "ops.versioning", "ops.config", "ops.configfile", "ops.report", "ops.kms", "ops.stamps",
     }),
     ("runtime", {"ops.runtime", "ops.images"}),  # ops.images: a re-export of runtime.images
     ("secretscan", {"ops.secretscan"}),  # the scanner reads files and git through runtime

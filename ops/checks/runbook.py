@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
@@ -152,7 +153,7 @@ def _inline_text(tokens: Sequence[Token], index: int) -> str:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     conf = ctx.settings.runbook
     path = ctx.path(conf.path)
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     doc, problem = _load(ctx.root, path)
     if doc is None:
         yield failed("runbook.exists", f"{name} {problem}",
@@ -204,7 +205,7 @@ def check_section(doc: Document, section: str, synonyms: Sequence[str], name: st
 
 
 def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     if ctx.repo is None:
         yield skipped("runbook.fresh", f"{ctx.root} is not a git repository: age unknown")
         return
@@ -229,7 +230,7 @@ def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
 
 
 def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Finding]:
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     broken: list[str] = []
     external: list[Link] = []
     local = 0
@@ -257,9 +258,8 @@ def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Findin
     elif external:
         online_note = f"; {len(external)} external not checked (use --online)"
     if broken:
-        more = f" and {len(broken) - MAX_LISTED} more" if len(broken) > MAX_LISTED else ""
         yield failed("runbook.links", f"{name}: {len(broken)} broken link(s): "
-                                      + "; ".join(broken[:MAX_LISTED]) + more,
+                                      + listed(broken, MAX_LISTED, sep="; ", chars=SENTENCE_CHARS),
                      hint="fix the path or heading the link points to")
     else:
         yield passed("runbook.links", f"{local} local link(s) resolve{online_note}")
@@ -367,10 +367,3 @@ def _is_dirty(repo: Any, name: str) -> bool:
         return bool(repo.is_dirty(path=name))
     except Exception:
         return False
-
-
-def _rel(ctx: CheckContext, path: Path) -> str:
-    try:
-        return path.relative_to(ctx.root).as_posix()
-    except ValueError:
-        return str(path)

@@ -18,12 +18,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.errors import LockHeld
+from ops.stamps import utc_stamp
 
 
 def _process_start(pid: int) -> str | None:
@@ -69,8 +69,7 @@ class LockInfo:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     pid_start: str | None = None
-    started_at: str = field(
-        default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    started_at: str = field(default_factory=utc_stamp)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def describe(self) -> str:

@@ -16,7 +16,6 @@ the edit.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from typing import Any
 
 from ops.config import Settings, resolve_path
 from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
-from ops.redact import mask
+from ops.redact import is_secret_name, mask
 from ops.release import manifest as mf
 from ops.runtime.compose import image_namer, project_name
 from ops.runtime.docker_engine import connect, image_info
@@ -345,10 +344,7 @@ def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], N
         on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
 
 
-_SECRETISH = re.compile(r"SECRET|TOKEN|PASSW|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
-
-
 def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:
     """The dry-run line; build args whose names look secret are masked, never printed."""
-    shown = {k: mask(v) if _SECRETISH.search(k) else v for k, v in plan.args.items()}
+    shown = {k: mask(v) if is_secret_name(k) else v for k, v in plan.args.items()}
     return shlex.join(replace(plan, args=shown).argv(no_cache=no_cache))

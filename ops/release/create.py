@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.atomic import atomic_write_text
+from ops.bounded import listed
 from ops.config import Settings, resolve_path
 from ops.errors import ExitCode, Interrupted, OpsError, UsageError
 from ops.release import manifest as mf
@@ -55,6 +55,7 @@ from ops.runtime.git import (
     worktree_changes,
 )
 from ops.runtime.process import fault_point, signals_deferred
+from ops.stamps import utc_stamp
 from ops.versioning import ReleaseVersion
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def create_release(root: Path, settings: Settings, release: ReleaseVersion, *,
     manifest_file = mf.manifest_path(root, settings, release)
     for path in (vf_path, manifest_file):
         _inside(root, path)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_stamp()
     artifacts = [mf.Artifact(_inside(root, p), current.sizes[p], h)
                  for p, h in sorted(current.hashes.items())]
     vf_text: str | None = None
@@ -191,8 +192,7 @@ def _refusals(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> No
     cache = settings.artifacts.cache_dir.as_posix().rstrip("/") + "/"
     dirty = [path for path in _uncommitted(repo) if not path.startswith(cache)]
     if dirty:
-        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-        raise UsageError(f"uncommitted changes: {shown}",
+        raise UsageError(f"uncommitted changes: {listed(dirty)}",
                          hint="commit or stash them; a release is cut from a committed tree")
 
 
