@@ -20,7 +20,6 @@ from typing import Any, TextIO
 from ops.config import EnvironmentSettings, Settings, resolve_path
 from ops.deploy.outcome import Outcome, StepRecord, timed_step
 from ops.errors import DeployFailed, UsageError
-from ops.images import ServiceImage, find_compose_file, service_images
 from ops.runtime.compose import Compose, detect_program, project_name, version_env
 from ops.runtime.docker_engine import (
     ContainerState,
@@ -29,6 +28,7 @@ from ops.runtime.docker_engine import (
     project_containers,
     try_connect,
 )
+from ops.runtime.images import ServiceImage, find_compose_file, service_images
 from ops.runtime.probe import get, new_session
 from ops.runtime.process import Argv, Runner
 
