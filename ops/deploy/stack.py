@@ -8,7 +8,6 @@ the audit line carry.
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 import threading
@@ -21,9 +20,9 @@ from typing import Any, TextIO
 
 from ops.config import EnvironmentSettings, Settings, resolve_path
 from ops.deploy.outcome import Outcome, StepRecord, timed_step
-from ops.errors import ConfigError, DeployFailed, UsageError
+from ops.errors import DeployFailed, UsageError
 from ops.images import ServiceImage, find_compose_file, service_images
-from ops.runtime.compose import Compose, detect_program, version_env
+from ops.runtime.compose import Compose, detect_program, project_name, version_env
 from ops.runtime.docker_engine import (
     ContainerState,
     connect,
@@ -173,16 +172,6 @@ class Stack:
 
     def run(self, argv: Argv, *, timeout: float | None = 600) -> None:
         self.runner.run(argv, timeout=timeout)
-
-
-def project_name(root: Path, env_name: str, configured: str | None) -> str:
-    """Compose project names allow lowercase letters, digits, ``-`` and ``_``."""
-    raw = configured or f"{root.name}-{env_name}"
-    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
-    if not name:
-        raise ConfigError(f"cannot derive a compose project name from {raw!r}",
-                          hint=f"set ops.environments.{env_name}.project_name")
-    return name
 
 
 def open_stack(root: Path, settings: Settings, env_name: str, *, dry_run: bool = False,
