@@ -126,6 +126,9 @@ class Bench:
         print(f"  {contender:<16} round {round_}: {wall:6.1f} s · {stats.total:5d} requests · "
               f"{stats.failed} failed · p95 {stats.p95_ms:.0f} ms"
               + ("" if ok else "  FAILED"), flush=True)
+        phases = [line for line in output.splitlines() if line.startswith("phases (")]
+        if phases:  # where tminus's time went, phase by phase
+            print(f"    {phases[-1]}", flush=True)
         if not ok:
             print(output[-3000:], file=sys.stderr)
         if stats.failed:
