@@ -129,6 +129,10 @@ class EnvironmentSettings(_Strict):
     watch_s: float = 60.0
     migrate: Literal["before", "after", "never"] = "before"
     db_rollback: Literal["restore", "downgrade"] = "restore"
+    registry: str | None = Field(
+        default=None,
+        description="host[:port][/namespace] that `invoke build --push` pushes the release "
+                    "images to; deploys then run them by content digest")
 
     @field_validator("database_url", "redis_url")
     @classmethod
