@@ -129,6 +129,8 @@ class EnvironmentSettings(_Strict):
     watch_s: float = 60.0
     migrate: Literal["before", "after", "never"] = "before"
     db_rollback: Literal["restore", "downgrade"] = "restore"
+    backend: Literal["compose", "swarm"] = Field(
+        default="compose", description="what runs the stack: a compose project or a swarm")
     registry: str | None = Field(
         default=None,
         description="host[:port][/namespace] that `invoke build --push` pushes the release "

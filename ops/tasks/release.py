@@ -9,7 +9,6 @@ from __future__ import annotations
 import shlex
 import time
 
-from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
@@ -138,5 +137,3 @@ def verify_release(c: Context, version: str, output: str = "", format: str = "",
     if not report.ok:
         raise ChecksFailed(f"{release.tag} does not match its release record")
 
-
-ns = Collection("release", create_release, build, verify_release)
