@@ -26,6 +26,7 @@ from ops.config import Settings, resolve_path
 from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
 from ops.redact import is_secret_name, mask
 from ops.release import manifest as mf
+from ops.runtime import registry as reg
 from ops.runtime.compose import image_namer, project_name
 from ops.runtime.docker_engine import connect, image_info
 from ops.runtime.images import (
@@ -84,6 +85,7 @@ class BuiltImage:
     reference: str
     id: str
     repo_digest: str | None
+    pushed: str | None = None  # the registry reference it was pushed as, with --push
 
 
 @dataclass
@@ -95,6 +97,18 @@ class BuildResult:
     manifest_note: str | None = None  # why it was not updated
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)  # built images the release tag cannot reach
+    registry: reg.Registry | None = None  # where --push sends the release images
+
+    def push_argv(self) -> list[list[str]]:
+        """The equivalent ``docker tag`` + ``docker push`` commands (``--dry-run``)."""
+        if self.registry is None:
+            return []
+        commands = []
+        for plan in self.plans:
+            if plan.versioned:
+                target = self.registry.reference(plan.reference)
+                commands += [reg.tag_argv(plan.reference, target), reg.push_argv(target)]
+        return commands
 
 
 # --- the compose file's images -------------------------------------------------------------------
@@ -230,8 +244,14 @@ def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
                  build_args: Mapping[str, str] | None = None, env: str = "production",
                  engine: Any | None = None,
                  on_line: Callable[[str], None] | None = None,
-                 program: tuple[str, ...] | None = None) -> BuildResult:
+                 program: tuple[str, ...] | None = None, push: bool = False,
+                 environ: Mapping[str, str] | None = None) -> BuildResult:
     """Build each image, then record ids and digests in the release's manifest (when it exists).
+
+    With ``push``, every release image is also pushed to the environment's ``registry`` and its
+    content digest (``<registry>/<repo>@sha256:…``) is what the manifest records: the only name
+    a moved tag cannot change. Credentials come from ``environ`` (default ``os.environ``) or
+    ``docker login`` (``ops.runtime.registry.credentials``); they are never printed or recorded.
 
     Raises UsageError before building when the compose file is missing, when its only built
     images sit under a moving tag the release cannot be applied to (``image: app:latest``), or
@@ -241,6 +261,7 @@ def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
     whose naming rule applies to services without ``image:``; by default it is detected.
     """
     root = resolve_path(Path.cwd(), root)
+    registry, auth = _push_target(settings, env, environ) if push else (None, None)
     compose = find_compose_file(root, settings.environment(env).compose_file)
     if compose is None:
         raise UsageError("no compose file: nothing says which images to build",
@@ -254,7 +275,8 @@ def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
         more = f" (and {len(unpinned) - 1} more)" if len(unpinned) > 1 else ""
         raise UsageError(f"nothing to build for {release.tag}: {message}{more}", hint=hint)
     result = BuildResult(release.tag, plans, dry_run=dry_run,
-                         notes=[f"{message} ({hint})" for message, hint in unpinned])
+                         notes=[f"{message} ({hint})" for message, hint in unpinned],
+                         registry=registry)
     say = on_line or (lambda _line: None)
     for note in result.notes:
         say(f"note: {note}")
@@ -274,7 +296,10 @@ def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
         engine = connect()
     for plan in plans:
         say(f"==> {plan.service}: building {plan.reference} from {plan.context}")
-        result.built.append(_build_one(engine, plan, no_cache=no_cache, on_line=say))
+        built = _build_one(engine, plan, no_cache=no_cache, on_line=say)
+        if registry is not None and plan.versioned:
+            built = _push_one(engine, built, registry, auth, say)
+        result.built.append(built)
     if manifest is not None:
         records = {b.service: mf.ImageRecord(b.reference, b.id, b.repo_digest)
                    for b, plan in zip(result.built, plans, strict=True) if plan.versioned}
@@ -284,6 +309,27 @@ def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
         else:
             result.manifest_note = "no release image was built: the manifest is unchanged"
     return result
+
+
+def _push_target(settings: Settings, env: str, environ: Mapping[str, str] | None
+                 ) -> tuple[reg.Registry, dict[str, str] | None]:
+    """The registry ``--push`` sends to, and the credentials; checked before anything is built."""
+    configured = settings.environment(env).registry
+    if not configured:
+        raise UsageError(f"--push: no registry configured for {env}",
+                         hint=f"set ops.environments.{env}.registry (host[:port][/namespace])")
+    return reg.Registry.parse(configured), reg.credentials(
+        os.environ if environ is None else environ)
+
+
+def _push_one(engine: Any, built: BuiltImage, registry: reg.Registry,
+              auth: dict[str, str] | None, say: Callable[[str], None]) -> BuiltImage:
+    target = registry.reference(built.reference)
+    say(f"==> {built.service}: pushing {target}")
+    digest = reg.push(engine, built.reference, target, auth=auth, on_line=say)
+    repo_digest = reg.pinned(target, digest)
+    say(f"==> {built.service}: {repo_digest}")
+    return replace(built, repo_digest=repo_digest, pushed=target)
 
 
 def _manifest_to_update(path: Path, release: ReleaseVersion) -> mf.Manifest | None:
