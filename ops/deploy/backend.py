@@ -48,10 +48,10 @@ from ops.runtime.alembic_scripts import (
     judge,
     revisions_in_texts,
 )
-from ops.runtime.dbprobe import alembic_revisions
 from ops.runtime.docker_engine import ContainerState
 from ops.runtime.envfile import service_url
 from ops.runtime.image_files import image_texts, image_workdir
+from ops.runtime.postgres import probe_alembic_revisions as alembic_revisions
 from ops.versioning import ReleaseVersion
 
 __all__ = ["Backend", "ComposeBackend", "Replica", "Rollout", "RolloutOptions", "ScaleChange",
