@@ -29,9 +29,7 @@ from ops.deploy.scale import parse_targets
 from ops.deploy.scale import scale as run_scale
 from ops.deploy.smoke import smoke_test as run_smoke
 from ops.deploy.stack import open_stack
-from ops.errors import ChecksFailed
-from ops.report import choose_format, emit
-from ops.taskkit import boundary, optional_path, project_root, say, settings_from
+from ops.taskkit import ReportOutput, boundary, optional_path, project_root, say, settings_from
 
 
 def _result_sink(as_json: bool, output: str) -> Callable[[DeployResult], None]:
@@ -95,14 +93,10 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
 def smoke_test(c: Context, env: str = "production", url: str = "", output: str = "",
                format: str = "") -> None:
     """Smoke-test what runs: health 200, containers healthy, p95 under the SLA, no ERROR logs."""
-    out = optional_path(output)
-    choose_format(format or None, out)
+    report_output = ReportOutput.chosen(format, output)
     settings = settings_from(c)
     stack = open_stack(project_root(c, settings), settings, env)
-    report = run_smoke(stack, url=url or None)
-    emit(report, fmt=format or None, output=out)
-    if not report.ok:
-        raise ChecksFailed(f"smoke test of {env} failed")
+    report_output.finish(run_smoke(stack, url=url or None), f"smoke test of {env} failed")
 
 
 @task(auto_shortflags=False, positional=["version"], help={
