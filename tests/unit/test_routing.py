@@ -7,7 +7,7 @@ import io
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +25,7 @@ NEW = ["c" * 12 + "0" * 52, "d" * 12 + "0" * 52]
 
 
 @contextmanager
-def proxy(hostnames: list[str | None]) -> Iterator[str]:
+def proxy(hostnames: Sequence[str | None]) -> Iterator[str]:
     """An entry point that answers /health round-robin as ``hostnames`` (None: no hostname)."""
     turn = itertools.cycle(hostnames)
     lock = threading.Lock()
