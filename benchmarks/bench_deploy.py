@@ -22,7 +22,7 @@ means nothing). Needs the Docker engine, docker-compose, pg_dump and the local b
 under the shared engine's lock:
 
     flock /tmp/tminus-docker.lock python benchmarks/bench_deploy.py [--rounds N] [--port P]
-        [--project NAME] [--json FILE]
+        [--project NAME] [--json FILE] [--verbose]
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ class Run:
 
 
 class Bench:
-    def __init__(self, root: Path, project: str, port: int) -> None:
+    def __init__(self, root: Path, project: str, port: int, *, verbose: bool = False) -> None:
         self.root, self.project, self.port = root, project, port
+        self.verbose = verbose
         self.url = f"http://127.0.0.1:{port}/version"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
         self.env.update({"TMINUS_USER": "bench", "NO_COLOR": "1"})
@@ -129,6 +130,10 @@ class Bench:
         phases = [line for line in output.splitlines() if line.startswith("phases (")]
         if phases:  # where tminus's time went, phase by phase
             print(f"    {phases[-1]}", flush=True)
+        if self.verbose:  # and step by step
+            for line in output.splitlines():
+                if line.lstrip().startswith(("✓", "==", "[")):
+                    print(f"      {line.strip()}", flush=True)
         if not ok:
             print(output[-3000:], file=sys.stderr)
         if stats.failed:
@@ -162,6 +167,8 @@ def main() -> int:
     parser.add_argument("--project", default=os.environ.get("TMINUS_BENCH_PROJECT",
                                                             "tminus-bench"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print every step tminus reports, with its time")
     args = parser.parse_args()
     if shutil.which("docker-compose") is None or shutil.which("pg_dump") is None:
         print("bench_deploy: needs docker-compose and pg_dump; skipped")
@@ -173,7 +180,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="tminus-bench-deploy-"))
     root = workdir / "stack"
-    bench = Bench(root, args.project, args.port)
+    bench = Bench(root, args.project, args.port, verbose=args.verbose)
     runs: list[Run] = []
     try:
         lay_out(root, http_port=args.port)
