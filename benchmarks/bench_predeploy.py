@@ -1,6 +1,6 @@
 """Benchmark: how long ``invoke predeploy`` takes on the demo repository, imports included.
 
-Lays the demo service into a temp dir (``ops.demo.build_demo``: a git repository with releases
+Lays the demo service into a temp dir (``ops.dev.demo.build_demo``: a git repository with releases
 v0.1.0 and v0.2.0 and a few KiB of checkpoints), then times, each in a fresh interpreter as a
 user would run it:
 
@@ -80,7 +80,7 @@ def main() -> int:
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 7)
 
-    from ops.demo import build_demo
+    from ops.dev.demo import build_demo
 
     target = Path(tempfile.mkdtemp(prefix="tminus-bench-predeploy-"))
     try:

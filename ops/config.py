@@ -202,6 +202,8 @@ class EnvironmentSettings(_Strict):
     watch: WatchSettings = WatchSettings()
     migrate: Literal["before", "after", "never"] = "before"
     db_rollback: Literal["restore", "downgrade"] = "restore"
+    backend: Literal["compose", "swarm"] = Field(
+        default="compose", description="what runs the stack: a compose project or a swarm")
 
     @field_validator("database_url", "redis_url")
     @classmethod

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ops.checks import CheckContext, run_predeploy
 from ops.config import Settings
 from ops.deploy.action import SETTLED, Act, Outcome
 from ops.deploy.action import changing_action as action_wrapper
 from ops.deploy.audit import AuditEvent, read_events
+from ops.deploy.backend import backend_for
+from ops.deploy.backup import create_backup
 from ops.deploy.intent import (
     Intent,
     IntentUnreadable,
@@ -38,14 +41,16 @@ from ops.deploy.intent import (
     is_orphaned,
     read_intent,
 )
-from ops.deploy.recreate import recreate
-from ops.deploy.rolling import Rollout, current_version, roll
 from ops.deploy.stack import Stack, audit_path, open_stack
+from ops.deploy.strategies import planner
+from ops.deploy.strategies.plan import Rollout, RolloutOptions, current_version
 from ops.deploy.watch import measure_baseline, post_deploy_watch
 from ops.errors import ChecksFailed, DeployFailed, LockHeld, UsageError
+from ops.release.verify import verify_release
 from ops.report import Status
+from ops.runtime.docker_engine import image_info, local_tags
 from ops.runtime.process import fault_point
-from ops.versioning import parse_version
+from ops.versioning import ReleaseVersion, is_release_tag, parse_version
 
 
 @dataclass
@@ -59,6 +64,7 @@ class DeployOptions:
     auto_rollback: bool = True
     lock_wait_s: float = 0.0
     watch_s: float | None = None  # None = the environment's watch_s
+    #: old replicas drained together per batch; 0 = all at once
     batch: int = 1
     backup_id: str | None = None  # a backup taken just before (the deployment pipeline's step)
 
@@ -132,15 +138,18 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
     which CI reads precisely when it failed).
     """
     started = time.perf_counter()
-    version = parse_version(opts.version).tag
-    if opts.strategy not in {"", "rolling", "recreate"}:
-        raise UsageError(f"unknown strategy {opts.strategy!r}", hint="use rolling or recreate")
+    release = parse_version(opts.version)  # the one parse: a ReleaseVersion from here on
+    version = release.tag
+    if opts.strategy:
+        planner(opts.strategy)  # UsageError naming the known strategies
+    if opts.batch < 0:
+        raise UsageError("--batch must be 0 (all at once) or more")
     stack = stack or open_stack(root, settings, opts.env, dry_run=opts.dry_run, out=out)
     services = stack.versioned_services()
     if not services:
         raise UsageError(f"{stack.compose.file.name}: no service image uses ${{TMINUS_VERSION}}",
                          hint="name built images like `image: <name>/app:${TMINUS_VERSION}`")
-    require_images(stack, version)
+    require_images(stack, release)
     result = DeployResult("deploy", opts.env, version, skipped_checks=opts.skip_checks,
                           skipped_backup=opts.skip_backup)
     result.from_version = running_version(stack, services)  # settled under the lock
@@ -153,7 +162,7 @@ def deploy(root: Path, settings: Settings, opts: DeployOptions, *,
                 f"deploy {was or 'nothing'} → {to} to {opts.env} "
                 f"(project {stack.project}, {program})"))
             trackers.append(tracker)
-            run_deploy(stack, services, version, opts, result, tracker)
+            run_deploy(stack, services, release, opts, result, tracker)
         finally:
             act.outcome, act.reason = result.result, result.reason
     return result
@@ -268,10 +277,12 @@ def interrupted_action(stack: Stack, *, holding_lock: bool = False) -> Intent | 
                               stack.env_name)
 
 
-def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOptions,
-               result: DeployResult, tracker: Tracker) -> None:
+def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
+               opts: DeployOptions, result: DeployResult, tracker: Tracker) -> None:
+    version = release.tag
+    backend = backend_for(stack)
     tracker.step("gates")
-    run_gates(stack, version, skip_checks=opts.skip_checks)
+    run_gates(stack, release, skip_checks=opts.skip_checks)
     tracker.step("backup")
     if opts.backup_id:
         result.backup_id = opts.backup_id
@@ -281,21 +292,21 @@ def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOpti
     else:
         stack.steps.say("  backup skipped (--skip-backup; recorded in the audit log)")
     tracker.backup(result.backup_id)
-    ensure_infrastructure(stack, version, services)
+    backend.ensure_infrastructure(release, services)
     tracker.step("baseline")
     baseline, skipped_why = pre_deploy_baseline(stack, services, result, tracker)
     if stack.env.migrate == "before":
         tracker.step("migrate")
-        migrate(stack, services[0], version)
+        backend.migrate(services[0], release)
     switched: list[Rollout] = []
     try:
         for service in services:
             tracker.step(f"switching {service}")
-            switched.append(switch(stack, service, version, opts))
+            switched.append(switch(stack, service, release, opts))
             fault_point("deploy:switched")
         if stack.env.migrate == "after":
             tracker.step("migrate")
-            migrate(stack, services[0], version)
+            backend.migrate(services[0], release)
         tracker.step("watch")
         watch_s = stack.env.watch_s if opts.watch_s is None else opts.watch_s
 
@@ -322,12 +333,11 @@ def run_deploy(stack: Stack, services: list[str], version: str, opts: DeployOpti
         result.result = Outcome.DRY_RUN
 
 
-def switch(stack: Stack, service: str, version: str, opts: DeployOptions) -> Rollout:
-    strategy = "recreate" if opts.strategy == "recreate" else stack.strategy_of(service)
-    stack.steps.say(f"[{service}] {strategy}")
-    if strategy == "recreate":
-        return recreate(stack, service, version)
-    return roll(stack, service, version, batch=opts.batch)
+def switch(stack: Stack, service: str, version: ReleaseVersion, opts: DeployOptions) -> Rollout:
+    """Put ``version`` of ``service`` in place with its strategy, through the backend."""
+    strategy = opts.strategy or stack.strategy_of(service)
+    return backend_for(stack).switch(service, version, strategy=strategy,
+                                     options=RolloutOptions(batch=opts.batch))
 
 
 def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
@@ -342,7 +352,7 @@ def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
         if service in touched or any(c.version != previous for c in running):
             if tracker is not None:
                 tracker.step(f"rolling back to {previous}: switching {service}")
-            switch(stack, service, previous, opts)
+            switch(stack, service, parse_version(previous), opts)
 
 
 # --- the steps -----------------------------------------------------------------------------------
@@ -362,14 +372,12 @@ def running_versions(stack: Stack, services: list[str]) -> list[str]:
     return sorted({c.version for s in services for c in stack.running(s) if c.version})
 
 
-def require_images(stack: Stack, version: str) -> None:
+def require_images(stack: Stack, version: ReleaseVersion) -> None:
     """A deploy never builds: every versioned image must already be in the engine."""
-    from ops.runtime.docker_engine import image_info
-
     if stack.client is None:
         return
     versioned = set(stack.versioned_services())
-    missing = [i.reference for i in stack.images(version)
+    missing = [i.reference for i in stack.images(version.tag)
                if i.service in versioned and image_info(stack.client, i.reference) is None]
     if missing:
         usable = usable_versions(stack)
@@ -380,9 +388,6 @@ def require_images(stack: Stack, version: str) -> None:
 
 def usable_versions(stack: Stack) -> list[str]:
     """Release versions whose every built image is present locally, oldest first."""
-    from ops.runtime.docker_engine import local_tags
-    from ops.versioning import is_release_tag
-
     if stack.client is None:
         return []
     versioned = set(stack.versioned_services())
@@ -394,13 +399,11 @@ def usable_versions(stack: Stack) -> list[str]:
     return sorted(common, key=parse_version)
 
 
-def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
+def run_gates(stack: Stack, release: ReleaseVersion, *, skip_checks: bool) -> None:
     if skip_checks:
         stack.steps.say("  checks skipped (--skip-checks; recorded in the audit log)")
         return
-    from ops.checks import CheckContext, run_predeploy
-
-    release = parse_version(version)
+    version = release.tag
     with stack.steps.step(f"predeploy checks for {version} (strict)") as rec:
         ctx = CheckContext(root=stack.root, settings=stack.settings, version=release,
                            env=stack.env_name)
@@ -410,8 +413,6 @@ def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
         if not report.ok:
             raise ChecksFailed(f"predeploy checks failed for {version}: {', '.join(bad[:6])}",
                                hint=f"run `invoke predeploy --version {version} --strict`")
-    from ops.release.verify import verify_release
-
     # The gate re-reads every checkpoint: whoever can swap a file can also edit the hash cache.
     with stack.steps.step(f"tamper gate: checkpoints and images match the {version} manifest"):
         findings = verify_release(stack.root, stack.settings, release, use_cache=False,
@@ -424,31 +425,12 @@ def run_gates(stack: Stack, version: str, *, skip_checks: bool) -> None:
 
 
 def take_backup(stack: Stack, running: str | None) -> str | None:
-    from ops.deploy.backup import create_backup
-
     with stack.steps.step("backup before deploy") as rec:
         backup = create_backup(stack.root, stack.settings, stack.env_name,
                                           label="pre-deploy", version=running,
                                           dry_run=stack.dry_run, out=stack.steps.out)
         rec.detail = backup.id
         return str(backup.id)
-
-
-def ensure_infrastructure(stack: Stack, version: str, services: list[str]) -> None:
-    """Start the unversioned services (proxy, db, redis) when any of them is not running."""
-    infra = [s for s in stack.all_services() if s not in services]
-    if not infra:
-        return
-    missing = [s for s in infra if not stack.running(s)]
-    if stack.dry_run or missing:
-        with stack.steps.step(f"start infrastructure: {', '.join(missing or infra)}"):
-            stack.run_at(version, stack.compose.up(missing or infra, no_recreate=True))
-            if not stack.dry_run:
-                from ops.deploy.stack import wait_ready
-
-                ids = [c.id for s in missing for c in stack.running(s)]
-                wait_ready(stack, ids, timeout_s=stack.env.health_timeout_s,
-                           what=", ".join(missing))
 
 
 def pre_deploy_baseline(stack: Stack, services: list[str], result: DeployResult,
@@ -471,10 +453,6 @@ def pre_deploy_baseline(stack: Stack, services: list[str], result: DeployResult,
     return baseline, choice.reason if choice.source == "skip" else None
 
 
-def migrate(stack: Stack, service: str, version: str) -> None:
-    """``alembic upgrade head`` in a one-off container of the new version, inside the lock."""
-    with stack.steps.step(f"migrations: alembic upgrade head ({service} {version})"):
-        stack.run_at(version, stack.compose.migrate(service), timeout=600)
 
 
 def audit_event(stack: Stack, result: DeployResult) -> AuditEvent | None:

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from ops.config import Settings
 from ops.deploy.action import Outcome
 from ops.deploy.audit import read_events
+from ops.deploy.backup import find_backup
 from ops.deploy.deploy import (
     DeployOptions,
     DeployResult,
@@ -29,6 +30,7 @@ from ops.deploy.deploy import (
     usable_versions,
 )
 from ops.deploy.intent import Intent, Tracker
+from ops.deploy.restore import restore_backup
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
 from ops.release import manifest as mf
@@ -105,9 +107,10 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
                     result.db = roll_back_data(stack, events, result.from_version, target,
                                                interrupted=tracker.recovered)
                 opts = DeployOptions(env=env, version=target, dry_run=dry_run)
+                release = parse_version(target)
                 for service in services:
                     tracker.step(f"switching {service}")
-                    switch(stack, service, target, opts)
+                    switch(stack, service, release, opts)
                     fault_point("rollback:switched")
                 if dry_run:
                     result.result = Outcome.DRY_RUN
@@ -154,8 +157,6 @@ def roll_back_data(stack: Stack, events: list[dict[str, Any]], current: str | No
         if not backup_id:
             raise UsageError(f"no backup was taken before the deploy of {current}",
                              hint="set db_rollback: downgrade, or restore a backup by hand")
-        from ops.deploy.restore import restore_backup
-
         with stack.steps.step(f"database: restore backup {backup_id} (db_rollback: restore)"):
             restore_backup(stack.root, stack.settings, stack.env_name, str(backup_id),
                            assume_yes=True, dry_run=stack.dry_run, out=stack.steps.out)
@@ -229,10 +230,8 @@ def backup_revision(stack: Stack, backup_id: Any) -> str | None:
     if not backup_id:
         return None
     try:
-        from ops.deploy.backup import find_backup
-
         backup = find_backup(stack.root, stack.settings, stack.env_name, str(backup_id))
-    except (ImportError, OpsError):
+    except OpsError:
         return None
     return backup.alembic_revision
 

@@ -1,9 +1,8 @@
-"""Scale services: up at once, down gradually with a drain between steps.
+"""The scale action: up at once, down gradually with a drain between steps.
 
-Adding replicas is safe all at once (the proxy only routes to them once healthy). Removing is
-done ``step`` at a time: each removed replica drains (its /health turns 503 so the proxy stops
-routing to it) before it stops, and the next step waits until the health URL answers again. A
-service the configuration marks ``required`` never goes below one replica.
+The plan (``strategies/scale.py``) adds replicas all at once and removes them ``step`` at a
+time, each drained first; the backend runs it. A service the configuration marks ``required``
+never goes below one replica.
 """
 
 from __future__ import annotations
@@ -17,18 +16,10 @@ from typing import TextIO
 from ops.config import Settings
 from ops.deploy.action import Act, Outcome, changing_action
 from ops.deploy.audit import AuditEvent, AuditLogRefused, AuditNotWritten
+from ops.deploy.backend import backend_for
 from ops.deploy.deploy import DeployResult, audit_event
-from ops.deploy.rolling import STOP_GRACE_S, clear_leftovers, current_version
-from ops.deploy.stack import (
-    Stack,
-    audit_path,
-    open_stack,
-    remove_replicas,
-    wait_entrypoint,
-    wait_ready,
-)
+from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.errors import DeployFailed, OpsError, UsageError
-from ops.runtime.docker_engine import ContainerState
 
 _ASSIGNMENT = re.compile(r"^(?P<service>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<count>\d+)$")
 
@@ -101,52 +92,4 @@ def scale(root: Path, settings: Settings, env: str, targets: dict[str, int], *, 
 
 def scale_service(stack: Stack, service: str, count: int, *, step: int
                   ) -> dict[str, int | str | None]:
-    clear_leftovers(stack, service)
-    running = stack.running(service)
-    versions = {c.version for c in running}
-    if len(versions) > 1:
-        listed = ", ".join(sorted(map(str, versions)))
-        raise DeployFailed(f"{service} runs several versions ({listed})",
-                           hint="finish or repeat the deploy first")
-    version = current_version(running) or "latest"
-    have = len(running)
-    if count > have:
-        scale_up(stack, service, version, have, count)
-    elif count < have:
-        scale_down(stack, service, running, count, step=step)
-    else:
-        stack.steps.say(f"  {service} already has {have} replica(s)")
-    return {"from": have, "to": count, "version": version}
-
-
-def scale_up(stack: Stack, service: str, version: str, have: int, count: int) -> None:
-    before = {c.id for c in stack.running(service)}
-    with stack.steps.step(f"scale {service} {have} → {count} (at once, {version})"):
-        stack.run_at(version, stack.compose.scale_to(service, count))
-    if stack.dry_run:
-        return
-    added = [c.id for c in stack.containers(service, include_stopped=True) if c.id not in before]
-    with stack.steps.step(f"wait for {len(added)} new {service} replica(s)"):
-        wait_ready(stack, added, timeout_s=stack.env.health_timeout_s,
-                   what=f"{len(added)} new {service} replica(s)")
-
-
-def scale_down(stack: Stack, service: str, running: list[ContainerState], count: int, *,
-               step: int) -> None:
-    """Newest replicas go first, ``step`` at a time, each drained before the next step."""
-    doomed = sorted(running, key=lambda c: c.number, reverse=True)[:len(running) - count]
-    have = len(running)
-    for start in range(0, len(doomed), step):
-        chunk = doomed[start:start + step]
-        with stack.steps.step(f"scale {service} {have} → {have - len(chunk)} "
-                              f"(drain {', '.join(c.name for c in chunk)})"):
-            remove_replicas(stack, chunk, batch=len(chunk), grace_s=STOP_GRACE_S)
-            if service_has_entrypoint(stack, service) and have - len(chunk) > 0:
-                wait_entrypoint(stack, timeout_s=stack.env.health_timeout_s)
-        have -= len(chunk)
-
-
-def service_has_entrypoint(stack: Stack, service: str) -> bool:
-    """The health URL goes through the proxy to the first versioned service (the API)."""
-    services = stack.versioned_services()
-    return bool(services) and services[0] == service
+    return backend_for(stack).scale(service, count, step=step).to_dict()

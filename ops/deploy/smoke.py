@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ops.deploy.backend import backend_for
 from ops.deploy.stack import Stack
-from ops.report import Finding, Report, Section, failed, passed, skipped, warned
-from ops.runtime.docker_engine import ContainerState, container_logs
+from ops.report import Finding, Report, Section, failed, passed, skipped
+from ops.runtime.docker_engine import container_logs
 from ops.runtime.probe import get, new_session, sample
 
 SECTIONS = (("health", "Health Endpoint"), ("containers", "Containers"),
@@ -43,31 +44,6 @@ def health_findings(stack: Stack, url: str) -> Iterator[Finding]:
         yield failed("smoke.health", f"{url} → {answer.status}, status {status!r} "
                      f"(expected 200 and {expect!r})",
                      hint=f"dependencies: {deps}" if deps else None)
-
-
-def container_findings(stack: Stack) -> Iterator[Finding]:
-    if stack.client is None:
-        yield skipped("smoke.containers", "no Docker engine answers")
-        return
-    every = stack.containers(include_stopped=True)
-    by_service: dict[str, list[ContainerState]] = {}
-    for container in every:
-        by_service.setdefault(container.service, []).append(container)
-    for service in stack.all_services():
-        found = by_service.get(service, [])
-        fid = f"smoke.containers.{service}"
-        if not found:
-            finding = failed if stack.required(service) else warned
-            yield finding(fid, f"{service}: no containers", hint="deploy, or scale it up")
-            continue
-        bad = [c for c in found if not c.ready]
-        versions = sorted({c.version for c in found if c.version})
-        tail = f" at {', '.join(versions)}" if versions else ""
-        if bad:
-            yield failed(fid, f"{service}: {len(bad)} of {len(found)} not healthy: "
-                         + ", ".join(f"{c.name} ({c.health or c.status})" for c in bad))
-        else:
-            yield passed(fid, f"{service}: {len(found)} running and healthy{tail}")
 
 
 def latency_findings(stack: Stack, url: str) -> Iterator[Finding]:
@@ -114,10 +90,11 @@ def smoke_test(stack: Stack, *, url: str | None = None) -> Report:
     release = running_version(stack, stack.versioned_services()) or "unknown"
     report = Report(release=release, project=f"{stack.project} ({stack.env_name})",
                     kind="smoke")
-    runners = {"health": lambda: health_findings(stack, target),
-               "containers": lambda: container_findings(stack),
-               "latency": lambda: latency_findings(stack, target),
-               "logs": lambda: log_findings(stack)}
+    runners: dict[str, Callable[[], Iterable[Finding]]] = {
+        "health": lambda: health_findings(stack, target),
+        "containers": lambda: backend_for(stack).health(),
+        "latency": lambda: latency_findings(stack, target),
+        "logs": lambda: log_findings(stack)}
     started = time.perf_counter()
     for section_id, title in SECTIONS:
         begun = time.perf_counter()

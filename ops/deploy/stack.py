@@ -8,7 +8,6 @@ the audit line carry.
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 import time
@@ -20,11 +19,25 @@ from typing import Any, TextIO
 
 from ops.config import EnvironmentSettings, Settings, resolve_path
 from ops.deploy.outcome import Outcome, StepRecord, timed_step
-from ops.errors import ConfigError, DeployFailed, UsageError
+from ops.errors import DeployFailed, UsageError
 from ops.images import ServiceImage, find_compose_file, service_images
-from ops.runtime.compose import Compose, version_env
-from ops.runtime.docker_engine import ContainerState, container_state, project_containers
+from ops.runtime.compose import Compose, detect_program, project_name, version_env
+from ops.runtime.docker_engine import (
+    ContainerState,
+    connect,
+    container_state,
+    project_containers,
+    try_connect,
+)
+from ops.runtime.probe import get, new_session
 from ops.runtime.process import Argv, Runner
+
+#: Healthy answers that name no container of the project: the app's hostname is not the
+#: container id, so which replica answered cannot be told (only that one did).
+ROUTING_PROBES = 20
+ROUTING_INTERVAL_S = 0.05
+#: How often a wait re-reads the containers' health from the engine.
+HEALTH_POLL_S = 0.25
 
 
 @dataclass
@@ -70,6 +83,8 @@ class Stack:
     client: Any  # docker.DockerClient, or None only under --dry-run without an engine
     runner: Runner
     steps: Steps
+    #: the compose file is read once per stack (it does not change during an action)
+    _images: dict[str, list[ServiceImage]] = field(default_factory=dict, repr=False)
 
     @property
     def dry_run(self) -> bool:
@@ -84,7 +99,9 @@ class Stack:
         return str(self.env.health_url)
 
     def images(self, version: str) -> list[ServiceImage]:
-        return service_images(self.compose.file, version)
+        if version not in self._images:
+            self._images[version] = service_images(self.compose.file, version)
+        return list(self._images[version])
 
     def versioned_services(self) -> list[str]:
         """Services whose image carries the release version (the ones a deploy switches)."""
@@ -133,23 +150,10 @@ class Stack:
         self.runner.run(argv, timeout=timeout)
 
 
-def project_name(root: Path, env_name: str, configured: str | None) -> str:
-    """Compose project names allow lowercase letters, digits, ``-`` and ``_``."""
-    raw = configured or f"{root.name}-{env_name}"
-    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
-    if not name:
-        raise ConfigError(f"cannot derive a compose project name from {raw!r}",
-                          hint=f"set ops.environments.{env_name}.project_name")
-    return name
-
-
 def open_stack(root: Path, settings: Settings, env_name: str, *, dry_run: bool = False,
                out: TextIO | None = None, program: tuple[str, ...] | None = None,
                client: Any = None) -> Stack:
     """Resolve the environment's compose file, project and engine; fail early and clearly."""
-    from ops.runtime.compose import detect_program
-    from ops.runtime.docker_engine import connect, try_connect
-
     env = settings.environment(env_name)
     compose_file = find_compose_file(root, env.compose_file)
     if compose_file is None:
@@ -197,36 +201,56 @@ def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str) -> 
             pending = ", ".join(f"{s.name} ({s.health or s.status})" for s in states
                                 if s is not None and not s.ready)
             raise DeployFailed(f"{what} not healthy after {timeout_s:.0f}s: {pending}")
-        time.sleep(0.5)
+        time.sleep(HEALTH_POLL_S)
 
 
 def wait_entrypoint(stack: Stack, *, timeout_s: float) -> None:
     """The health URL through the entry point answers 200 with the expected status."""
-    from ops.runtime.probe import wait_until_ok
+    wait_routed(stack, [], timeout_s=timeout_s)
 
+
+def wait_routed(stack: Stack, ids: list[str], *, timeout_s: float) -> None:
+    """The entry point answers healthy, and has routed a request to each of ``ids``.
+
+    A replica that Docker calls healthy is not yet one the proxy sends requests to (it re-reads
+    the DNS and needs a few good checks first); draining the old replicas before that would leave
+    it nothing to route to. The health answer names the replica that gave it (``hostname``, the
+    container's short id), so this polls until every new replica has answered once through the
+    entry point. An app whose answers do not name the container (no ``hostname``, or not the
+    container id) is only checked for a healthy answer, as before.
+    """
+    expect = stack.settings.smoke.expect_status
     if stack.dry_run:
-        stack.steps.say(f"[dry-run] GET {stack.health_url} until 200 "
-                        f"status={stack.settings.smoke.expect_status}")
+        stack.steps.say(f"[dry-run] GET {stack.health_url} until 200 status={expect}"
+                        + (f" from each of {len(ids)} new replica(s)" if ids else ""))
         return
-    stack.steps.waiting(f"{stack.health_url} to answer 200 through the entry point")
-    answer = wait_until_ok(stack.health_url, timeout_s,
-                           expect_status=stack.settings.smoke.expect_status)
-    if not (answer.ok and (answer.body or {}).get("status") == stack.settings.smoke.expect_status):
-        seen = answer.error or f"HTTP {answer.status}"
-        raise DeployFailed(f"{stack.health_url} did not become healthy within "
-                           f"{timeout_s:.0f}s (last: {seen})")
-
-
-def remove_replicas(stack: Stack, containers: list[ContainerState], *, batch: int = 1,
-                    grace_s: int = 20) -> None:
-    """Drain and remove replicas a batch at a time: SIGTERM lets each one drain first."""
-    from ops.runtime.compose import remove_containers, stop_containers
-
-    for start in range(0, len(containers), max(1, batch)):
-        chunk = containers[start:start + max(1, batch)]
-        ids = [c.id for c in chunk]
-        names = ", ".join(c.name for c in chunk)
-        if not stack.dry_run:
-            stack.steps.waiting(f"{names} to drain and stop")
-        stack.run(stop_containers(ids, timeout=grace_s), timeout=grace_s + 60)
-        stack.run(remove_containers(ids), timeout=60)
+    wanted = {i[:12] for i in ids}
+    known = {c.short_id for c in stack.containers()} | wanted
+    stack.steps.waiting(f"{stack.health_url} to answer 200 through the entry point"
+                        + (f" from each of {len(ids)} new replica(s)" if ids else ""))
+    deadline = time.monotonic() + timeout_s
+    seen: set[str] = set()
+    healthy = 0
+    last = "no answer yet"
+    session = new_session()
+    try:
+        while True:
+            answer = get(session, stack.health_url, timeout=min(5.0, max(timeout_s, 1.0)))
+            body = answer.body or {}
+            if answer.ok and body.get("status") == expect:
+                host = body.get("hostname")
+                if not wanted or not isinstance(host, str):
+                    return
+                healthy += 1
+                seen.add(host)
+                if wanted <= seen or (healthy >= ROUTING_PROBES and not seen & known):
+                    return
+                last = f"routed to {len(wanted & seen)} of {len(wanted)} new replica(s)"
+            else:
+                last = answer.error or f"HTTP {answer.status}"
+            if time.monotonic() >= deadline:
+                raise DeployFailed(f"{stack.health_url} did not become healthy and routed "
+                                   f"within {timeout_s:.0f}s (last: {last})")
+            time.sleep(ROUTING_INTERVAL_S)
+    finally:
+        session.close()

@@ -27,7 +27,7 @@ from ops.config import Settings, resolve_path
 from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
 from ops.redact import mask
 from ops.release import manifest as mf
-from ops.runtime.compose import image_namer
+from ops.runtime.compose import image_namer, project_name
 from ops.runtime.docker_engine import connect, image_info
 from ops.runtime.images import (
     VERSION_VARIABLE,
@@ -105,14 +105,10 @@ def compose_image_namer(root: Path, settings: Settings, env: str = "production",
                         program: tuple[str, ...] | None = None) -> DefaultName:
     """Compose's default image name in the project tminus deploys ``env`` as.
 
-    The project is ``ops.deploy.stack.project_name``'s (``ops.environments.<env>.project_name``,
+    The project is ``ops.runtime.compose.project_name``'s (``ops.environments.<env>.project_name``,
     else ``<directory>-<env>``), the one ``-p`` every compose call gets; it is worked out, and the
     compose CLI asked, only when a service has no ``image:``.
     """
-    # An upward import (release -> deploy), deferred and allowlisted in scripts/check_layers.py
-    # until the compose project-name rule moves from ops/deploy/stack.py to runtime/compose.py.
-    from ops.deploy.stack import project_name
-
     namers: list[DefaultName] = []
 
     def name(service: str) -> str:

@@ -13,13 +13,14 @@ it depends on: docker-compose v1 names the image ``<project>_<service>``, compos
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.errors import UnavailableError
+from ops.errors import ConfigError, UnavailableError
 from ops.runtime.images import VERSION_VARIABLE
 from ops.runtime.process import Argv
 
@@ -174,4 +175,18 @@ def image_namer(project: str, program: Sequence[str] | None = None) -> Callable[
                 chosen.append(COMPOSE_V2)
         return default_image_name(project, service, chosen[0])
 
+    return name
+
+
+def project_name(root: Path, env_name: str, configured: str | None) -> str:
+    """The compose project an environment runs as: configured, else ``<directory>-<environment>``.
+
+    Compose project names allow lowercase letters, digits, ``-`` and ``_``; anything else becomes
+    ``-``. Deploys (``ops.deploy.stack``) and image naming (``ops.release.build``) share this rule.
+    """
+    raw = configured or f"{root.name}-{env_name}"
+    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
+    if not name:
+        raise ConfigError(f"cannot derive a compose project name from {raw!r}",
+                          hint=f"set ops.environments.{env_name}.project_name")
     return name

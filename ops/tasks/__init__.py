@@ -1,28 +1,29 @@
 """The Invoke collection: what ``invoke --list`` shows.
 
 Each task parses its arguments, calls one function of ``ops`` and lets ``boundary`` map errors to
-exit codes. Topic modules (``ops/tasks/release.py``, ``ops/tasks/notes.py``, and still
-``ops/deploy/tasks.py``, ``ops/deploy/backup_tasks.py``) hold their own tasks; this module
-assembles them into one flat namespace with the configuration defaults.
+exit codes. Topic modules (``release.py``, ``notes.py``, ``deploy.py``, ``backup.py`` beside this
+one) hold their own tasks; this module assembles them into one flat namespace with the
+configuration defaults.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.tasks import task
+from invoke.tasks import Task, task
 
 from ops import pipelines
 from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import defaults
-from ops.deploy import backup_tasks
-from ops.deploy import tasks as deploy_tasks
 from ops.errors import ChecksFailed, UsageError
 from ops.redact import install_log_redaction, masked_settings
 from ops.report import choose_format, emit
 from ops.taskkit import boundary, optional_path, project_root, settings_from
+from ops.tasks import backup as backup_tasks
+from ops.tasks import deploy as deploy_tasks
 from ops.tasks import notes as notes_tasks
 from ops.tasks import release as release_tasks
 from ops.versioning import parse_version
@@ -141,15 +142,29 @@ def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False)
 # collection is imported before Invoke reads invoke.yaml, so the filter is in place in time.
 install_log_redaction()
 
-ns = Collection()
-for topic_task in (
+#: The tasks every repository that installs tminus gets (``invoke --list`` sorts them by name).
+TASKS: tuple[Task[Any], ...] = (
     predeploy, config,
     release_tasks.create_release, release_tasks.build, release_tasks.verify_release,
-    notes_tasks.release_notes, notes_tasks.checklist, notes_tasks.demo,
+    notes_tasks.release_notes, notes_tasks.checklist,
     backup_tasks.backup, backup_tasks.restore, backup_tasks.backups,
     deploy_tasks.deploy, deploy_tasks.smoke_test, deploy_tasks.rollback, deploy_tasks.scale,
-    deploy_tasks.history, deploy_tasks.releases, deploy_tasks.base_image,
+    deploy_tasks.history, deploy_tasks.releases,
     pre_deployment, deployment, post_deployment, rollback_pipeline,
-):
-    ns.add_task(topic_task)
-ns.configure({"ops": defaults()})
+)
+
+
+def collection(*extra: Task[Any]) -> Collection:
+    """One flat namespace: tminus's tasks, then ``extra`` (e.g. ``ops.dev.tasks.TASKS``).
+
+    A service repository's ``tasks.py`` is ``from ops.tasks import ns``; one that also wants
+    its own or tminus's development tasks builds ``ns = collection(*its_tasks)`` instead.
+    """
+    made = Collection()
+    for each in (*TASKS, *extra):
+        made.add_task(each)
+    made.configure({"ops": defaults()})
+    return made
+
+
+ns = collection()

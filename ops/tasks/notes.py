@@ -1,18 +1,16 @@
-"""Tasks for people around a release: its notes, its T-1 checklist, and the embedded demo.
+"""Tasks for people around a release: its notes and its T-1 checklist.
 
 Each task reads its arguments, calls one function of ``ops`` and lets ``boundary`` map errors to
-exit codes; the logic lives in ``ops.release.notes``, ``ops.checklist`` and ``ops.demo``.
+exit codes; the logic lives in ``ops.release.notes`` and ``ops.checklist``.
 """
 
 from __future__ import annotations
 
-from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
 from ops.atomic import atomic_write_text
 from ops.checklist import make_checklist
-from ops.demo import run_demo
 from ops.errors import ChecksFailed
 from ops.release import notes
 from ops.taskkit import boundary, optional_path, project_root, say, settings_from
@@ -71,24 +69,3 @@ def checklist(c: Context, version: str = "", output: str = "", sign_engineer: st
         failing = sum(1 for f in result.report.findings() if f.status.value == "fail")
         raise ChecksFailed(f"predeploy failed for {release}: {failing} failed finding(s)"
                            f"{unsigned}", hint=f"see the ✗ items in {result.path}")
-
-
-@task(
-    auto_shortflags=False,
-    help={
-        "keep": "keep the demo repository and print its path (default: removed afterwards)",
-        "output": "also write the report to this file (.json → JSON, .xml → JUnit)",
-        "version": "v0.2.0 (default: both releases) or v0.1.0 (the repository as of its "
-                   "first release)",
-    },
-)
-@boundary
-def demo(c: Context, keep: bool = False, output: str = "", version: str = "v0.2.0") -> None:
-    """Lay the embedded service into a temp git repo with releases v0.1.0/v0.2.0; predeploy it."""
-    run_demo(keep=keep, output=optional_path(output), version=version)
-
-
-ns = Collection("notes")
-ns.add_task(release_notes)
-ns.add_task(checklist)
-ns.add_task(demo)

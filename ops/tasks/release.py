@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
@@ -129,5 +128,3 @@ def verify_release(c: Context, version: str, output: str = "", format: str = "",
     if not report.ok:
         raise ChecksFailed(f"{release.tag} does not match its release record")
 
-
-ns = Collection("release", create_release, build, verify_release)

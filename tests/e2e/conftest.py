@@ -158,7 +158,7 @@ def tear_down(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def base_image(docker_client: Any) -> str:
-    from ops.runtime.baseimage import ensure_base_image
+    from ops.dev.baseimage import ensure_base_image
     from ops.runtime.process import Runner
 
     if shutil.which("debootstrap") is None and not docker_client.images.list(name=BASE):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ops.checklist import make_checklist
-from ops.demo import build_demo, demo_settings
+from ops.dev.demo import build_demo, demo_settings
 from tests.conftest import GitRepo
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import git
 import pytest
 
 from ops.checks import SECTIONS
-from ops.demo import checkout_root, checkpoint_bytes, demo_env, without_sections
+from ops.dev.demo import checkout_root, checkpoint_bytes, demo_env, without_sections
 from ops.runtime.envfile import read_env
 
 pytestmark = pytest.mark.integration

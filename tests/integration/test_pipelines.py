@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.demo import build_demo, demo_settings
 from ops.deploy.outcome import Outcome
+from ops.dev.demo import build_demo, demo_settings
 from ops.errors import ChecksFailed, ExitCode, OpsError, UsageError
 from ops.pipelines import Pipeline, post_deployment, pre_deployment
 

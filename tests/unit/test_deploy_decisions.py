@@ -13,8 +13,8 @@ from ops.deploy.history import history_rows
 from ops.deploy.rollback import previous_version, undone_deploy
 from ops.deploy.scale import parse_targets
 from ops.deploy.watch import watch_verdict
+from ops.dev.baseimage import apt_mirror, debootstrap_argv, import_argv, packages_digest
 from ops.errors import UsageError
-from ops.runtime.baseimage import apt_mirror, debootstrap_argv, import_argv, packages_digest
 from ops.runtime.probe import percentile, require_loopback
 
 

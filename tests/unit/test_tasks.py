@@ -13,8 +13,9 @@ from invoke.config import Config
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 
+from ops.dev.tasks import TASKS as DEV_TASKS
 from ops.taskkit import boundary, uncastable_env_var, unknown_env_warnings
-from ops.tasks import ns, predeploy
+from ops.tasks import collection, ns, predeploy
 
 
 def context(tmp_path: Path, **ops: object) -> MockContext:
@@ -51,8 +52,9 @@ def test_unknown_format_exits_2(tmp_path: Path) -> None:
 
 
 def test_every_task_has_a_one_line_summary_and_help_for_each_option() -> None:
-    for name in ns.task_names:
-        task = ns[name]
+    everything = collection(*DEV_TASKS)  # this repository's tasks.py: the library's and ops.dev's
+    for name in everything.task_names:
+        task = everything[name]
         doc = (task.__doc__ or "").strip()
         assert doc, f"{name} has no docstring"
         assert len(doc.splitlines()[0]) <= 100, f"{name}'s summary is too long"
@@ -62,6 +64,12 @@ def test_every_task_has_a_one_line_summary_and_help_for_each_option() -> None:
 
 def test_predeploy_check_is_an_alias_of_predeploy() -> None:
     assert ns["predeploy-check"] is ns["predeploy"]
+
+
+def test_the_default_collection_leaves_out_the_demo_and_base_image() -> None:
+    """A service repository that installs tminus gets no debootstrap task unless it asks."""
+    assert "demo" not in ns.task_names and "base-image" not in ns.task_names
+    assert {"demo", "base-image"} <= set(collection(*DEV_TASKS).task_names)
 
 
 # --- INVOKE_OPS_* variables, as Invoke's own Config loads them -----------------------------------

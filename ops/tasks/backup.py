@@ -11,13 +11,10 @@ from typing import Any
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.deploy.backup import create_backup, list_backups, pre_deploy_backup_id
+from ops.deploy.restore import restore_backup
 from ops.errors import UsageError
-from ops.taskkit import (
-    boundary,
-    project_root,
-    say,
-    settings_from,
-)
+from ops.taskkit import boundary, project_root, say, settings_from
 
 LINE_EVERY_S = 5.0
 #: A label is a note shown in one column of `invoke backups`.
@@ -91,8 +88,6 @@ def progress_reporter() -> Iterator[Callable[[str, int], None]]:
 @boundary
 def backup(c: Context, env: str = "production", label: str = "", dry_run: bool = False) -> None:
     """Back up an environment's Postgres and Redis into a verified backup directory."""
-    from ops.deploy.backup import create_backup
-
     settings = settings_from(c)
     root = project_root(c, settings)
     with progress_reporter() as progress:
@@ -146,8 +141,6 @@ def restore(c: Context, backup_id: str, env: str = "production", yes: bool = Fal
             dry_run: bool = False, lock_wait: float = 0.0) -> None:
     """Restore an environment's Postgres and Redis from a backup, all or nothing (after a safety
     backup, under the environment's deploy lock)."""
-    from ops.deploy.restore import restore_backup
-
     settings = settings_from(c)
     root = project_root(c, settings)
     confirm = _ask if sys.stdin.isatty() else None
@@ -185,8 +178,6 @@ def _ask(question: str) -> bool:
 def backups(c: Context, env: str = "production") -> None:
     """List an environment's complete backups, newest first."""
     from tabulate import tabulate
-
-    from ops.deploy.backup import list_backups, pre_deploy_backup_id
 
     settings = settings_from(c)
     root = project_root(c, settings)

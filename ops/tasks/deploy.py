@@ -1,4 +1,4 @@
-"""Tasks deploy, smoke-test, rollback, scale, history, releases and base-image.
+"""Tasks deploy, smoke-test, rollback, scale, history and releases.
 
 Each reads its arguments and the settings, calls one function of ``ops.deploy`` and lets
 ``boundary`` turn an ``OpsError`` into one line and the exit code. ``--json`` prints the result
@@ -11,22 +11,31 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.atomic import atomic_write_text
+from ops.config import resolve_path
+from ops.deploy.audit import read_events
+from ops.deploy.deploy import DeployOptions, DeployResult
+from ops.deploy.deploy import deploy as run_deploy
+from ops.deploy.history import history_table
 from ops.deploy.outcome import Outcome
+from ops.deploy.rollback import releases as list_releases
+from ops.deploy.rollback import rollback as run_rollback
+from ops.deploy.scale import parse_targets
+from ops.deploy.scale import scale as run_scale
+from ops.deploy.smoke import smoke_test as run_smoke
+from ops.deploy.stack import open_stack
+from ops.errors import ChecksFailed
+from ops.report import choose_format, emit
 from ops.taskkit import boundary, optional_path, project_root, say, settings_from
-
-if TYPE_CHECKING:
-    from ops.deploy.deploy import DeployResult
 
 
 def _result_sink(as_json: bool, output: str) -> Callable[[DeployResult], None]:
     """What to do with a result: print JSON and/or write it atomically to ``output``."""
-    from ops.atomic import atomic_write_text
-
     out = optional_path(output)
 
     def sink(result: DeployResult) -> None:
@@ -65,9 +74,6 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
            no_auto_rollback: bool = False, lock_wait: float = 0.0, watch: float = -1.0,
            json: bool = False, output: str = "") -> None:
     """Deploy a release to an environment: gates, backup, migrations, rolling switch, watch."""
-    from ops.deploy.deploy import DeployOptions
-    from ops.deploy.deploy import deploy as run_deploy
-
     settings = settings_from(c)
     opts = DeployOptions(env=env, version=version, strategy=strategy, dry_run=dry_run,
                          skip_checks=skip_checks, skip_backup=skip_backup,
@@ -87,11 +93,6 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
 def smoke_test(c: Context, env: str = "production", url: str = "", output: str = "",
                format: str = "") -> None:
     """Smoke-test what runs: health 200, containers healthy, p95 under the SLA, no ERROR logs."""
-    from ops.deploy.smoke import smoke_test as run_smoke
-    from ops.deploy.stack import open_stack
-    from ops.errors import ChecksFailed
-    from ops.report import choose_format, emit
-
     out = optional_path(output)
     choose_format(format or None, out)
     settings = settings_from(c)
@@ -117,8 +118,6 @@ def rollback(c: Context, version: str, env: str = "production", with_db: bool = 
              dry_run: bool = False, lock_wait: float = 0.0, json: bool = False,
              output: str = "") -> None:
     """Roll back to an earlier release's images (rolling, no dropped requests); --with-db too."""
-    from ops.deploy.rollback import rollback as run_rollback
-
     settings = settings_from(c)
     wanted = None if version in {"", "previous", "-"} else version
     run_rollback(project_root(c, settings), settings, env, wanted, with_db=with_db,
@@ -138,9 +137,6 @@ def rollback(c: Context, version: str, env: str = "production", with_db: bool = 
 def scale(c: Context, targets: str, env: str = "production", step: int = 1,
           dry_run: bool = False, lock_wait: float = 0.0, json: bool = False) -> None:
     """Scale services: up at once, down a step at a time with a drain; required stay >= 1."""
-    from ops.deploy.scale import parse_targets
-    from ops.deploy.scale import scale as run_scale
-
     wanted = parse_targets([targets])
     settings = settings_from(c)
     run_scale(project_root(c, settings), settings, env, wanted, step=step, dry_run=dry_run,
@@ -155,10 +151,6 @@ def scale(c: Context, targets: str, env: str = "production", step: int = 1,
 @boundary
 def history(c: Context, env: str = "", limit: int = 20, json: bool = False) -> None:
     """Show the audit log: every deploy, rollback, scale, backup and restore, newest last."""
-    from ops.config import resolve_path
-    from ops.deploy.audit import read_events
-    from ops.deploy.history import history_table
-
     settings = settings_from(c)
     path = resolve_path(project_root(c, settings), settings.audit_log)
     events = list(read_events(path, env=env or None))
@@ -184,9 +176,6 @@ def releases(c: Context, env: str = "production") -> None:
     """List the versions that can be deployed or rolled back to (images present locally)."""
     from tabulate import tabulate
 
-    from ops.deploy.rollback import releases as list_releases
-    from ops.deploy.stack import open_stack
-
     settings = settings_from(c)
     stack = open_stack(project_root(c, settings), settings, env)
     rows = list_releases(stack)
@@ -196,29 +185,3 @@ def releases(c: Context, env: str = "production") -> None:
     say(tabulate([(r["version"], "● running" if r["running"] else "",
                    r["last_deployed"] or "-") for r in rows],
                  headers=["version", env, "last deployed"]))
-
-
-@task(auto_shortflags=False, help={
-    "tag": "image tag to create (default: tminus/debian-base:bookworm)",
-    "force": "rebuild even when the tag already exists",
-    "mirror": "Debian mirror (default: the one apt is configured with)",
-    "dry-run": "print the commands; build nothing",
-})
-@boundary
-def base_image(c: Context, tag: str = "", force: bool = False, mirror: str = "",
-               dry_run: bool = False) -> None:
-    """Build the local Debian base image (debootstrap + docker import); cached by tag."""
-    from ops.runtime.baseimage import BASE_TAG, ensure_base_image
-    from ops.runtime.docker_engine import connect, try_connect
-    from ops.runtime.process import Runner
-
-    client = try_connect()[0] if dry_run else connect()
-    runner = Runner(dry_run=dry_run, echo=None if dry_run else (lambda line: say(f"$ {line}")))
-    made = ensure_base_image(client, runner, tag=tag or BASE_TAG, force=force,
-                             mirror=mirror or None, workdir=None)
-    if dry_run:
-        say(f"dry run: would build {made.tag} from {made.mirror}")
-    elif made.built:
-        say(f"built {made.tag} from {made.mirror} in {made.duration_s:.0f}s")
-    else:
-        say(f"{made.tag} already exists (use --force to rebuild)")

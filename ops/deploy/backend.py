@@ -1,0 +1,209 @@
+"""Where the stack runs: one interface, one implementation per orchestrator.
+
+The deploy, rollback, scale and smoke-test actions talk to a ``Backend`` only, never to compose
+or swarm directly. The lock, the action wrapper (``action.changing_action``), the audit line, the
+intent/recovery record and the post-deploy watch stay backend-independent around it.
+
+A backend can:
+
+- ``replicas(service)``: the running replicas, each with id, name, version (the
+  ``tminus.version`` label), health, and node (None on a single engine);
+- ``switch(service, version, strategy=…, options=…)``: put ``version`` in place; compose plans
+  it with a pure planner from ``strategies/`` and runs the plan with the one executor;
+  swarm hands it to ``docker service update --update-order start-first`` and waits for
+  convergence. Returns a ``Rollout``;
+- ``scale(service, count, step=…)``: up at once, down ``step`` at a time, drained;
+- ``ensure_infrastructure(version, services)``: start the unversioned services (proxy, db,
+  redis) that are not running;
+- ``migrate(service, version)``: the one-off ``alembic upgrade head`` of that release;
+- ``health()``: the smoke test's facts about the replicas (running/desired, unhealthy ones).
+
+``backend_for(stack)`` picks the implementation the environment configures
+(``ops.environments.<env>.backend: compose | swarm``, default compose).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ops.deploy.stack import Stack, wait_ready
+from ops.deploy.strategies import planner
+from ops.deploy.strategies.execute import execute
+from ops.deploy.strategies.plan import (
+    Rollout,
+    RolloutOptions,
+    ScaleChange,
+    ServiceState,
+)
+from ops.deploy.strategies.scale import plan_scale
+from ops.errors import ConfigError, DeployFailed
+from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.docker_engine import ContainerState
+from ops.versioning import ReleaseVersion
+
+__all__ = ["Backend", "ComposeBackend", "Replica", "Rollout", "RolloutOptions", "ScaleChange",
+           "backend_for"]
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One running replica of a service, whatever runs it."""
+
+    id: str
+    name: str
+    service: str
+    version: str | None
+    health: str | None  # healthy | unhealthy | starting | None (no HEALTHCHECK)
+    status: str = "running"
+    node: str | None = None  # the swarm node; None on a single engine
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "running" and self.health in {None, "healthy"}
+
+    @classmethod
+    def of(cls, container: ContainerState) -> Replica:
+        return cls(container.id, container.name, container.service, container.version,
+                   container.health, container.status)
+
+
+class Backend(Protocol):
+    """What the deploy side needs from an orchestrator (see the module docstring)."""
+
+    name: str
+
+    def replicas(self, service: str) -> list[Replica]: ...
+
+    def switch(self, service: str, version: ReleaseVersion, *, strategy: str,
+               options: RolloutOptions) -> Rollout: ...
+
+    def scale(self, service: str, count: int, *, step: int) -> ScaleChange: ...
+
+    def ensure_infrastructure(self, version: ReleaseVersion, services: list[str]) -> None: ...
+
+    def migrate(self, service: str, version: ReleaseVersion) -> None: ...
+
+    def health(self) -> list[Finding]: ...
+
+
+class ComposeBackend:
+    """A compose project on one Docker engine: today's behaviour, planned and executed."""
+
+    name = "compose"
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def replicas(self, service: str) -> list[Replica]:
+        return [Replica.of(c) for c in self.stack.running(service)]
+
+    def state(self, service: str) -> ServiceState:
+        """The planner's input: every container of ``service``, stopped ones included."""
+        services = self.stack.versioned_services()
+        return ServiceState(service, tuple(self.stack.containers(service, include_stopped=True)),
+                            default_replicas=self.stack.replicas_default(service),
+                            routed=bool(services) and services[0] == service)
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def switch(self, service: str, version: ReleaseVersion, *, strategy: str,
+               options: RolloutOptions) -> Rollout:
+        plan = planner(strategy)(self.state(service), version.tag, options)
+        self.stack.steps.say(f"[{service}] {strategy}")
+        return execute(self.stack, plan)
+
+    def scale(self, service: str, count: int, *, step: int) -> ScaleChange:
+        state = self.state(service)
+        versions = {c.version for c in state.running}
+        if len(versions) > 1:
+            listed = ", ".join(sorted(map(str, versions)))
+            raise DeployFailed(f"{service} runs several versions ({listed})",
+                               hint="finish or repeat the deploy first")
+        plan = plan_scale(state, count, step=step)
+        execute(self.stack, plan)
+        return ScaleChange(service, len(state.running), count, plan.version)
+
+    def ensure_infrastructure(self, version: ReleaseVersion, services: list[str]) -> None:
+        """Start the unversioned services (proxy, db, redis) when any of them is not running."""
+        stack = self.stack
+        infra = [s for s in stack.all_services() if s not in services]
+        if not infra:
+            return
+        missing = [s for s in infra if not stack.running(s)]
+        if not (stack.dry_run or missing):
+            return
+        with stack.steps.step(f"start infrastructure: {', '.join(missing or infra)}"):
+            stack.run_at(version.tag, stack.compose.up(missing or infra, no_recreate=True))
+            if not stack.dry_run:
+                ids = [c.id for s in missing for c in stack.running(s)]
+                wait_ready(stack, ids, timeout_s=stack.env.health_timeout_s,
+                           what=", ".join(missing))
+
+    def migrate(self, service: str, version: ReleaseVersion) -> None:
+        """``alembic upgrade head`` in a one-off container of the new version."""
+        stack = self.stack
+        with stack.steps.step(f"migrations: alembic upgrade head ({service} {version})"):
+            stack.run_at(version.tag, stack.compose.migrate(service), timeout=600)
+
+    # --- the smoke test's facts ----------------------------------------------------------------
+
+    def health(self) -> list[Finding]:
+        """Per service: containers present, running, and healthy where they have a check."""
+        stack = self.stack
+        if stack.client is None:
+            return [skipped("smoke.containers", "no Docker engine answers")]
+        by_service: dict[str, list[ContainerState]] = {}
+        for container in stack.containers(include_stopped=True):
+            by_service.setdefault(container.service, []).append(container)
+        findings = []
+        for service in stack.all_services():
+            found = by_service.get(service, [])
+            fid = f"smoke.containers.{service}"
+            if not found:
+                finding = failed if stack.required(service) else warned
+                findings.append(finding(fid, f"{service}: no containers",
+                                        hint="deploy, or scale it up"))
+                continue
+            bad = [c for c in found if not c.ready]
+            versions = sorted({c.version for c in found if c.version})
+            tail = f" at {', '.join(versions)}" if versions else ""
+            if bad:
+                findings.append(failed(fid, f"{service}: {len(bad)} of {len(found)} not healthy: "
+                                       + ", ".join(f"{c.name} ({c.health or c.status})"
+                                                   for c in bad)))
+            else:
+                findings.append(passed(fid, f"{service}: {len(found)} running and healthy{tail}"))
+        return findings
+
+
+#: name → "module:class". Loaded by name: the swarm module imports this one (its types), and a
+#: compose-only environment never loads swarm's code.
+BACKENDS: dict[str, str] = {
+    "compose": "ops.deploy.backend:ComposeBackend",
+    "swarm": "ops.deploy.swarm:SwarmBackend",
+}
+
+
+def backend_for(stack: Stack) -> Backend:
+    """The backend the environment configures (``backend: compose | swarm``)."""
+    name = stack.env.backend
+    where = BACKENDS.get(name)
+    if where is None:
+        raise ConfigError(f"unknown backend {name!r}",
+                          hint=f"ops.environments.{stack.env_name}.backend: "
+                               + " or ".join(BACKENDS))
+    module_name, _, attr = where.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        factory: Callable[[Stack], Backend] = getattr(module, attr)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name != module_name:
+            raise
+        raise ConfigError(f"the {name} backend is not available yet",
+                          hint=f"set ops.environments.{stack.env_name}.backend: compose") from None
+    return factory(stack)
