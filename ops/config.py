@@ -116,7 +116,7 @@ class ServiceSettings(_Strict):
 
 #: A Prometheus range: what a rule's ``window`` may say.
 PROM_DURATION = re.compile(r"[1-9][0-9]*(ms|s|m|h)")
-WatchAction = Literal["rollback", "rollback-service", "stop", "full-rollback", "warn"]
+WatchAction = Literal["rollback", "rollback-service", "stop", "warn"]
 
 
 class WatchRule(_Strict):
@@ -161,8 +161,8 @@ class WorkerFailuresRule(WatchRule):
 
 
 class DatabaseErrorsRule(WatchRule):
-    """Database errors rising → stop and recommend ``rollback --with-db`` (``full-rollback``
-    performs it); a database is never restored without being asked to."""
+    """Database errors rising → stop and recommend ``rollback --with-db``; a database is never
+    restored without a person asking for it."""
 
     action: WatchAction = "stop"
     min_samples: int = Field(default=3, ge=1)

@@ -69,6 +69,10 @@ DB_ERROR_COUNT = Counter("app_db_errors_total", "Database connection or query er
 BUILD = Gauge("app_build_info", "The release this replica runs (always 1)", ["version"],
               registry=REGISTRY)
 BUILD.labels(version=VERSION).set(1)
+for _route in ("/work", "/version", "/"):  # series from 0, so increase() sees the first errors
+    for _status in ("200", "500"):
+        REQUESTS.labels("GET", _route, _status, VERSION)
+    DURATION.labels("GET", _route, VERSION)
 _served = itertools.count()
 
 

@@ -4,7 +4,7 @@ The deploy measures a latency baseline before it switches (``measure_baseline``)
 the new version (``post_deploy_watch``) and acts on the first rule breached:
 
 - ``database_errors``: database errors over the window > 0 (3 at least) → stop, and recommend
-  ``rollback --with-db`` (``action: full-rollback`` is refused: see ``WatchBreached``);
+  ``rollback --with-db`` (the database is never restored without a person asking);
 - ``worker_failures``: failed / processed jobs > 50 % → roll back the worker service only;
 - ``error_rate``: 5xx / requests (not /health, /metrics) > 5 % → quick rollback;
 - ``p95``: p95 latency > 2 x the baseline → quick rollback.
@@ -17,7 +17,8 @@ server, and probes of every ``smoke_urls`` entry (the latency). The database and
 need Prometheus; without it they are reported as not measurable, never as passed.
 
 The watch stops as soon as a rule is breached with at least its ``min_samples`` behind the figure
-(requests for the API rules, jobs for the worker rule, errors for the database rule), and keeps
+(requests for the API rules, jobs for the worker rule, errors for the database rule; at the end of
+the window the whole window's figures decide, however few), and keeps
 its figures and the decision (rule, value, threshold, window, PromQL) on every outcome. A
 versioned service that has fewer ready replicas than the deploy started is a failure of the
 release (a replica that dies in the watch window is the release's fault until shown otherwise),
@@ -32,7 +33,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ops.config import WatchRule, WatchSettings
+from ops.deploy.backend import backend_for
 from ops.deploy.stack import Stack
+from ops.deploy.strategies.plan import current_version
 from ops.errors import DeployFailed, OpsError
 from ops.runtime.process import fault_point
 
@@ -85,6 +88,7 @@ class Decision:
     window: str
     query: str
     after_s: float
+    at: float = 0.0  # wall-clock time of the decision (what PromQL's ``time=`` would replay)
 
     def explain(self) -> str:
         return (f"{self.rule} {shown(self.rule, self.value)} > {shown(self.rule, self.limit)} "
@@ -95,6 +99,7 @@ class Decision:
         out = asdict(self)
         out.update(value=round(self.value, 4), limit=round(self.limit, 4),
                    samples=round(self.samples, 1), after_s=round(self.after_s, 2),
+                   at=round(self.at, 3),
                    explanation=self.explain())
         return out
 
@@ -118,16 +123,20 @@ class WatchBreached(DeployFailed):
 
 
 def judge(measurements: dict[str, Measurement], settings: WatchSettings, *,
-          after_s: float) -> Decision | None:
-    """The first rule (in ``RULE_ORDER``) breached with enough samples, or None."""
+          after_s: float, final: bool = False) -> Decision | None:
+    """The first rule (in ``RULE_ORDER``) breached, or None. Before the window ends a rule
+    decides only with ``min_samples`` behind its figure (stopping early on three requests would
+    be noise); at the end of the window the figures of the whole window decide, as few as
+    they are (a slow release sends few requests through in a short window)."""
     for name in RULE_ORDER:
         rule: WatchRule = getattr(settings, name)
         found = measurements.get(name)
         if not rule.enabled or found is None or found.value is None or found.limit is None:
             continue
-        if found.samples >= rule.min_samples and found.value > found.limit:
+        enough = found.samples >= (1 if final else rule.min_samples)
+        if enough and found.value > found.limit:
             return Decision(name, rule.action, found.value, found.limit, found.samples,
-                            found.window, found.query, after_s)
+                            found.window, found.query, after_s, time.time())
     return None
 
 
@@ -326,8 +335,6 @@ def measure_baseline(stack: Stack) -> float | None:
         rec.detail = f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
         if stack.env.prometheus_url is None:
             return probed
-        from ops.deploy.rolling import current_version
-
         old = next((current_version(stack.running(s)) for s in stack.versioned_services()
                     if stack.running(s)), None)
         if old is None:
@@ -423,7 +430,7 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
                 lost = lost_replicas(stack, replicas)
                 figures = watch_figures(source_name, version, probes, measured, baseline_p95,
                                         skipped_why, now - started, lost)
-                decision = judge(measured, settings, after_s=now - started)
+                decision = judge(measured, settings, after_s=now - started, final=ended)
                 if on_figures is not None:
                     on_figures(figures)
                 if decision is not None or lost or ended:
@@ -434,20 +441,19 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
 
 
 def _running_new_version(stack: Stack) -> str:
-    from ops.deploy.rolling import current_version
-
     for service in stack.versioned_services():
         found = current_version(stack.running(service))
         if found:
-            return found
+            return str(found)
     return "unknown"
 
 
 def lost_replicas(stack: Stack, expected: dict[str, int]) -> list[str]:
     """Each service with fewer ready replicas than the deploy started: "app: 2 of 3 ready"."""
     lost = []
+    backend = backend_for(stack)
     for service, count in expected.items():
-        ready = [c for c in stack.running(service) if c.ready]
+        ready = [r for r in backend.replicas(service) if r.ready]
         if len(ready) < count:
             lost.append(f"{service}: {len(ready)} of {count} ready")
     return lost
