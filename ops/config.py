@@ -93,6 +93,9 @@ class RunbookSettings(_Strict):
                      "연락처"],
     })
     link_timeout_s: float = 5.0
+    prometheus_config: Path | None = Field(default=None, description=(
+        "Prometheus config that promtool checks (with the rule files it lists); default: "
+        "prometheus/prometheus.yml or prometheus.yml at the root"))
 
 
 class ReleaseSettings(_Strict):
