@@ -227,6 +227,9 @@ class SmokeSettings(_Strict):
     expect_status: str = "healthy"
     log_window_s: int = 300
     error_pattern: str = r"\bERROR\b"
+    traffic_window_s: float = Field(default=3.0, gt=0, description=(
+        "seconds of probes of smoke_urls over which the entry point's error rate is measured"))
+    max_error_rate: float = 0.05
 
 
 #: DESIGN.md: environment names are identifiers (they name directories, projects, locks).

@@ -8,6 +8,7 @@ task layer unchanged, so a pipeline fails exactly as the step that failed would 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ops.atomic import atomic_write_text
 from ops.checks import CheckContext, run_predeploy
 from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, read_events, record
@@ -22,7 +24,7 @@ from ops.deploy.backup import create_backup
 from ops.deploy.deploy import DeployOptions, deploy, running_version
 from ops.deploy.outcome import INTERRUPTED_REASON, Outcome, StepRecord, timed_step
 from ops.deploy.rollback import rollback
-from ops.deploy.smoke import smoke_test
+from ops.deploy.smoke import metrics_summary, metrics_table, smoke_test
 from ops.deploy.stack import open_stack
 from ops.errors import ChecksFailed, OpsError
 from ops.release.build import build_images
@@ -169,8 +171,11 @@ def deployment(root: Path, settings: Settings, env: str, version: str, *, strate
 
 
 def post_deployment(root: Path, settings: Settings, env: str, version: str, *,
-                    out: TextIO | None = None) -> Pipeline:
-    """Check the release again where it runs, smoke-test it, and summarise the deploy's metrics."""
+                    out: TextIO | None = None, output: Path | None = None) -> Pipeline:
+    """Check the release again where it runs, smoke-test it, and summarise the deploy's metrics:
+    the watch's figures from the audit log, and with ``prometheus_url`` the T-1 document's
+    summary (request rate, error rate, p95, worker queue, database connections) as a table;
+    ``output`` gets both as JSON."""
 
     release = parse_version(version)
     pipe = Pipeline("post-deployment", out or sys.stdout)
@@ -185,9 +190,23 @@ def post_deployment(root: Path, settings: Settings, env: str, version: str, *,
             return f"no deploy of {release.tag} to {env} in the audit log"
         last = deploys[-1]
         watch = (last.get("details") or {}).get("watch") or {}
-        figures = ", ".join(f"{k} {v}" for k, v in watch.items() if not isinstance(v, dict))
+        figures = ", ".join(f"{k} {v}" for k, v in watch.items()
+                            if not isinstance(v, dict | list))
+        conf = settings.environment(env)
+        summary = None
+        if conf.prometheus_url is not None:
+            window = conf.watch.error_rate.window
+            summary = metrics_summary(str(conf.prometheus_url), window)
+            pipe.out.write(f"\nMetrics summary (Prometheus, last {window}):\n"
+                           + metrics_table(summary) + "\n")
+        if output is not None:
+            atomic_write_text(output, json.dumps(
+                {"tool": "tminus", "env": env, "release": release.tag,
+                 "last": {k: last.get(k) for k in ("action", "result", "at", "duration_s")},
+                 "watch": watch, "metrics": summary}, indent=2) + "\n")
         return (f"last {last['action']} {last.get('result')} at {last.get('at')} in "
-                f"{last.get('duration_s')}s" + (f"; watch: {figures}" if figures else ""))
+                f"{last.get('duration_s')}s" + (f"; watch: {figures}" if figures else "")
+                + ("" if summary else "; no prometheus_url: no metrics summary"))
 
     def audit(result: Outcome) -> None:
         record(log, AuditEvent(action="post-deployment", env=env, result=result,

@@ -9,6 +9,7 @@ configuration defaults.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
@@ -117,12 +118,14 @@ def deployment(c: Context, env: str, version: str, strategy: str = "",
 @task(auto_shortflags=False, positional=["env", "version"], help={
     "env": "environment that was deployed (positional)",
     "version": "release that was deployed (positional)",
+    "output": "also write the metrics summary (and the watch's figures) to this JSON file",
 })
 @boundary
-def post_deployment(c: Context, env: str, version: str) -> None:
+def post_deployment(c: Context, env: str, version: str, output: str = "") -> None:
     """Pipeline: predeploy again, smoke-test, metrics summary, audit line."""
     settings = settings_from(c)
-    pipelines.post_deployment(project_root(c, settings), settings, env, version)
+    pipelines.post_deployment(project_root(c, settings), settings, env, version,
+                              output=Path(output) if output else None)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={

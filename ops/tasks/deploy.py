@@ -27,6 +27,7 @@ from ops.deploy.rollback import releases as list_releases
 from ops.deploy.rollback import rollback as run_rollback
 from ops.deploy.scale import parse_targets
 from ops.deploy.scale import scale as run_scale
+from ops.deploy.smoke import print_metrics_table
 from ops.deploy.smoke import smoke_test as run_smoke
 from ops.deploy.stack import open_stack
 from ops.errors import ChecksFailed
@@ -92,13 +93,15 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
 @boundary
 def smoke_test(c: Context, env: str = "production", url: str = "", output: str = "",
                format: str = "") -> None:
-    """Smoke-test what runs: health 200, containers healthy, p95 under the SLA, no ERROR logs."""
+    """Smoke-test what runs: health, containers, p95, logs, smoke_urls, error rate, metrics."""
     out = optional_path(output)
     choose_format(format or None, out)
     settings = settings_from(c)
     stack = open_stack(project_root(c, settings), settings, env)
     report = run_smoke(stack, url=url or None)
     emit(report, fmt=format or None, output=out)
+    if out is not None or choose_format(format or None, out) == "text":
+        print_metrics_table(report)
     if not report.ok:
         raise ChecksFailed(f"smoke test of {env} failed")
 
