@@ -25,6 +25,7 @@ from ops.report import choose_format, emit
 from ops.taskkit import boundary, optional_path, project_root, settings_from
 from ops.tasks import backup as backup_tasks
 from ops.tasks import deploy as deploy_tasks
+from ops.tasks import incident as incident_tasks
 from ops.tasks import notes as notes_tasks
 from ops.tasks import release as release_tasks
 from ops.versioning import parse_version
@@ -152,7 +153,7 @@ TASKS: tuple[Task[Any], ...] = (
     notes_tasks.release_notes, notes_tasks.checklist,
     backup_tasks.backup, backup_tasks.restore, backup_tasks.backups,
     deploy_tasks.deploy, deploy_tasks.smoke_test, deploy_tasks.rollback, deploy_tasks.scale,
-    deploy_tasks.history, deploy_tasks.releases,
+    deploy_tasks.history, deploy_tasks.releases, incident_tasks.incident,
     pre_deployment, deployment, post_deployment, rollback_pipeline,
 )
 

@@ -291,7 +291,7 @@ groups:
   - name: t1
     rules:
       - alert: HighErrorRate
-        expr: sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05
+        expr: sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(x[5m])) > 0.05
         for: 5m
 """
 
