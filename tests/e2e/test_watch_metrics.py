@@ -130,7 +130,7 @@ def record_golden(config: str, version: str, result: dict[str, Any]) -> None:
         baseline = result["watch"]["baseline_p95_ms"]
         record["baseline_p95_ms"] = baseline
     Path(target).mkdir(parents=True, exist_ok=True)
-    (Path(target) / f"{decision['rule']}.json").write_text(
+    (Path(target) / f"promql_{decision['rule']}.json").write_text(
         json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
