@@ -260,16 +260,20 @@ class EntryPointSource:
         from ops.runtime.haproxy import container_addresses, read_stats
 
         stats_url = self.stats_url or ""
-        versions = container_addresses(self.stack.client, [
-            (c.id, c.version or "?") for s in self.stack.versioned_services()
-            for c in self.stack.running(s)])
+        running = [c for s in self.stack.versioned_services() for c in self.stack.running(s)]
+        versions = container_addresses(self.stack.client,
+                                       [(c.id, c.version or "?") for c in running])
+        # Without addresses in the CSV (no `stats show-legends`), a server is still known when
+        # every running replica carries one version: after the switch, the new one.
+        only = {c.version for c in running}
+        unnamed = (only.pop() or "?") if len(only) == 1 else "unknown (no address)"
         by_version: dict[str, dict[str, int]] = {}
         for server in read_stats(stats_url):
             before = self.start.get((server.backend, server.server), {})
             delta = {k: v - before.get(k, 0) for k, v in server.responses.items()}
             if sum(delta.values()) <= 0:
                 continue
-            version = versions.get(server.ip or "", "unknown (gone)")
+            version = (versions.get(server.ip, "unknown (gone)") if server.ip else unnamed)
             into = by_version.setdefault(version, {"5xx": 0, "total": 0})
             into["5xx"] += max(delta["5xx"], 0)
             into["total"] += max(sum(delta.values()), 0)
