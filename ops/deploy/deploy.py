@@ -362,8 +362,9 @@ def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], pre
     result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
     result.reason = (f"{exc.message}; rolled back {service} only"
                      + (f", {', '.join(kept)} stay on {version}" if kept else ""))
+    stay = "stays" if len(kept) == 1 else "stay"
     raise DeployFailed(f"deploy of {version} failed, rolled back {service} to {previous}"
-                       + (f" ({', '.join(kept)} stay on {version})" if kept else ""),
+                       + (f" ({', '.join(kept)} {stay} on {version})" if kept else ""),
                        hint=exc.message) from None
 
 

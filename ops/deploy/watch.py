@@ -315,45 +315,52 @@ def probe_urls(stack: Stack) -> list[str]:
 
 
 def measure_baseline(stack: Stack) -> float | None:
-    """The p95 before the switch: what "twice as slow" is measured against. Probes of the
-    smoke URLs (which also give Prometheus the old version's traffic); with Prometheus, the old
-    version's p95 from the same PromQL as the watch's."""
-    from ops.runtime.probe import sample
-
+    """The p95 before the switch: what "twice as slow" is measured against. With Prometheus,
+    the old version's p95 from the same PromQL and window as the watch's (when the window has
+    too few requests, the smoke URLs are probed first to give it some); else probes of the
+    smoke URLs, as the watch will probe them."""
     urls = probe_urls(stack)
     count = max(stack.settings.smoke.requests, MIN_SAMPLES)
     if stack.dry_run:
         stack.steps.say(f"[dry-run] GET {', '.join(urls)} x {count} (latency baseline)")
         return None
     with stack.steps.step("latency baseline") as rec:
-        per_url = max(1, count // len(urls))
-        results = [sample(url, per_url, timeout=5) for url in urls]
-        from ops.runtime.probe import Stats
-
-        stats = Stats()
-        for result in results:
-            stats.total += result.total
-            stats.failed += result.failed
-            stats.latencies_ms.extend(result.latencies_ms)
-        probed = stats.p95_ms if stats.failed < stats.total else None
-        rec.detail = f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
         if stack.env.prometheus_url is None:
-            return probed
+            stats = probe_sample(urls, count)
+            rec.detail = f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
+            return stats.p95_ms if stats.failed < stats.total else None
         old = next((current_version(stack.running(s)) for s in stack.versioned_services()
                     if stack.running(s)), None)
         if old is None:
             return None
-        time.sleep(2 * stack.env.watch.interval_s)  # let a scrape see the probes
         source = PrometheusSource(str(stack.env.prometheus_url), stack.env.watch, old)
+        window = stack.env.watch.p95.window
         try:
             value, samples, _query = source.figure("p95", old)
+            if value is None or samples < stack.env.watch.p95.min_samples:
+                probe_sample(urls, count)
+                time.sleep(2 * stack.env.watch.interval_s)  # let a scrape see the probes
+                value, samples, _query = source.figure("p95", old)
         except OpsError as exc:
-            rec.detail += f"; Prometheus: {exc.message}"
+            rec.detail = f"Prometheus: {exc.message}"
             return None
-        rec.detail = (f"p95 {value:.0f} ms of {old} over {stack.env.watch.p95.window} "
-                      f"({samples:.0f} requests, Prometheus)" if value is not None else
-                      f"no {old} latency in Prometheus over {stack.env.watch.p95.window}")
+        rec.detail = (f"p95 {value:.0f} ms of {old} over {window} ({samples:.0f} requests, "
+                      "Prometheus)" if value is not None else
+                      f"no {old} latency in Prometheus over {window}")
         return value
+
+
+def probe_sample(urls: list[str], count: int) -> Any:
+    """``count`` sequential GETs shared among ``urls``: one Stats of them all."""
+    from ops.runtime.probe import Stats, sample
+
+    stats = Stats()
+    for url in urls:
+        result = sample(url, max(1, count // len(urls)), timeout=5)
+        stats.total += result.total
+        stats.failed += result.failed
+        stats.latencies_ms.extend(result.latencies_ms)
+    return stats
 
 
 def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None, *,
@@ -385,19 +392,20 @@ def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None, 
                                        skipped_why=skipped_why, on_figures=on_figures,
                                        replicas=replicas or {})
         rec.detail = summary_line(figures)
-    if decision is not None:
-        figures["decision"] = decision.to_dict()
-        if on_figures is not None:
-            on_figures(figures)
-        if decision.action != "warn":
-            service = settings.worker_service if decision.action == "rollback-service" else None
-            raise WatchBreached(decision, service=service)
-        stack.steps.say(f"  warning: {decision.explain()}")
-    if figures.get("lost_replicas"):
-        raise DeployFailed("post-deploy watch: a replica was lost: "
-                           + "; ".join(figures["lost_replicas"])
-                           + " (judged a failure of the release, not replaced)")
-    return figures
+        if decision is not None:
+            figures["decision"] = decision.to_dict()
+            if on_figures is not None:
+                on_figures(figures)
+            if decision.action != "warn":
+                service = (settings.worker_service if decision.action == "rollback-service"
+                           else None)
+                raise WatchBreached(decision, service=service)
+            stack.steps.say(f"  warning: {decision.explain()}")
+        if figures.get("lost_replicas"):
+            raise DeployFailed("post-deploy watch: a replica was lost: "
+                               + "; ".join(figures["lost_replicas"])
+                               + " (judged a failure of the release, not replaced)")
+        return figures
 
 
 def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version: str,
