@@ -207,6 +207,10 @@ class EnvironmentSettings(_Strict):
     db_rollback: Literal["restore", "downgrade"] = "restore"
     backend: Literal["compose", "swarm"] = Field(
         default="compose", description="what runs the stack: a compose project or a swarm")
+    registry: str | None = Field(
+        default=None,
+        description="host[:port][/namespace] that `invoke build --push` pushes the release "
+                    "images to; deploys then run them by content digest")
 
     @field_validator("database_url", "redis_url")
     @classmethod

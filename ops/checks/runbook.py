@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
@@ -153,7 +154,7 @@ def _inline_text(tokens: Sequence[Token], index: int) -> str:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     conf = ctx.settings.runbook
     path = ctx.path(conf.path)
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     doc, problem = _load(ctx.root, path)
     if doc is None:
         yield failed("runbook.exists", f"{name} {problem}",
@@ -197,7 +198,7 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
         yield skipped("runbook.prometheus_config", why)
         yield skipped("runbook.alert_rules", why)
         return
-    shown = _rel(ctx, config)
+    shown = ctx.shown(config)
     done = promtool_check(tool, "config", config)
     if done.ok:
         yield passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
@@ -211,7 +212,7 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
     if not rules:
         yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
         return
-    names = ", ".join(_rel(ctx, r) for r in rules)
+    names = ", ".join(ctx.shown(r) for r in rules)
     outputs = [promtool_check(tool, "rules", r) for r in rules]
     bad = [o for o in outputs if not o.ok]
     if bad:
@@ -229,7 +230,7 @@ def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None]
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        return [], f"{_rel(ctx, config)} is not readable YAML: {type(exc).__name__}"
+        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}"
     patterns = data.get("rule_files") or [] if isinstance(data, dict) else []
     found: list[Path] = []
     root = ctx.root.resolve()
@@ -239,7 +240,7 @@ def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None]
                 return [], f"rule file {pattern} is outside the project"
             found.append(path)
         if not any(config.parent.glob(str(pattern))):
-            return [], f"rule file {pattern} (listed in {_rel(ctx, config)}) does not exist"
+            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist"
     return found, None
 
 
@@ -281,7 +282,7 @@ def check_section(doc: Document, section: str, synonyms: Sequence[str], name: st
 
 
 def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     if ctx.repo is None:
         yield skipped("runbook.fresh", f"{ctx.root} is not a git repository: age unknown")
         return
@@ -306,7 +307,7 @@ def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
 
 
 def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Finding]:
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     broken: list[str] = []
     external: list[Link] = []
     local = 0
@@ -334,9 +335,8 @@ def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Findin
     elif external:
         online_note = f"; {len(external)} external not checked (use --online)"
     if broken:
-        more = f" and {len(broken) - MAX_LISTED} more" if len(broken) > MAX_LISTED else ""
         yield failed("runbook.links", f"{name}: {len(broken)} broken link(s): "
-                                      + "; ".join(broken[:MAX_LISTED]) + more,
+                                      + listed(broken, MAX_LISTED, sep="; ", chars=SENTENCE_CHARS),
                      hint="fix the path or heading the link points to")
     else:
         yield passed("runbook.links", f"{local} local link(s) resolve{online_note}")
@@ -444,10 +444,3 @@ def _is_dirty(repo: Any, name: str) -> bool:
         return bool(repo.is_dirty(path=name))
     except Exception:
         return False
-
-
-def _rel(ctx: CheckContext, path: Path) -> str:
-    try:
-        return path.relative_to(ctx.root).as_posix()
-    except ValueError:
-        return str(path)

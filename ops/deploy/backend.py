@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from ops.deploy.stack import Stack, wait_ready
@@ -39,9 +40,18 @@ from ops.deploy.strategies.plan import (
     ServiceState,
 )
 from ops.deploy.strategies.scale import plan_scale
-from ops.errors import ConfigError, DeployFailed
+from ops.errors import ConfigError, DeployFailed, OpsError
 from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.alembic_scripts import (
+    ScriptGraph,
+    discover_configured,
+    judge,
+    revisions_in_texts,
+)
 from ops.runtime.docker_engine import ContainerState
+from ops.runtime.envfile import service_url
+from ops.runtime.image_files import image_texts, image_workdir
+from ops.runtime.postgres import probe_alembic_revisions as alembic_revisions
 from ops.versioning import ReleaseVersion
 
 __all__ = ["Backend", "ComposeBackend", "Replica", "Rollout", "RolloutOptions", "ScaleChange",
@@ -68,6 +78,10 @@ class Replica:
     def of(cls, container: ContainerState) -> Replica:
         return cls(container.id, container.name, container.service, container.version,
                    container.health, container.status)
+
+
+class NotShown(Exception):
+    """Why the database could not be shown to be at the release's head (the migration runs)."""
 
 
 class Backend(Protocol):
@@ -115,7 +129,8 @@ class ComposeBackend:
                options: RolloutOptions) -> Rollout:
         plan = planner(strategy)(self.state(service), version.tag, options)
         self.stack.steps.say(f"[{service}] {strategy}")
-        return execute(self.stack, plan)
+        return execute(self.stack, plan, on_started=options.on_started,
+                       on_ready=options.on_ready)
 
     def scale(self, service: str, count: int, *, step: int) -> ScaleChange:
         state = self.state(service)
@@ -145,10 +160,68 @@ class ComposeBackend:
                            what=", ".join(missing))
 
     def migrate(self, service: str, version: ReleaseVersion) -> None:
-        """``alembic upgrade head`` in a one-off container of the new version."""
+        """``alembic upgrade head`` in a one-off container of the new version — unless the
+        database already records exactly the heads of that release's migrations (a query and a
+        read of the image's revision files, no container)."""
         stack = self.stack
+        if not stack.dry_run:
+            with stack.steps.step(f"migrations: is the database at the head of {version}?") as rec:
+                heads, why = self.database_at_head(service, version)
+                rec.detail = (f"yes, at {', '.join(heads)}: no migration container"
+                              if heads else f"running alembic ({why})")
+            if heads:
+                return
         with stack.steps.step(f"migrations: alembic upgrade head ({service} {version})"):
             stack.run_at(version.tag, stack.compose.migrate(service), timeout=600)
+
+    def database_at_head(self, service: str, version: ReleaseVersion
+                         ) -> tuple[tuple[str, ...], str]:
+        """The heads when the database records exactly the heads of the migrations inside
+        ``version``'s image of ``service``; else () and why that could not be shown (then the
+        migration container runs, as it always did)."""
+        stack = self.stack
+        url = service_url(stack.root, stack.env.env_file, stack.env.database_url,
+                          "DATABASE_URL")
+        if not url or stack.client is None:
+            return (), "no database URL or engine to ask"
+        try:
+            heads = self.image_heads(service, version)
+        except NotShown as why:
+            return (), str(why)
+        try:
+            current = alembic_revisions(url, timeout_s=2.0)
+        except OpsError:
+            return (), "the database did not answer from here"
+        if current is None or set(current) != set(heads):
+            return (), f"database at {', '.join(current or ()) or 'no revision'}"
+        return heads, ""
+
+    def image_heads(self, service: str, version: ReleaseVersion) -> tuple[str, ...]:
+        """The Alembic heads of the revision files inside the release's image (read, parsed,
+        never run: the image's WORKDIR plus the repository's relative migrations folder)."""
+        stack = self.stack
+        reference = next((i.reference for i in stack.images(version.tag)
+                          if i.service == service), None)
+        workdir = image_workdir(stack.client, reference) if reference else None
+        if reference is None or workdir is None:
+            raise NotShown("the image names no working directory")
+        try:
+            chosen = discover_configured(stack.root, stack.settings.migrations).chosen
+            folders = [PurePosixPath(workdir) / d.resolve().relative_to(stack.root.resolve())
+                       .as_posix() for d in (chosen.version_dirs if chosen else ())]
+        except (OpsError, ValueError):
+            raise NotShown("the migrations folder is not known") from None
+        texts: dict[str, str] = {}
+        for folder in folders:
+            found = image_texts(stack.client, reference, str(folder))
+            if found is None:
+                raise NotShown(f"{folder} is not in {reference}")
+            texts.update(found)
+        graph = ScriptGraph(None, revisions_in_texts(texts))
+        judge(graph)
+        if not (graph.sound and graph.heads):
+            raise NotShown("the image's revisions do not form one sound graph")
+        return graph.heads
 
     # --- the smoke test's facts ----------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from ops.runtime import postgres as pg
 from ops.runtime import redis as rds
 from ops.runtime.envfile import service_url
 from ops.runtime.process import Completed, Runner
+from ops.stamps import utc_stamp
 
 BACKUP_JSON = "backup.json"
 PG_FILE = "postgres.dump"
@@ -307,7 +308,7 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
                 meta = _build(found, partial, runner, progress)
                 meta.update({"format": FORMAT, "id": backup_id, "env": env, "label": label,
                              "version": version,
-                             "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             "created_at": utc_stamp(now),
                              "tminus_version": __version__})
                 if restore_of is not None:
                     meta["restore_of"] = restore_of

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from ops.atomic import make_ignored_dir
 from ops.config import Settings, resolve_path
-from ops.deploy.audit import AuditEvent, _who, append_event_line, read_events, record
+from ops.deploy.audit import AuditEvent, append_event_line, read_events, record
 from ops.errors import UsageError
 from ops.redact import mask_urls_in
 from ops.runtime.compose import project_name
+from ops.stamps import operator
 
 #: Severity → the response target the document sets for it.
 RESPONSE = {"P0": "immediately", "P1": "within 15 minutes", "P2": "within 4 hours",
@@ -105,7 +106,7 @@ def record_incident(root: Path, settings: Settings, description: str, severity: 
     make_ignored_dir(folder)
     log = resolve_path(root, settings.audit_log)
     running, previous = versions_from(log, env)
-    incident = Incident(severity, env, text, at, _who(), folder / f"{at:%Y%m%d}.log",
+    incident = Incident(severity, env, text, at, operator(), folder / f"{at:%Y%m%d}.log",
                         running, previous)
     incident.mitigations = mitigations(root, settings, env, previous)
     append_event_line(incident.log_file, incident.line())

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 from ops.deploy.backend import backend_for
+from ops.deploy.deploy import running_version
 from ops.deploy.stack import Stack
 from ops.report import Finding, Report, Section, failed, passed, skipped
 from ops.runtime.docker_engine import container_logs
@@ -216,8 +217,6 @@ def metrics_findings(stack: Stack) -> Iterator[Finding]:
 
 def smoke_test(stack: Stack, *, url: str | None = None) -> Report:
     """Run the six sections; printing is the caller's business."""
-    from ops.deploy.deploy import running_version
-
     target = url or stack.health_url
     release = running_version(stack, stack.versioned_services()) or "unknown"
     report = Report(release=release, project=f"{stack.project} ({stack.env_name})",

@@ -16,7 +16,6 @@ the edit.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,9 @@ from typing import Any
 
 from ops.config import Settings, resolve_path
 from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
-from ops.redact import mask
+from ops.redact import is_secret_name, mask
 from ops.release import manifest as mf
+from ops.runtime import registry as reg
 from ops.runtime.compose import image_namer, project_name
 from ops.runtime.docker_engine import connect, image_info
 from ops.runtime.images import (
@@ -39,7 +39,7 @@ from ops.runtime.images import (
     service_images,
     substitute,
 )
-from ops.versioning import ReleaseVersion, parse_version
+from ops.versioning import ReleaseVersion
 
 VERSION_LABEL = "tminus.version"
 SERVICE_LABEL = "tminus.service"
@@ -85,6 +85,7 @@ class BuiltImage:
     reference: str
     id: str
     repo_digest: str | None
+    pushed: str | None = None  # the registry reference it was pushed as, with --push
 
 
 @dataclass
@@ -96,6 +97,18 @@ class BuildResult:
     manifest_note: str | None = None  # why it was not updated
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)  # built images the release tag cannot reach
+    registry: reg.Registry | None = None  # where --push sends the release images
+
+    def push_argv(self) -> list[list[str]]:
+        """The equivalent ``docker tag`` + ``docker push`` commands (``--dry-run``)."""
+        if self.registry is None:
+            return []
+        commands = []
+        for plan in self.plans:
+            if plan.versioned:
+                target = self.registry.reference(plan.reference)
+                commands += [reg.tag_argv(plan.reference, target), reg.push_argv(target)]
+        return commands
 
 
 # --- the compose file's images -------------------------------------------------------------------
@@ -226,13 +239,19 @@ def parse_build_args(pairs: Iterable[str]) -> dict[str, str]:
 # --- building ------------------------------------------------------------------------------------
 
 
-def build_images(root: Path, settings: Settings, version: str, *, services: Iterable[str] = (),
-                 no_cache: bool = False, dry_run: bool = False,
+def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
+                 services: Iterable[str] = (), no_cache: bool = False, dry_run: bool = False,
                  build_args: Mapping[str, str] | None = None, env: str = "production",
                  engine: Any | None = None,
                  on_line: Callable[[str], None] | None = None,
-                 program: tuple[str, ...] | None = None) -> BuildResult:
+                 program: tuple[str, ...] | None = None, push: bool = False,
+                 environ: Mapping[str, str] | None = None) -> BuildResult:
     """Build each image, then record ids and digests in the release's manifest (when it exists).
+
+    With ``push``, every release image is also pushed to the environment's ``registry`` and its
+    content digest (``<registry>/<repo>@sha256:…``) is what the manifest records: the only name
+    a moved tag cannot change. Credentials come from ``environ`` (default ``os.environ``) or
+    ``docker login`` (``ops.runtime.registry.credentials``); they are never printed or recorded.
 
     Raises UsageError before building when the compose file is missing, when its only built
     images sit under a moving tag the release cannot be applied to (``image: app:latest``), or
@@ -241,8 +260,8 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
     (named in ``notes`` and through ``on_line``), not refused. ``program`` is the compose CLI
     whose naming rule applies to services without ``image:``; by default it is detected.
     """
-    release = parse_version(version)
     root = resolve_path(Path.cwd(), root)
+    registry, auth = _push_target(settings, env, environ) if push else (None, None)
     compose = find_compose_file(root, settings.environment(env).compose_file)
     if compose is None:
         raise UsageError("no compose file: nothing says which images to build",
@@ -256,7 +275,8 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
         more = f" (and {len(unpinned) - 1} more)" if len(unpinned) > 1 else ""
         raise UsageError(f"nothing to build for {release.tag}: {message}{more}", hint=hint)
     result = BuildResult(release.tag, plans, dry_run=dry_run,
-                         notes=[f"{message} ({hint})" for message, hint in unpinned])
+                         notes=[f"{message} ({hint})" for message, hint in unpinned],
+                         registry=registry)
     say = on_line or (lambda _line: None)
     for note in result.notes:
         say(f"note: {note}")
@@ -276,7 +296,10 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
         engine = connect()
     for plan in plans:
         say(f"==> {plan.service}: building {plan.reference} from {plan.context}")
-        result.built.append(_build_one(engine, plan, no_cache=no_cache, on_line=say))
+        built = _build_one(engine, plan, no_cache=no_cache, on_line=say)
+        if registry is not None and plan.versioned:
+            built = _push_one(engine, built, registry, auth, say)
+        result.built.append(built)
     if manifest is not None:
         records = {b.service: mf.ImageRecord(b.reference, b.id, b.repo_digest)
                    for b, plan in zip(result.built, plans, strict=True) if plan.versioned}
@@ -286,6 +309,27 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
         else:
             result.manifest_note = "no release image was built: the manifest is unchanged"
     return result
+
+
+def _push_target(settings: Settings, env: str, environ: Mapping[str, str] | None
+                 ) -> tuple[reg.Registry, dict[str, str] | None]:
+    """The registry ``--push`` sends to, and the credentials; checked before anything is built."""
+    configured = settings.environment(env).registry
+    if not configured:
+        raise UsageError(f"--push: no registry configured for {env}",
+                         hint=f"set ops.environments.{env}.registry (host[:port][/namespace])")
+    return reg.Registry.parse(configured), reg.credentials(
+        os.environ if environ is None else environ)
+
+
+def _push_one(engine: Any, built: BuiltImage, registry: reg.Registry,
+              auth: dict[str, str] | None, say: Callable[[str], None]) -> BuiltImage:
+    target = registry.reference(built.reference)
+    say(f"==> {built.service}: pushing {target}")
+    digest = reg.push(engine, built.reference, target, auth=auth, on_line=say)
+    repo_digest = reg.pinned(target, digest)
+    say(f"==> {built.service}: {repo_digest}")
+    return replace(built, repo_digest=repo_digest, pushed=target)
 
 
 def _manifest_to_update(path: Path, release: ReleaseVersion) -> mf.Manifest | None:
@@ -346,10 +390,7 @@ def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], N
         on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
 
 
-_SECRETISH = re.compile(r"SECRET|TOKEN|PASSW|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
-
-
 def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:
     """The dry-run line; build args whose names look secret are masked, never printed."""
-    shown = {k: mask(v) if _SECRETISH.search(k) else v for k, v in plan.args.items()}
+    shown = {k: mask(v) if is_secret_name(k) else v for k, v in plan.args.items()}
     return shlex.join(replace(plan, args=shown).argv(no_cache=no_cache))

@@ -35,7 +35,7 @@ from ops.runtime.git import (
     python_sources_mentioning,
     release_tags,
 )
-from ops.versioning import is_release_tag, parse_version
+from ops.versioning import ReleaseVersion, is_release_tag, parse_version
 
 if TYPE_CHECKING:
     import git
@@ -460,12 +460,12 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
 
 
 @git_errors()
-def notes_for_release(root: Path, settings: Settings, version: str) -> str:
+def notes_for_release(root: Path, settings: Settings, release: ReleaseVersion) -> str:
     """Notes for a release about to be cut from HEAD: what create-release puts in the tag."""
 
     repo = open_repo(root)
     ensure_git_reads(repo)
-    earlier = previous_release(repo, parse_version(version), settings.release.ignore_tags)
+    earlier = previous_release(repo, release, settings.release.ignore_tags)
     notes = collect_notes(repo, settings, earlier.name if earlier else None, "HEAD")
-    title = f"{earlier.name} → {version}" if earlier else version
+    title = f"{earlier.name} → {release.tag}" if earlier else release.tag
     return render_notes(notes, title=title)

@@ -12,6 +12,7 @@ finding says what it could not prove. Weaker is not wrong: those findings pass, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,9 +25,17 @@ from ops.release import manifest as mf
 from ops.release import version_file as vfile
 from ops.release.version_file import CheckpointHashes, ReleaseFileError, VersionFile
 from ops.report import Finding, Status, failed, passed, skipped
+from ops.runtime import registry as reg
 from ops.runtime.docker_engine import image_info, try_connect
+from ops.runtime.files import shown_path
 from ops.runtime.git import file_at, open_repo
-from ops.runtime.images import ServiceImage, find_compose_file, release_tag_problem, service_images
+from ops.runtime.images import (
+    ServiceImage,
+    find_compose_file,
+    release_tag_problem,
+    service_images,
+    split_reference,
+)
 from ops.versioning import ReleaseVersion
 
 #: The shortest abbreviated commit accepted where a manifest names one (git's own default).
@@ -43,6 +52,7 @@ MANIFEST = "artifacts.manifest"
 INTEGRITY = "artifacts.manifest_integrity"
 MODELS_MATCH = "artifacts.models_match_release"
 IMAGES = "artifacts.images"
+REGISTRY = "artifacts.registry_digests"
 
 
 @dataclass(frozen=True)
@@ -77,13 +87,6 @@ def load_record(root: Path, settings: Settings, version: ReleaseVersion) -> Rele
     return ReleaseRecord(manifest_file, vf_path, manifest, manifest_error, vf, vf_error)
 
 
-def _rel(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 # --- artifacts.manifest / artifacts.manifest_integrity -------------------------------------------
 
 
@@ -98,7 +101,7 @@ def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord
     manifest fails when ``required`` (the tamper gate) and warns otherwise (predeploy, before the
     release is cut).
     """
-    name = _rel(root, record.manifest_file)
+    name = shown_path(root, record.manifest_file)
     if not record.manifest_file.is_file():
         status = Status.FAIL if required else Status.WARN
         return [
@@ -231,7 +234,7 @@ def _tagged_text(root: Path, version: ReleaseVersion, path: Path,
             return None
     if version.tag not in {t.name for t in repo.tags}:
         return None
-    return file_at(repo, version.tag, _rel(root, path))
+    return file_at(repo, version.tag, shown_path(root, path))
 
 
 # --- artifacts.models_match_release --------------------------------------------------------------
@@ -464,6 +467,48 @@ def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[st
     return Status.PASS, f"{service} {info.id[:19]}"
 
 
+# --- artifacts.registry_digests ------------------------------------------------------------------
+
+
+def registry_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecord],
+                     engine: Any | None, engine_reason: str | None, *,
+                     auth: dict[str, str] | None) -> Finding:
+    """The registry still serves each recorded digest, and the release tag still names it.
+
+    A tag moved in the registry (someone pushed other bytes as ``app:v0.2.0``) fails even
+    though a deploy by digest would not run them: it is the tampering this gate exists to see.
+    """
+    recorded = {s: r for s, r in expected.items() if r.repo_digest}
+    if not recorded:
+        return skipped(REGISTRY, "no image digest recorded (`invoke build VERSION --push` "
+                       "records them)")
+    if engine is None:
+        return skipped(REGISTRY, f"registry not asked: {engine_reason or 'no Docker engine'}")
+    problems: list[str] = []
+    for service, record in recorded.items():
+        pin = str(record.repo_digest)
+        tag = split_reference(record.image)[1] or version.tag
+        try:
+            by_digest = reg.served_digest(engine, pin, auth=auth)
+            by_tag = reg.served_digest(engine, reg.tag_reference(pin, tag), auth=auth)
+        except OpsError as exc:
+            problems.append(f"{clipped(service)}: {exc.message}")
+            continue
+        if by_digest is None:
+            problems.append(f"{clipped(service)}: the registry does not serve {clipped(pin)}")
+        elif by_tag is None:
+            problems.append(f"{clipped(service)}: the registry no longer has the tag {tag}")
+        elif by_tag != reg.digest_of(pin):
+            problems.append(f"{clipped(service)}: {tag} now names {by_tag[:19]}…, the manifest "
+                            f"recorded {reg.digest_of(pin)[:19]}…")
+    if problems:
+        return failed(REGISTRY, listed(problems, sep="; ", shown=IMAGES_SHOWN,
+                                       chars=SENTENCE_CHARS),
+                      hint="push the release again from its tag (`invoke build VERSION --push`) "
+                           "and compare, or find who pushed over it")
+    return passed(REGISTRY, f"{len(recorded)} image digest(s) served by the registry as recorded")
+
+
 # --- the tamper gate -----------------------------------------------------------------------------
 
 
@@ -517,6 +562,9 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
         note=ids_note(manifest, record.manifest_file))
     compose_name, unpinned = unpinned_images(root, settings, version, env)
     findings.append(with_unpinned(finding, unpinned, version, compose_name))
+    if any(r.repo_digest for r in expected.values()):
+        findings.append(registry_finding(version, expected, engine, reason,
+                                         auth=reg.credentials(os.environ)))
     return findings
 
 

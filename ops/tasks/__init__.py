@@ -90,14 +90,16 @@ def config(c: Context, env: str = "") -> None:
     "version": "release to prepare, e.g. v0.2.0 (positional)",
     "env": "environment whose settings and .env the checks use (default: production)",
     "no-build": "do not build images (e.g. where no Docker engine is available)",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
 })
 @boundary
 def pre_deployment(c: Context, version: str, env: str = "production",
-                   no_build: bool = False) -> None:
+                   no_build: bool = False, dry_run: bool = False) -> None:
     """Pipeline: create-release if the tag is missing, build, predeploy --strict, notes."""
+    release = parse_version(version)
     settings = settings_from(c)
-    pipelines.pre_deployment(project_root(c, settings), settings, version, env=env,
-                             build=not no_build)
+    pipelines.pre_deployment(project_root(c, settings), settings, release, env=env,
+                             build=not no_build, dry_run=dry_run)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
@@ -106,26 +108,32 @@ def pre_deployment(c: Context, version: str, env: str = "production",
     "strategy": "rolling or recreate (default: each service's configured strategy)",
     "watch": "seconds of post-deploy watch (default: the environment's watch_s); 0 skips",
     "skip-checks": "skip the strict predeploy gate and tamper gate (recorded in the audit log)",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
 })
 @boundary
 def deployment(c: Context, env: str, version: str, strategy: str = "",
-               watch: float = -1.0, skip_checks: bool = False) -> None:
+               watch: float = -1.0, skip_checks: bool = False, dry_run: bool = False) -> None:
     """Pipeline: backup, deploy (gates, migrations, rolling switch, watch), smoke-test."""
+    release = parse_version(version)
     settings = settings_from(c)
-    pipelines.deployment(project_root(c, settings), settings, env, version, strategy=strategy,
-                         watch_s=None if watch < 0 else watch, skip_checks=skip_checks)
+    pipelines.deployment(project_root(c, settings), settings, env, release, strategy=strategy,
+                         watch_s=None if watch < 0 else watch, skip_checks=skip_checks,
+                         dry_run=dry_run)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
     "env": "environment that was deployed (positional)",
     "version": "release that was deployed (positional)",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
     "output": "also write the metrics summary (and the watch's figures) to this JSON file",
 })
 @boundary
-def post_deployment(c: Context, env: str, version: str, output: str = "") -> None:
+def post_deployment(c: Context, env: str, version: str, dry_run: bool = False,
+                    output: str = "") -> None:
     """Pipeline: predeploy again, smoke-test, metrics summary, audit line."""
+    release = parse_version(version)
     settings = settings_from(c)
-    pipelines.post_deployment(project_root(c, settings), settings, env, version,
+    pipelines.post_deployment(project_root(c, settings), settings, env, release, dry_run=dry_run,
                               output=Path(output) if output else None)
 
 
@@ -133,13 +141,16 @@ def post_deployment(c: Context, env: str, version: str, output: str = "") -> Non
     "env": "environment to roll back (positional)",
     "version": "version to go back to, or `previous` for the one before (positional)",
     "with-db": "also roll the database back: restore or downgrade, per db_rollback",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
 })
 @boundary
-def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False) -> None:
+def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False,
+                      dry_run: bool = False) -> None:
     """Pipeline: rollback (to VERSION or the previous release), then smoke-test."""
     settings = settings_from(c)
     wanted = None if version in {"", "previous", "-"} else version
-    pipelines.rollback_pipeline(project_root(c, settings), settings, env, wanted, with_db=with_db)
+    pipelines.rollback_pipeline(project_root(c, settings), settings, env, wanted, with_db=with_db,
+                                dry_run=dry_run)
 
 
 # `invoke --debug` logs every configuration source verbatim, invoke.yaml's URLs included; the

@@ -66,6 +66,8 @@ def _stream(as_json: bool) -> TextIO:
     "no-auto-rollback": "on failure leave the new version in place instead of rolling back",
     "lock-wait": "seconds to wait for another deploy's lock before giving up (default 0)",
     "watch": "seconds of post-deploy watch (default: the environment's watch_s, 60); 0 skips",
+    "batch": "old replicas drained and stopped together once the new ones are healthy and "
+             "routed (default 0: all at once, one drain period; 1: one at a time)",
     "json": "print the result as JSON (progress goes to stderr)",
     "output": "also write the JSON result to this file",
 })
@@ -73,13 +75,13 @@ def _stream(as_json: bool) -> TextIO:
 def deploy(c: Context, env: str, version: str, strategy: str = "",
            dry_run: bool = False, skip_backup: bool = False, skip_checks: bool = False,
            no_auto_rollback: bool = False, lock_wait: float = 0.0, watch: float = -1.0,
-           json: bool = False, output: str = "") -> None:
+           batch: int = 0, json: bool = False, output: str = "") -> None:
     """Deploy a release to an environment: gates, backup, migrations, rolling switch, watch."""
     settings = settings_from(c)
     opts = DeployOptions(env=env, version=version, strategy=strategy, dry_run=dry_run,
                          skip_checks=skip_checks, skip_backup=skip_backup,
                          auto_rollback=not no_auto_rollback, lock_wait_s=lock_wait,
-                         watch_s=None if watch < 0 else watch)
+                         watch_s=None if watch < 0 else watch, batch=batch)
     run_deploy(project_root(c, settings), settings, opts, out=_stream(json),
                on_result=_result_sink(json, output))
 

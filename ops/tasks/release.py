@@ -6,6 +6,7 @@ become one line and an exit code through ``@boundary``.
 
 from __future__ import annotations
 
+import shlex
 import time
 
 from invoke.context import Context
@@ -34,7 +35,7 @@ def create_release(c: Context, version: str, push: bool = False, message: str = 
                    notes_file: str = "", dry_run: bool = False) -> None:
     """Cut a release: VERSION file, manifest + checksum, release commit, annotated tag."""
     settings = settings_from(c)
-    result = create.create_release(project_root(c, settings), settings, version,
+    result = create.create_release(project_root(c, settings), settings, parse_version(version),
                                    message=message or None, notes_file=optional_path(notes_file),
                                    push=push, dry_run=dry_run)
     if result.dry_run:
@@ -68,17 +69,21 @@ def create_release(c: Context, version: str, push: bool = False, message: str = 
         "build-arg": "KEY=VALUE build argument, overriding the compose file's (repeatable)",
         "env": "environment whose compose file is used (default: production)",
         "dry-run": "print the equivalent docker build commands; build nothing",
+        "push": "also push the release images to the environment's registry and record their "
+                "content digests (credentials: TMINUS_REGISTRY_USERNAME/PASSWORD or docker "
+                "login)",
     },
 )
 @boundary
 def build(c: Context, version: str, service: list[str] | None = None, no_cache: bool = False,
           build_arg: list[str] | None = None, env: str = "production",
-          dry_run: bool = False) -> None:
+          dry_run: bool = False, push: bool = False) -> None:
     """Build and tag the release's service images; record their ids in the manifest."""
     settings = settings_from(c)
-    result = build_images(project_root(c, settings), settings, version,
+    result = build_images(project_root(c, settings), settings, parse_version(version),
                           services=service or (), no_cache=no_cache, dry_run=dry_run,
-                          build_args=parse_build_args(build_arg or ()), env=env, on_line=say)
+                          build_args=parse_build_args(build_arg or ()), env=env, on_line=say,
+                          push=push)
     if not result.plans:
         say(f"no service image carries {result.version} in its reference: nothing to build "
             "(name one with --service)")
@@ -86,6 +91,8 @@ def build(c: Context, version: str, service: list[str] | None = None, no_cache: 
     if result.dry_run:
         for plan in result.plans:
             say(f"[dry-run] {describe_plan(plan, no_cache=no_cache)}")
+        for argv in result.push_argv():
+            say(f"[dry-run] {shlex.join(argv)}")
         if result.manifest_note:
             say(f"[dry-run] {result.manifest_note}")
         else:
@@ -93,6 +100,8 @@ def build(c: Context, version: str, service: list[str] | None = None, no_cache: 
         return
     for image in result.built:
         say(f"  ✓ {image.service}: {image.reference} {image.id}")
+        if image.pushed:
+            say(f"    pushed as {image.repo_digest}")
     if result.manifest is not None:
         say(f"Recorded image ids in {result.manifest.name} and rewrote its .sha256 "
             "(commit them to keep the release record)")

@@ -55,17 +55,18 @@ def flawed(demo_stack: DemoStack) -> DemoStack:
                         "-t", f"tminus-demo/app:{version}",
                         "-t", f"tminus-demo/worker:{version}", "."],
                        cwd=demo_stack.root, check=True, capture_output=True)
-    for name, extra in (("prom.yaml", f"prometheus_url: http://127.0.0.1:{HTTP_PORT + 4}"),
-                        ("entry.yaml", "haproxy_stats_url: "
-                                       f"http://127.0.0.1:{HTTP_PORT + 1}/stats;csv")):
+    prometheus = f"prometheus_url: http://127.0.0.1:{HTTP_PORT + 4}"
+    haproxy = f"haproxy_stats_url: http://127.0.0.1:{HTTP_PORT + 1}/stats;csv"
+    for name, extra in (("prom.yaml", [prometheus]), ("entry.yaml", [haproxy]),
+                        ("both.yaml", [prometheus, haproxy])):
+        lines = "".join(f"      {line}\n" for line in extra)
         (demo_stack.root / name).write_text(f"""\
 ops:
   environments:
     production:
       watch_s: {WATCH_S}
       smoke_urls: ["http://127.0.0.1:{HTTP_PORT}/work"]
-      {extra}
-      watch: {json.dumps(WATCH_RULES)}
+{lines}      watch: {json.dumps(WATCH_RULES)}
 """, encoding="utf-8")
     return demo_stack
 
@@ -225,3 +226,26 @@ def test_release_with_database_errors_stops_and_recommends_the_full_rollback(
         assert flawed.app_versions() == [DB_ERRORS] * REPLICAS  # never rolled back silently
     finally:
         flawed.converge(GOOD, replicas=REPLICAS)
+
+
+def test_smoke_test_checks_smoke_urls_and_the_error_rate_and_prints_the_metrics_summary(
+        flawed: DemoStack, tmp_path: Path) -> None:
+    flawed.converge(GOOD, replicas=REPLICAS)
+    out = tmp_path / "smoke.json"
+    with LoadClient(f"{flawed.url}/work", concurrency=2, max_requests=5_000, max_seconds=60.0,
+                    pause_s=0.01):
+        time.sleep(2)
+        done = flawed.invoke("-f", "both.yaml", "smoke-test",
+                             "--output", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    findings = {f["id"]: f for s in json.loads(out.read_text())["sections"]
+                for f in s["findings"]}
+    assert findings["smoke.smoke_urls"]["status"] == "pass"
+    assert findings["smoke.error_rate"]["status"] == "pass"
+    assert "entry point counters" in findings["smoke.error_rate"]["message"]
+    summary = findings["smoke.metrics"]["detail"]["summary"]
+    assert set(summary) == {"request_rate", "error_rate", "p95_ms", "worker_queue",
+                            "db_connections"}
+    assert summary["request_rate"]["value"] > 0
+    assert "Metrics summary (Prometheus, last 20s):" in done.stdout
+    assert "request_rate" in done.stdout

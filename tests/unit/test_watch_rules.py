@@ -162,3 +162,15 @@ def test_recorded_prometheus_answer_breaches_its_rule(path: Path) -> None:
     decision = judge({rule: Measurement(rule, value, samples, limit, record["window"],
                                         figure_q)}, settings, after_s=1)
     assert decision is not None and decision.rule == rule
+
+
+def test_metrics_summary_table_shows_shares_as_percentages_and_missing_figures_as_no_data(
+        ) -> None:
+    from ops.deploy.smoke import metrics_table
+
+    table = metrics_table({"request_rate": {"value": 48.25}, "error_rate": {"value": 0.0123},
+                           "p95_ms": {"value": None}, "worker_queue": {"value": 3.0},
+                           "db_connections": {"value": 7.0}})
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in table.splitlines()[2:]}
+    assert rows == {"request_rate": "48.2 req/s", "error_rate": "1.23%", "p95_ms": "no data",
+                    "worker_queue": "3.0 jobs", "db_connections": "7.0 connections"}
