@@ -15,6 +15,7 @@ only look at what a dry run did not change (the smoke test after a deploy) say t
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import TextIO
 
+from ops.atomic import atomic_write_text
 from ops.checks import CheckContext, run_predeploy
 from ops.config import Settings, resolve_path
 from ops.deploy.action import Act, changing_action
@@ -30,7 +32,7 @@ from ops.deploy.backup import create_backup
 from ops.deploy.deploy import DeployOptions, deploy, running_version
 from ops.deploy.outcome import INTERRUPTED_REASON, Outcome, StepRecord, timed_step
 from ops.deploy.rollback import rollback
-from ops.deploy.smoke import smoke_test
+from ops.deploy.smoke import metrics_summary, metrics_table, smoke_test
 from ops.deploy.stack import Stack, open_stack
 from ops.errors import ChecksFailed
 from ops.release.build import build_images
@@ -203,8 +205,12 @@ def deployment(root: Path, settings: Settings, env: str, release: ReleaseVersion
 
 
 def post_deployment(root: Path, settings: Settings, env: str, release: ReleaseVersion, *,
-                    dry_run: bool = False, out: TextIO | None = None) -> Pipeline:
-    """Check the release again where it runs, smoke-test it, and summarise the deploy's metrics.
+                    dry_run: bool = False, out: TextIO | None = None,
+                    output: Path | None = None) -> Pipeline:
+    """Check the release again where it runs, smoke-test it, and summarise the deploy's metrics:
+    the watch's figures from the audit log, and with ``prometheus_url`` the T-1 document's
+    summary (request rate, error rate, p95, worker queue, database connections) as a table;
+    ``output`` gets both as JSON.
 
     Its audit line goes through the one action wrapper (no lock: it changes nothing but the
     log); under ``dry_run`` no line is written.
@@ -222,9 +228,23 @@ def post_deployment(root: Path, settings: Settings, env: str, release: ReleaseVe
             return f"no deploy of {release.tag} to {env} in the audit log"
         last = deploys[-1]
         watch = (last.get("details") or {}).get("watch") or {}
-        figures = ", ".join(f"{k} {v}" for k, v in watch.items() if not isinstance(v, dict))
+        figures = ", ".join(f"{k} {v}" for k, v in watch.items()
+                            if not isinstance(v, dict | list))
+        conf = settings.environment(env)
+        summary = None
+        if conf.prometheus_url is not None:
+            window = conf.watch.error_rate.window
+            summary = metrics_summary(str(conf.prometheus_url), window)
+            pipe.out.write(f"\nMetrics summary (Prometheus, last {window}):\n"
+                           + metrics_table(summary) + "\n")
+        if output is not None:
+            atomic_write_text(output, json.dumps(
+                {"tool": "tminus", "env": env, "release": release.tag,
+                 "last": {k: last.get(k) for k in ("action", "result", "at", "duration_s")},
+                 "watch": watch, "metrics": summary}, indent=2) + "\n")
         return (f"last {last['action']} {last.get('result')} at {last.get('at')} in "
-                f"{last.get('duration_s')}s" + (f"; watch: {figures}" if figures else ""))
+                f"{last.get('duration_s')}s" + (f"; watch: {figures}" if figures else "")
+                + ("" if summary else "; no prometheus_url: no metrics summary"))
 
     def describe(act: Act) -> AuditEvent | None:
         if act.dry_run:

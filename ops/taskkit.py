@@ -348,7 +348,13 @@ class ReportOutput:
         choose_format(format or None, path)  # a bad --format is a usage error before any work
         return cls(format or None, path)
 
-    def finish(self, report: Report, failure: str) -> None:
+    def finish(self, report: Report, failure: str, *,
+               on_console: Callable[[Report], None] | None = None) -> None:
+        """``on_console`` adds to what a person reads (a table after the text report); it is
+        not called when the console carries JSON or JUnit that a program parses."""
         emit(report, fmt=self.fmt, output=self.path)
+        if on_console is not None and (self.path is not None
+                                       or choose_format(self.fmt, None) == "text"):
+            on_console(report)
         if not report.ok:
             raise ChecksFailed(failure)

@@ -23,6 +23,7 @@ from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 from ops.runtime.git import last_commit_date
 from ops.runtime.http import check_links as check_urls
+from ops.runtime.prometheus import promtool, promtool_check
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -164,6 +165,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from check_fresh(ctx, path)
         for check_id in ("runbook.links", "runbook.contacts"):
             yield skipped(check_id, f"no readable runbook ({name})")
+        yield from check_prometheus(ctx)
         return
     yield passed("runbook.exists", f"{name} ({len(doc.headings)} headings)")
     for section in REQUIRED_SECTIONS:
@@ -171,6 +173,81 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     yield from check_fresh(ctx, path)
     yield from check_links(ctx, doc, path)
     yield check_contacts(doc, conf.sections.get("contacts", ["contacts"]), name)
+    yield from check_prometheus(ctx)
+
+
+#: Where a project keeps its Prometheus config when none is configured.
+PROMETHEUS_CONFIGS = (Path("prometheus/prometheus.yml"), Path("prometheus.yml"))
+
+
+def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
+    """``promtool check config`` and ``promtool check rules``: a broken alert rule fails T-1.
+    promtool is the system's (Debian's ``prometheus`` package), never a binary of the project."""
+    configured = ctx.settings.runbook.prometheus_config
+    candidates = [configured] if configured else list(PROMETHEUS_CONFIGS)
+    config = next((ctx.path(c) for c in candidates if ctx.path(c).is_file()), None)
+    if config is None:
+        why = (f"{configured} does not exist" if configured
+               else "no prometheus/prometheus.yml or prometheus.yml in the project")
+        yield skipped("runbook.prometheus_config", why)
+        yield skipped("runbook.alert_rules", why)
+        return
+    tool = promtool()
+    if tool is None:
+        why = "promtool is not installed (Debian: apt-get install prometheus)"
+        yield skipped("runbook.prometheus_config", why)
+        yield skipped("runbook.alert_rules", why)
+        return
+    shown = ctx.shown(config)
+    done = promtool_check(tool, "config", config)
+    if done.ok:
+        yield passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
+    else:
+        yield failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
+                     + _first_problem(done.output), detail={"output": done.output[-2000:]})
+    rules, problem = rule_files(ctx, config)
+    if problem:
+        yield failed("runbook.alert_rules", problem)
+        return
+    if not rules:
+        yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
+        return
+    names = ", ".join(ctx.shown(r) for r in rules)
+    outputs = [promtool_check(tool, "rules", r) for r in rules]
+    bad = [o for o in outputs if not o.ok]
+    if bad:
+        yield failed("runbook.alert_rules", "promtool check rules failed: "
+                     + _first_problem(bad[0].output), detail={"output": bad[0].output[-2000:]})
+    else:
+        count = sum(int(m) for o in outputs for m in re.findall(r"SUCCESS: (\d+) rules", o.output))
+        yield passed("runbook.alert_rules", f"promtool check rules: {count} rule(s) in {names}")
+
+
+def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None]:
+    """The rule files the config lists (globs relative to it), all inside the project."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}"
+    patterns = data.get("rule_files") or [] if isinstance(data, dict) else []
+    found: list[Path] = []
+    root = ctx.root.resolve()
+    for pattern in patterns:
+        for path in sorted(config.parent.glob(str(pattern))):
+            if not path.resolve().is_relative_to(root):
+                return [], f"rule file {pattern} is outside the project"
+            found.append(path)
+        if not any(config.parent.glob(str(pattern))):
+            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist"
+    return found, None
+
+
+def _first_problem(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    bad = [line for line in lines if "FAILED" in line or "error" in line.lower()]
+    return (bad or lines or ["no output"])[-1][:240]
 
 
 def _load(root: Path, path: Path) -> tuple[Document | None, str]:

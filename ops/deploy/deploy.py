@@ -45,7 +45,7 @@ from ops.deploy.intent import (
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, current_version
-from ops.deploy.watch import measure_baseline, post_deploy_watch
+from ops.deploy.watch import WatchBreached, measure_baseline, post_deploy_watch
 from ops.errors import ChecksFailed, DeployFailed, LockHeld, UsageError
 from ops.release.verify import verify_release
 from ops.report import Status
@@ -314,10 +314,13 @@ def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
             result.watch = figures
 
         post_deploy_watch(stack, watch_s, baseline.p95_ms, skipped_why=baseline.skipped_why,
-                          on_figures=keep_figures)
+                          on_figures=keep_figures, version=version,
+                          replicas={r.service: r.replicas for r in switched})
     except DeployFailed as exc:
         result.reason = exc.message
         previous = result.from_version
+        if isinstance(exc, WatchBreached) and previous and not stack.dry_run:
+            act_on_breach(stack, exc, switched, previous, opts, result, tracker)
         if not (opts.auto_rollback and previous) or stack.dry_run:
             result.result = Outcome.FAILED
             why = ("--no-auto-rollback" if previous else "nothing ran before to go back to")
@@ -333,6 +336,38 @@ def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
                        for r in switched}
     if stack.dry_run:
         result.result = Outcome.DRY_RUN
+
+
+def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], previous: str,
+                  opts: DeployOptions, result: DeployResult, tracker: Tracker) -> None:
+    """The decision tree's branches other than the quick rollback (which the caller does):
+    roll back one service only, or stop and hand the database to a person. Returns when the
+    quick rollback applies."""
+    version, action = result.to_version, exc.decision.action
+    if action == "stop":
+        result.result = Outcome.FAILED
+        raise DeployFailed(
+            f"deploy of {version} stopped: {exc.decision.explain()}",
+            hint=(f"the database may need restoring with the code: invoke rollback {previous} "
+                  f"--env {stack.env_name} --with-db (not done automatically)")) from None
+    if exc.service is None or not opts.auto_rollback:
+        return
+    service = exc.service
+    stack.steps.say(f"automatic rollback of {service} only to {previous}")
+    tracker.step(f"rolling back to {previous}: switching {service}")
+    switch(stack, service, parse_version(previous), opts)
+    kept = [r.service for r in switched if r.service != service]
+    result.services = {r.service: {"replicas": r.replicas, "started": r.started,
+                                   "removed": r.removed, "from": r.previous,
+                                   "rolled_back": r.service == service}
+                       for r in switched}
+    result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
+    result.reason = (f"{exc.message}; rolled back {service} only"
+                     + (f", {', '.join(kept)} stay on {version}" if kept else ""))
+    stay = "stays" if len(kept) == 1 else "stay"
+    raise DeployFailed(f"deploy of {version} failed, rolled back {service} to {previous}"
+                       + (f" ({', '.join(kept)} {stay} on {version})" if kept else ""),
+                       hint=exc.message) from None
 
 
 def backup_phase(stack: Stack, opts: DeployOptions, result: DeployResult,

@@ -9,6 +9,7 @@ configuration defaults.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
@@ -23,6 +24,7 @@ from ops.redact import install_log_redaction, masked_settings
 from ops.taskkit import ReportOutput, boundary, project_root, settings_from
 from ops.tasks import backup as backup_tasks
 from ops.tasks import deploy as deploy_tasks
+from ops.tasks import incident as incident_tasks
 from ops.tasks import notes as notes_tasks
 from ops.tasks import release as release_tasks
 from ops.versioning import parse_version
@@ -119,13 +121,16 @@ def deployment(c: Context, env: str, version: str, strategy: str = "",
     "env": "environment that was deployed (positional)",
     "version": "release that was deployed (positional)",
     "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
+    "output": "also write the metrics summary (and the watch's figures) to this JSON file",
 })
 @boundary
-def post_deployment(c: Context, env: str, version: str, dry_run: bool = False) -> None:
+def post_deployment(c: Context, env: str, version: str, dry_run: bool = False,
+                    output: str = "") -> None:
     """Pipeline: predeploy again, smoke-test, metrics summary, audit line."""
     release = parse_version(version)
     settings = settings_from(c)
-    pipelines.post_deployment(project_root(c, settings), settings, env, release, dry_run=dry_run)
+    pipelines.post_deployment(project_root(c, settings), settings, env, release, dry_run=dry_run,
+                              output=Path(output) if output else None)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
@@ -155,7 +160,7 @@ TASKS: tuple[Task[Any], ...] = (
     notes_tasks.release_notes, notes_tasks.checklist,
     backup_tasks.backup, backup_tasks.restore, backup_tasks.backups,
     deploy_tasks.deploy, deploy_tasks.smoke_test, deploy_tasks.rollback, deploy_tasks.scale,
-    deploy_tasks.history, deploy_tasks.releases,
+    deploy_tasks.history, deploy_tasks.releases, incident_tasks.incident,
     pre_deployment, deployment, post_deployment, rollback_pipeline,
 )
 

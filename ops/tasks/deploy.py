@@ -27,6 +27,7 @@ from ops.deploy.rollback import releases as list_releases
 from ops.deploy.rollback import rollback as run_rollback
 from ops.deploy.scale import parse_targets
 from ops.deploy.scale import scale as run_scale
+from ops.deploy.smoke import print_metrics_table
 from ops.deploy.smoke import smoke_test as run_smoke
 from ops.deploy.stack import open_stack
 from ops.taskkit import ReportOutput, boundary, optional_path, project_root, say, settings_from
@@ -92,11 +93,12 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
 @boundary
 def smoke_test(c: Context, env: str = "production", url: str = "", output: str = "",
                format: str = "") -> None:
-    """Smoke-test what runs: health 200, containers healthy, p95 under the SLA, no ERROR logs."""
+    """Smoke-test what runs: health, containers, p95, logs, smoke_urls, error rate, metrics."""
     report_output = ReportOutput.chosen(format, output)
     settings = settings_from(c)
     stack = open_stack(project_root(c, settings), settings, env)
-    report_output.finish(run_smoke(stack, url=url or None), f"smoke test of {env} failed")
+    report_output.finish(run_smoke(stack, url=url or None), f"smoke test of {env} failed",
+                         on_console=print_metrics_table)
 
 
 @task(auto_shortflags=False, positional=["version"], help={
