@@ -25,6 +25,8 @@ from ops.config import Settings
 from ops.release.version_file import parse as parse_version_text
 from ops.runtime.alembic_scripts import RevisionFile, revisions_in_texts
 from ops.runtime.git import (
+    blob_bytes_under,
+    blob_text,
     commit_log,
     ensure_git_reads,
     git_errors,
@@ -283,12 +285,12 @@ def _checkpoint_hashes(settings: Settings, ref: str | None, commit: git.Commit,
     if ref and is_release_tag(ref):
         version_file = f"{directory}/VERSION_{ref}.txt"
         for source in (commit, also):
-            text = _blob_text(source, version_file) if source is not None else None
+            text = blob_text(source, version_file) if source is not None else None
             if text is not None:
                 return parse_version_file(text)
     blobs = {
         PurePosixPath(path).relative_to(directory).as_posix(): hashlib.sha256(data).hexdigest()
-        for path, data in _blob_bytes_under(commit, directory, settings.artifacts.patterns)
+        for path, data in blob_bytes_under(commit, directory, settings.artifacts.patterns)
     }
     return blobs or None
 
@@ -300,45 +302,6 @@ def parse_version_file(text: str) -> dict[str, str]:
     new release must not fail on an old tag's hand-edited file.
     """
     return parse_version_text(text, strict=False).files
-
-
-# --- git blobs -----------------------------------------------------------------------------------
-
-
-def _blob_text(commit: git.Commit, path: str) -> str | None:
-    try:
-        blob = commit.tree / path
-    except KeyError:
-        return None
-    if blob.type != "blob":
-        return None
-    data: bytes = blob.data_stream.read()
-    return data.decode("utf-8", errors="replace")
-
-
-def _blob_bytes_under(commit: git.Commit, folder: str,
-                      patterns: Sequence[str]) -> Iterable[tuple[str, bytes]]:
-    import git
-
-    try:
-        tree = commit.tree / folder
-    except KeyError:
-        return
-    if not isinstance(tree, git.Tree):
-        return
-    for item in tree.traverse():
-        if not isinstance(item, git.Blob) or item.mode == git.Blob.link_mode:  # never symlinks
-            continue
-        path = str(item.path)
-        if any(fnmatch.fnmatch(PurePosixPath(path).name, p) for p in patterns):
-            data: bytes = item.data_stream.read()
-            yield path, data
-
-
-def _blobs_under(commit: git.Commit, folder: str,
-                 patterns: Sequence[str]) -> Iterable[tuple[str, str]]:
-    for path, data in _blob_bytes_under(commit, folder, patterns):
-        yield path, data.decode("utf-8", errors="replace")
 
 
 # --- Markdown ------------------------------------------------------------------------------------

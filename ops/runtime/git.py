@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ops.bounded import NAME_CHARS, clipped
@@ -516,3 +516,39 @@ def resolve_commit(repo: git.Repo, ref: str) -> git.Commit:
         raise UsageError(f"{shown} names a {kind}, not a commit",
                          hint="release notes run between commits or tags of commits")
     return repo.commit(sha)
+
+
+# --- blobs at a commit (release notes read old trees) --------------------------------------------
+
+
+def blob_text(commit: git.Commit, path: str) -> str | None:
+    """The text of ``path`` in ``commit``'s tree; None when it is not a file there."""
+    try:
+        blob = commit.tree / path
+    except KeyError:
+        return None
+    if blob.type != "blob":
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="replace")
+
+
+def blob_bytes_under(commit: git.Commit, folder: str,
+                     patterns: Sequence[str]) -> Iterable[tuple[str, bytes]]:
+    """(path, bytes) of the files under ``folder`` in ``commit``'s tree whose names match one
+    of ``patterns``; symlinks are never followed."""
+    import git
+
+    try:
+        tree = commit.tree / folder
+    except KeyError:
+        return
+    if not isinstance(tree, git.Tree):
+        return
+    for item in tree.traverse():
+        if not isinstance(item, git.Blob) or item.mode == git.Blob.link_mode:  # never symlinks
+            continue
+        path = str(item.path)
+        if any(fnmatch.fnmatch(PurePosixPath(path).name, p) for p in patterns):
+            data: bytes = item.data_stream.read()
+            yield path, data
