@@ -56,10 +56,10 @@ def image_texts(client: Any, reference: str, folder: str, *, suffix: str = ".py"
     finally:
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True)
-    return _texts(bytes(raw), suffix)
+    return tar_texts(bytes(raw), suffix)
 
 
-def _texts(raw: bytes, suffix: str) -> dict[str, str] | None:
+def tar_texts(raw: bytes, suffix: str) -> dict[str, str] | None:
     found: dict[str, str] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as archive:
