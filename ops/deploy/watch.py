@@ -318,19 +318,23 @@ def measure_baseline(stack: Stack) -> float | None:
     """The p95 before the switch: what "twice as slow" is measured against. With Prometheus,
     the old version's p95 from the same PromQL and window as the watch's (when the window has
     too few requests, the smoke URLs are probed first to give it some); else probes of the
-    smoke URLs, as the watch will probe them."""
+    smoke URLs, as the watch will probe them, counting only answers of the running version
+    (the deploy measures while the new replicas start, and the proxy routes to a replica as
+    soon as its health check passes)."""
     urls = probe_urls(stack)
     count = max(stack.settings.smoke.requests, MIN_SAMPLES)
     if stack.dry_run:
         stack.steps.say(f"[dry-run] GET {', '.join(urls)} x {count} (latency baseline)")
         return None
+    old = next((current_version(stack.running(s)) for s in stack.versioned_services()
+                if stack.running(s)), None)
     with stack.steps.step("latency baseline") as rec:
         if stack.env.prometheus_url is None:
-            stats = probe_sample(urls, count)
-            rec.detail = f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
-            return stats.p95_ms if stats.failed < stats.total else None
-        old = next((current_version(stack.running(s)) for s in stack.versioned_services()
-                    if stack.running(s)), None)
+            stats, other = probe_sample(urls, count, version=old)
+            rec.detail = (f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
+                          + (f" of {old} ({other} answered by another version left out)"
+                             if other else ""))
+            return stats.p95_ms if stats.total and stats.failed < stats.total else None
         if old is None:
             return None
         source = PrometheusSource(str(stack.env.prometheus_url), stack.env.watch, old)
@@ -338,7 +342,7 @@ def measure_baseline(stack: Stack) -> float | None:
         try:
             value, samples, _query = source.figure("p95", old)
             if value is None or samples < stack.env.watch.p95.min_samples:
-                probe_sample(urls, count)
+                probe_sample(urls, count, version=old)
                 time.sleep(2 * stack.env.watch.interval_s)  # let a scrape see the probes
                 value, samples, _query = source.figure("p95", old)
         except OpsError as exc:
@@ -350,17 +354,25 @@ def measure_baseline(stack: Stack) -> float | None:
         return value
 
 
-def probe_sample(urls: list[str], count: int) -> Any:
-    """``count`` sequential GETs shared among ``urls``: one Stats of them all."""
-    from ops.runtime.probe import Stats, sample
+def probe_sample(urls: list[str], count: int, *, version: str | None) -> tuple[Any, int]:
+    """``count`` sequential GETs shared among ``urls``: the Stats of the answers of
+    ``version`` (an answer whose JSON names another version is left out; one that names none
+    counts), and how many were left out."""
+    from ops.runtime.probe import Stats, get, new_session
 
-    stats = Stats()
-    for url in urls:
-        result = sample(url, max(1, count // len(urls)), timeout=5)
-        stats.total += result.total
-        stats.failed += result.failed
-        stats.latencies_ms.extend(result.latencies_ms)
-    return stats
+    stats, other = Stats(), 0
+    session = new_session()
+    try:
+        for index in range(count):
+            answer = get(session, urls[index % len(urls)], timeout=5)
+            said = (answer.body or {}).get("version")
+            if version and isinstance(said, str) and said != version:
+                other += 1
+                continue
+            stats.add(answer)
+    finally:
+        session.close()
+    return stats, other
 
 
 def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None, *,

@@ -67,6 +67,8 @@ ops:
       watch_s: {WATCH_S}
       smoke_urls: ["http://127.0.0.1:{HTTP_PORT}/work"]
 {lines}      watch: {json.dumps(WATCH_RULES)}
+  smoke:
+    log_window_s: 5  # the database-error release's Postgres ERROR lines are not this one's
 """, encoding="utf-8")
     return demo_stack
 
