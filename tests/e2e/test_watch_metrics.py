@@ -130,7 +130,7 @@ def record_golden(config: str, version: str, result: dict[str, Any]) -> None:
     figure, samples = rule_query(decision["rule"], rule, version)
     base = f"http://127.0.0.1:{HTTP_PORT + 4}"
     record = {"rule": decision["rule"], "version": version, "window": rule.window,
-              "threshold": rule.threshold, "at": decision["at"],
+              "threshold": rule.threshold, "min_samples": rule.min_samples, "at": decision["at"],
               "figure": {"query": figure, "answer": query(base, figure, at=decision["at"])},
               "samples": {"query": samples, "answer": query(base, samples, at=decision["at"])}}
     if decision["rule"] == "p95":
