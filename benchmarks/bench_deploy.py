@@ -22,7 +22,7 @@ means nothing). Needs the Docker engine, docker-compose, pg_dump and the local b
 under the shared engine's lock:
 
     flock /tmp/tminus-docker.lock python benchmarks/bench_deploy.py [--rounds N] [--port P]
-        [--project NAME] [--json FILE]
+        [--project NAME] [--json FILE] [--verbose]
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ class Run:
 
 
 class Bench:
-    def __init__(self, root: Path, project: str, port: int) -> None:
+    def __init__(self, root: Path, project: str, port: int, *, verbose: bool = False) -> None:
         self.root, self.project, self.port = root, project, port
+        self.verbose = verbose
         self.url = f"http://127.0.0.1:{port}/version"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
         self.env.update({"TMINUS_USER": "bench", "NO_COLOR": "1"})
@@ -129,6 +130,10 @@ class Bench:
         phases = [line for line in output.splitlines() if line.startswith("phases (")]
         if phases:  # where tminus's time went, phase by phase
             print(f"    {phases[-1]}", flush=True)
+        if self.verbose:  # and step by step
+            for line in output.splitlines():
+                if line.lstrip().startswith(("✓", "==", "[")):
+                    print(f"      {line.strip()}", flush=True)
         if not ok:
             print(output[-3000:], file=sys.stderr)
         if stats.failed:
@@ -154,15 +159,34 @@ def table(runs: list[Run], medians: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def verdict(runs: list[Run], medians: dict[str, float]) -> None:
+    """The table, the medians, their ratios to the bare rollout and the issue's targets."""
+    print()
+    print(table(runs, medians))
+    bare = medians.get("bare rollout", 0.0)
+    print()
+    for name, median in medians.items():
+        print(f"{name:<16} median {median:5.1f} s" + (f"  ({median / bare:.2f}x bare rollout)"
+                                                      if bare else ""))
+    worst_rollback = max((r.wall_s for r in runs if r.contender == "rollback"), default=0.0)
+    print(f"rollback: slowest {worst_rollback:.1f} s (target ≤ 10 s); lean deploy "
+          f"{medians.get('lean deploy', 0) / bare:.2f}x bare (target ≤ 1.0x)" if bare else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="one round (nox -s bench -- --quick)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("TMINUS_BENCH_PORT",
                                                                         "38080")))
     parser.add_argument("--project", default=os.environ.get("TMINUS_BENCH_PROJECT",
                                                             "tminus-bench"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print every step tminus reports, with its time")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     if shutil.which("docker-compose") is None or shutil.which("pg_dump") is None:
         print("bench_deploy: needs docker-compose and pg_dump; skipped")
         return 0
@@ -173,7 +197,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="tminus-bench-deploy-"))
     root = workdir / "stack"
-    bench = Bench(root, args.project, args.port)
+    bench = Bench(root, args.project, args.port, verbose=args.verbose)
     runs: list[Run] = []
     try:
         lay_out(root, http_port=args.port)
@@ -201,16 +225,7 @@ def main() -> int:
         tear_down(root)
         shutil.rmtree(workdir, ignore_errors=True)
     medians = summarise(runs)
-    print()
-    print(table(runs, medians))
-    bare = medians.get("bare rollout", 0.0)
-    print()
-    for name, median in medians.items():
-        print(f"{name:<16} median {median:5.1f} s" + (f"  ({median / bare:.2f}x bare rollout)"
-                                                      if bare else ""))
-    worst_rollback = max((r.wall_s for r in runs if r.contender == "rollback"), default=0.0)
-    print(f"rollback: slowest {worst_rollback:.1f} s (target ≤ 10 s); lean deploy "
-          f"{medians.get('lean deploy', 0) / bare:.2f}x bare (target ≤ 1.0x)" if bare else "")
+    verdict(runs, medians)
     if args.json:
         report: dict[str, Any] = {"runs": [asdict(r) for r in runs], "medians": medians}
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -25,11 +25,14 @@ A backend can:
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from ops.atomic import atomic_write_text, make_ignored_dir
+from ops.bounded import Refused, loads_json, read_capped
 from ops.deploy.stack import Stack, wait_ready
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.execute import execute
@@ -50,7 +53,7 @@ from ops.runtime.alembic_scripts import (
 )
 from ops.runtime.docker_engine import ContainerState
 from ops.runtime.envfile import service_url
-from ops.runtime.image_files import image_texts, image_workdir
+from ops.runtime.image_files import image_identity, image_texts
 from ops.runtime.postgres import probe_alembic_revisions as alembic_revisions
 from ops.versioning import ReleaseVersion
 
@@ -202,9 +205,14 @@ class ComposeBackend:
         stack = self.stack
         reference = next((i.reference for i in stack.images(version.tag)
                           if i.service == service), None)
-        workdir = image_workdir(stack.client, reference) if reference else None
+        identity = image_identity(stack.client, reference) if reference else None
+        image_id, workdir = identity or ("", None)
         if reference is None or workdir is None:
             raise NotShown("the image names no working directory")
+        cache = heads_cache_path(stack.root)
+        known = read_heads_cache(cache)
+        if image_id in known:
+            return known[image_id]
         try:
             chosen = discover_configured(stack.root, stack.settings.migrations).chosen
             folders = [PurePosixPath(workdir) / d.resolve().relative_to(stack.root.resolve())
@@ -221,6 +229,7 @@ class ComposeBackend:
         judge(graph)
         if not (graph.sound and graph.heads):
             raise NotShown("the image's revisions do not form one sound graph")
+        write_heads_cache(cache, {**known, image_id: graph.heads})
         return graph.heads
 
     # --- the smoke test's facts ----------------------------------------------------------------
@@ -252,6 +261,38 @@ class ComposeBackend:
             else:
                 findings.append(passed(fid, f"{service}: {len(found)} running and healthy{tail}"))
         return findings
+
+
+#: Images whose migration heads are remembered (a few releases' worth).
+HEADS_CACHE_ENTRIES = 32
+
+
+def heads_cache_path(root: Path) -> Path:
+    """Migration heads by image id: an image's files never change, so reading them once is
+    enough (``.tminus/`` keeps itself out of ``git status``)."""
+    return root / ".tminus" / "cache" / "migration-heads.json"
+
+
+def read_heads_cache(path: Path) -> dict[str, tuple[str, ...]]:
+    """What an earlier deploy learnt; anything unreadable or odd counts as nothing learnt."""
+    try:
+        data = loads_json(read_capped(path, 64 * 1024))
+    except (OSError, ValueError, Refused):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): tuple(str(h) for h in v) for k, v in data.items()
+            if isinstance(v, list) and v and all(isinstance(h, str) for h in v)}
+
+
+def write_heads_cache(path: Path, heads: dict[str, tuple[str, ...]]) -> None:
+    newest = dict(list(heads.items())[-HEADS_CACHE_ENTRIES:])
+    try:
+        make_ignored_dir(path.parent)
+        atomic_write_text(path, json.dumps({k: list(v) for k, v in newest.items()},
+                                           sort_keys=True) + "\n")
+    except OSError:
+        pass  # a cache that cannot be written costs the next deploy one read of the image
 
 
 #: name → "module:class". Loaded by name: the swarm module imports this one (its types), and a

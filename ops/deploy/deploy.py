@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -429,8 +430,7 @@ def switch_services(stack: Stack, services: list[str], version: ReleaseVersion,
 
     def start_others() -> None:
         stack.steps.say(f"  {first} is healthy: switching {', '.join(others)} beside its drain")
-        beside.extend(Beside(lambda s=s: switch(stack, s, version, opts))  # type: ignore[misc]
-                      for s in others)
+        beside.extend(Beside(partial(switch, stack, s, version, opts)) for s in others)
 
     failure: DeployFailed | None = None
     done = []

@@ -3,9 +3,9 @@
 The compose file says what to build (``build:`` context, dockerfile, args, target) and how to tag
 it (``image:``, through ``ops.runtime.images.service_images``, the single source of image names; a
 service without ``image:`` gets compose's own name for the project tminus deploys, see
-``compose_images``). The
-docker SDK's low-level ``api.build`` streams the engine's progress, which the task shows as it
-comes. Each image carries the label ``tminus.version`` so what runs can be traced to a release.
+``compose_images``). The engine builds through ``ops.runtime.docker_engine.build_image``, whose
+streamed progress the task shows as it comes. Each image carries the label ``tminus.version`` so
+what runs can be traced to a release.
 
 Recording rewrites ``manifest_vX.Y.Z.json`` and its ``.sha256`` after the release commit, so the
 manifest in the working tree differs from the committed one until it is committed again. Before
@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ops.config import Settings, resolve_path
-from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
+from ops.errors import BuildFailed, UsageError
 from ops.redact import is_secret_name, mask
 from ops.release import manifest as mf
 from ops.runtime import registry as reg
 from ops.runtime.compose import image_namer, project_name
-from ops.runtime.docker_engine import connect, image_info
+from ops.runtime.docker_engine import build_image, connect
 from ops.runtime.images import (
     VERSION_VARIABLE,
     DefaultName,
@@ -43,12 +43,6 @@ from ops.versioning import ReleaseVersion
 
 VERSION_LABEL = "tminus.version"
 SERVICE_LABEL = "tminus.service"
-
-
-class BuildFailed(OpsError):
-    """The engine refused or failed a build (exit 1)."""
-
-    exit_code = ExitCode.FAILED
 
 
 @dataclass(frozen=True)
@@ -349,45 +343,16 @@ def _manifest_to_update(path: Path, release: ReleaseVersion) -> mf.Manifest | No
 
 def _build_one(engine: Any, plan: BuildPlan, *, no_cache: bool,
                on_line: Callable[[str], None]) -> BuiltImage:
-    from docker.errors import APIError, DockerException
-
     if not (plan.context / plan.dockerfile).is_file():
         raise BuildFailed(f"{plan.service}: {plan.context / plan.dockerfile} does not exist",
                           hint="check `build.context` and `build.dockerfile` in the compose file")
-    try:
-        stream = engine.api.build(
-            path=str(plan.context), dockerfile=plan.dockerfile, tag=plan.reference,
-            buildargs=plan.args or None, labels=plan.labels, target=plan.target,
-            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True)
-        for chunk in stream:
-            _progress(plan.service, chunk, on_line)
-    except APIError as exc:
-        raise BuildFailed(f"{plan.service}: the engine refused the build: "
-                          f"{exc.explanation or exc}") from None
-    except (DockerException, OSError) as exc:
-        raise DockerUnavailable(f"{plan.service}: the engine stopped answering during the build "
-                                f"({type(exc).__name__})") from None
-    info = image_info(engine, plan.reference)
-    if info is None:
-        raise BuildFailed(f"{plan.service}: the build finished but {plan.reference} is missing")
+    info = build_image(engine, name=plan.service, context=plan.context,
+                       dockerfile=plan.dockerfile, tag=plan.reference, args=plan.args,
+                       labels=plan.labels, target=plan.target, no_cache=no_cache,
+                       on_line=on_line)
     digest = info.repo_digests[0] if info.repo_digests else None
     on_line(f"==> {plan.service}: {plan.reference} is {info.id}")
     return BuiltImage(plan.service, plan.reference, info.id, digest)
-
-
-def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], None]) -> None:
-    if "error" in chunk or "errorDetail" in chunk:
-        detail = chunk.get("errorDetail") or {}
-        message = str(chunk.get("error") or detail.get("message") or "build failed").strip()
-        raise BuildFailed(f"{service}: {message.splitlines()[-1] if message else message}")
-    text = chunk.get("stream")
-    if text:
-        for line in str(text).splitlines():
-            if line.strip():
-                on_line(line.rstrip())
-        return
-    if chunk.get("status"):
-        on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
 
 
 def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:

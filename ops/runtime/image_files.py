@@ -19,8 +19,9 @@ MAX_BYTES = 8 * 1024 * 1024
 MAX_FILES = 2000
 
 
-def image_workdir(client: Any, reference: str) -> str | None:
-    """The image's WORKDIR (where relative paths of the repository land in most Dockerfiles)."""
+def image_identity(client: Any, reference: str) -> tuple[str, str | None] | None:
+    """The image's id (content-addressed: its files never change under it) and its WORKDIR
+    (where relative paths of the repository land in most Dockerfiles); None when absent."""
     import docker.errors
 
     try:
@@ -28,7 +29,7 @@ def image_workdir(client: Any, reference: str) -> str | None:
     except docker.errors.DockerException:
         return None
     workdir = ((image.attrs or {}).get("Config") or {}).get("WorkingDir")
-    return str(workdir) if workdir else None
+    return str(image.id), (str(workdir) if workdir else None)
 
 
 def image_texts(client: Any, reference: str, folder: str, *, suffix: str = ".py"
@@ -55,10 +56,10 @@ def image_texts(client: Any, reference: str, folder: str, *, suffix: str = ".py"
     finally:
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True)
-    return _texts(bytes(raw), suffix)
+    return tar_texts(bytes(raw), suffix)
 
 
-def _texts(raw: bytes, suffix: str) -> dict[str, str] | None:
+def tar_texts(raw: bytes, suffix: str) -> dict[str, str] | None:
     found: dict[str, str] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as archive:

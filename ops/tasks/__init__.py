@@ -19,10 +19,9 @@ from invoke.tasks import Task, task
 from ops import pipelines
 from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import defaults
-from ops.errors import ChecksFailed, UsageError
+from ops.errors import UsageError
 from ops.redact import install_log_redaction, masked_settings
-from ops.report import choose_format, emit
-from ops.taskkit import boundary, optional_path, project_root, settings_from
+from ops.taskkit import ReportOutput, boundary, project_root, settings_from
 from ops.tasks import backup as backup_tasks
 from ops.tasks import deploy as deploy_tasks
 from ops.tasks import incident as incident_tasks
@@ -51,8 +50,7 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
               only: str = "", no_cache: bool = False) -> None:
     """Run the five T-1 checks for a release: tag, migrations, secrets, artifacts, runbook."""
     release = parse_version(version)
-    out = optional_path(output)
-    choose_format(format or None, out)  # a bad --format is a usage error before any check runs
+    report_output = ReportOutput.chosen(format, output)
     sections = [s.strip() for s in only.split(",") if s.strip()]
     unknown = set(sections) - {sid for sid, _ in SECTIONS}
     if unknown:
@@ -64,9 +62,7 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
                        env=env, online=online, progress=sys.stderr.isatty(),
                        use_cache=not no_cache)
     report = run_predeploy(ctx, strict=strict, only=sections or None)
-    emit(report, fmt=format or None, output=out)
-    if not report.ok:
-        raise ChecksFailed(f"predeploy checks failed for {release}")
+    report_output.finish(report, f"predeploy checks failed for {release}")
 
 
 @task(auto_shortflags=False, help={"env": "show only this environment's settings"})

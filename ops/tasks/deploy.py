@@ -30,9 +30,7 @@ from ops.deploy.scale import scale as run_scale
 from ops.deploy.smoke import print_metrics_table
 from ops.deploy.smoke import smoke_test as run_smoke
 from ops.deploy.stack import open_stack
-from ops.errors import ChecksFailed
-from ops.report import choose_format, emit
-from ops.taskkit import boundary, optional_path, project_root, say, settings_from
+from ops.taskkit import ReportOutput, boundary, optional_path, project_root, say, settings_from
 
 
 def _result_sink(as_json: bool, output: str) -> Callable[[DeployResult], None]:
@@ -96,16 +94,11 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
 def smoke_test(c: Context, env: str = "production", url: str = "", output: str = "",
                format: str = "") -> None:
     """Smoke-test what runs: health, containers, p95, logs, smoke_urls, error rate, metrics."""
-    out = optional_path(output)
-    choose_format(format or None, out)
+    report_output = ReportOutput.chosen(format, output)
     settings = settings_from(c)
     stack = open_stack(project_root(c, settings), settings, env)
-    report = run_smoke(stack, url=url or None)
-    emit(report, fmt=format or None, output=out)
-    if out is not None or choose_format(format or None, out) == "text":
-        print_metrics_table(report)
-    if not report.ok:
-        raise ChecksFailed(f"smoke test of {env} failed")
+    report_output.finish(run_smoke(stack, url=url or None), f"smoke test of {env} failed",
+                         on_console=print_metrics_table)
 
 
 @task(auto_shortflags=False, positional=["version"], help={

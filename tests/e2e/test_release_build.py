@@ -19,8 +19,8 @@ import pytest
 from ops.checks import CheckContext
 from ops.checks.artifacts import run as run_artifacts
 from ops.config import Settings
-from ops.errors import UsageError
-from ops.release.build import BuildFailed, build_images
+from ops.errors import BuildFailed, UsageError
+from ops.release.build import build_images
 from ops.release.create import create_release
 from ops.release.verify import verify_release
 from ops.report import Finding, Status

@@ -9,6 +9,8 @@ import pytest
 
 from ops.config import EnvironmentSettings, Settings
 from ops.deploy.backend import ComposeBackend, backend_for
+from ops.deploy.deploy import DeployResult, audit_event
+from ops.deploy.rollback import FAST_PATH
 from ops.deploy.stack import Stack, Steps
 from ops.deploy.strategies.execute import execute
 from ops.deploy.strategies.plan import RolloutOptions, ServiceState
@@ -82,3 +84,15 @@ def test_every_step_and_phase_says_when_it_happened_since_the_action_began() -> 
     assert ", at " in lines[2]
     assert steps.phase_summary().startswith("phases (")
     assert " · watch " in steps.phase_summary()
+
+
+def test_a_quick_rollback_says_in_its_audit_line_that_it_took_no_backup_and_ran_no_checks(
+        tmp_path: Path) -> None:
+    stack = stack_with(tmp_path)
+    stack.runner.dry_run = False  # audit_event writes nothing for a dry run
+    result = DeployResult("rollback", "production", "v0.1.0", from_version="v0.2.0",
+                          fast_path=FAST_PATH)
+    event = audit_event(stack, result)
+    assert event is not None
+    assert event.details["fast_path"].startswith("no backup (the data stays as it is), "
+                                                 "no predeploy checks")

@@ -7,17 +7,16 @@ from pathlib import Path
 import pytest
 
 from ops.config import Settings
-from ops.errors import UsageError
+from ops.errors import BuildFailed, UsageError
 from ops.release.build import (
-    BuildFailed,
     BuildPlan,
-    _progress,
     build_images,
     describe_plan,
     parse_build_args,
     plan_builds,
 )
 from ops.runtime.compose import COMPOSE_V1, COMPOSE_V2
+from ops.runtime.docker_engine import _build_progress
 from ops.versioning import parse_version
 
 V020 = parse_version("v0.2.0")
@@ -145,12 +144,12 @@ def test_an_error_line_in_the_engine_stream_fails_the_build_naming_the_service()
     chunk = {"errorDetail": {"message": "COPY failed: file not found"},
              "error": "COPY failed: file not found"}
     with pytest.raises(BuildFailed, match="app: COPY failed: file not found"):
-        _progress("app", chunk, lambda _line: None)
+        _build_progress("app", chunk, lambda _line: None)
 
 
 def test_stream_lines_are_passed_on_without_blank_lines() -> None:
     seen: list[str] = []
-    _progress("app", {"stream": "Step 1/2 : FROM scratch\n\n ---> abc\n"}, seen.append)
+    _build_progress("app", {"stream": "Step 1/2 : FROM scratch\n\n ---> abc\n"}, seen.append)
     assert seen == ["Step 1/2 : FROM scratch", " ---> abc"]
 
 
