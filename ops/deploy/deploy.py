@@ -511,8 +511,12 @@ def running_versions(stack: Stack, services: list[str]) -> list[str]:
 
 
 def require_images(stack: Stack, version: ReleaseVersion) -> None:
-    """A deploy never builds: every versioned image must already be in the engine."""
-    if stack.client is None:
+    """A deploy never builds: every versioned image must already be in the engine.
+
+    On a swarm the nodes pull from the registry by digest: the swarm backend finds each digest
+    (the manifest's, else the registry's) and fails there when the registry lacks it.
+    """
+    if stack.client is None or stack.env.backend == "swarm":
         return
     versioned = set(stack.versioned_services())
     missing = [i.reference for i in stack.images(version.tag)

@@ -85,16 +85,18 @@ def stack_rm(stack: str) -> Argv:
     return ["docker", "stack", "rm", stack]
 
 
-def service_update(service: str, image: str, version: str, policy: UpdatePolicy) -> Argv:
+def service_update(service: str, image: str, version: str, policy: UpdatePolicy, *,
+                   replicas: int | None = None) -> Argv:
     """Put ``image`` (``repo@sha256:…``) in place, Swarm rolling it by ``policy``.
 
     ``--detach``: tminus follows the update itself (UpdateStatus), so an automatic rollback is
     reported as the failure it is, whatever the CLI's exit status. The release label moves with
     the image, so what runs is read from the swarm, not from a file.
     """
+    count = ["--replicas", str(replicas)] if replicas is not None else []
     return ["docker", "service", "update", "--detach", "--with-registry-auth",
             "--image", image, "--container-label-add", f"{VERSION_LABEL}={version}",
-            *policy.flags(), service]
+            *count, *policy.flags(), service]
 
 
 def service_scale(service: str, replicas: int) -> Argv:
@@ -142,7 +144,7 @@ class StackPlan:
     images: Mapping[str, str]  # service -> reference to run (by digest where known)
     replicas: Mapping[str, int] = field(default_factory=dict)
     routed: frozenset[str] = frozenset()  # services the entry point resolves through DNS
-    pins: Mapping[str, str] = field(default_factory=dict)  # service -> node hostname
+    pins: Mapping[str, str] = field(default_factory=dict)  # service -> node id
     policy: UpdatePolicy = UpdatePolicy()
     versions: Mapping[str, str] = field(default_factory=dict)  # service -> release label
 
@@ -176,7 +178,7 @@ def stack_file(compose: Mapping[str, Any], plan: StackPlan) -> dict[str, Any]:
         if name in plan.pins:
             placement = dict(deploy.get("placement") or {})
             placement["constraints"] = [*(placement.get("constraints") or []),
-                                        f"node.hostname == {plan.pins[name]}"]
+                                        f"node.id == {plan.pins[name]}"]
             deploy["placement"] = placement
         if "ports" in spec:
             spec["ports"] = [host_port(p) for p in spec["ports"]]

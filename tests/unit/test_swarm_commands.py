@@ -32,7 +32,7 @@ COMPOSE: dict[str, Any] = {
     "volumes": {"dbdata": None},
 }
 PLAN = StackPlan(images={"app": f"10.9.0.1:5000/tminus-demo/app@{DIGEST}"},
-                 replicas={"app": 3}, routed=frozenset({"app"}), pins={"db": "node1"},
+                 replicas={"app": 3}, routed=frozenset({"app"}), pins={"db": "n0d3id"},
                  versions={"app": "v0.3.0"})
 
 
@@ -108,7 +108,7 @@ def test_stack_file_publishes_the_entry_point_in_host_mode_not_through_the_mesh(
 
 def test_stack_file_pins_a_stateful_service_to_the_node_holding_its_volume() -> None:
     deploy = stack_file(COMPOSE, PLAN)["services"]["db"]["deploy"]
-    assert deploy["placement"]["constraints"] == ["node.hostname == node1"]
+    assert deploy["placement"]["constraints"] == ["node.id == n0d3id"]
 
 
 def test_stack_file_keeps_the_volumes_and_declares_a_version_the_cli_accepts() -> None:
