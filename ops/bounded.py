@@ -65,8 +65,16 @@ def listed(items: Iterable[str], shown: int = SHOWN, sep: str = ", ",
     return f"{head} and {count(rest)} more" if rest > 0 else head
 
 
-def human_size(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+def human_bytes(size: float) -> str:
+    """``512 B``, ``2.0 KiB``, ``47.7 MiB``: binary units (1 KiB = 1024 B), as ``du -h`` counts;
+    every size tminus shows (limits, backups, checkpoints) is written this way."""
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1024:.1f} TiB"
 
 
 def read_capped(path: Path, limit: int) -> bytes:
@@ -84,10 +92,10 @@ def read_capped(path: Path, limit: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise Refused("is not a regular file")
         if info.st_size > limit:
-            raise Refused(f"is {human_size(info.st_size)}, over the {human_size(limit)} limit")
+            raise Refused(f"is {human_bytes(info.st_size)}, over the {human_bytes(limit)} limit")
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise Refused(f"grew past the {human_size(limit)} limit while being read")
+        raise Refused(f"grew past the {human_bytes(limit)} limit while being read")
     return data
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ops.atomic import atomic_write_text, make_ignored_dir
+from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import Settings
 from ops.release.signoff import (
@@ -33,7 +34,7 @@ from ops.release.signoff import (
     write_signoffs,
 )
 from ops.report import Finding, Report, Status
-from ops.versioning import parse_version
+from ops.versioning import ReleaseVersion
 
 #: The pseudo finding id of the whole run's verdict, for the final-verification item.
 PREDEPLOY_RESULT = "predeploy.result"
@@ -264,9 +265,7 @@ def _messages(findings: Sequence[Finding]) -> str:
         text = " ".join(finding.message.split())
         if text not in texts:
             texts.append(text)
-    shown = "; ".join(texts[:_MAX_MESSAGES])
-    more = len(texts) - _MAX_MESSAGES
-    return shown + (f" (+{more} more)" if more > 0 else "")
+    return listed(texts, _MAX_MESSAGES, sep="; ", chars=SENTENCE_CHARS)
 
 
 def _signoff_table(record: SignoffRecord) -> Iterable[str]:
@@ -296,15 +295,14 @@ class ChecklistResult:
     signed: bool
 
 
-def make_checklist(root: Path, settings: Settings, version: str, *, env: str = "production",
-                   output: Path | None = None, engineer: str | None = None,
+def make_checklist(root: Path, settings: Settings, release: ReleaseVersion, *,
+                   env: str = "production", output: Path | None = None, engineer: str | None = None,
                    reviewer: str | None = None) -> ChecklistResult:
     """Run predeploy, record any sign-off, write the checklist; the task decides the exit code.
 
     A sign-off is refused while predeploy fails: a signature means "checked and fit to ship".
     The checklist is still written so the person sees what stands in the way.
     """
-    release = parse_version(version)
     names = {role: name for role, name in (("engineer", engineer), ("reviewer", reviewer))
              if name is not None}
     settings.environment(env)

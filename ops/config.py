@@ -93,6 +93,9 @@ class RunbookSettings(_Strict):
                      "연락처"],
     })
     link_timeout_s: float = 5.0
+    prometheus_config: Path | None = Field(default=None, description=(
+        "Prometheus config that promtool checks (with the rule files it lists); default: "
+        "prometheus/prometheus.yml or prometheus.yml at the root"))
 
 
 class ReleaseSettings(_Strict):
@@ -112,6 +115,73 @@ class ServiceSettings(_Strict):
     required: bool = True
     replicas: int = Field(default=1, ge=0,
                           description="replicas on a first deploy; later deploys keep the count")
+
+
+#: A Prometheus range: what a rule's ``window`` may say.
+PROM_DURATION = re.compile(r"[1-9][0-9]*(ms|s|m|h)")
+WatchAction = Literal["rollback", "rollback-service", "stop", "warn"]
+
+
+class WatchRule(_Strict):
+    """One branch of the T-1 decision tree: breached when the new version's figure exceeds
+    ``threshold`` over ``window`` with at least ``min_samples`` behind it; then ``action``."""
+
+    enabled: bool = True
+    threshold: float = 0.0
+    window: str = Field(default="5m", description="a PromQL range: 30s, 5m, 1h")
+    action: WatchAction = "rollback"
+    min_samples: int = Field(default=100, ge=1,
+                             description="requests (jobs, errors) before the rule may decide")
+    query: str | None = Field(default=None, description=(
+        "a PromQL that replaces the rule's own figure; {version} and {window} are filled in"))
+
+    @field_validator("window")
+    @classmethod
+    def _is_range(cls, value: str) -> str:
+        if not PROM_DURATION.fullmatch(value):
+            raise ValueError("not a PromQL range (e.g. 30s, 5m, 1h)")
+        return value
+
+
+class ErrorRateRule(WatchRule):
+    """API errors > 5 % → quick rollback."""
+
+    threshold: float = 0.05
+
+
+class P95Rule(WatchRule):
+    """p95 > 2 x the baseline → quick rollback (``threshold`` is the factor)."""
+
+    threshold: float = 2.0
+
+
+class WorkerFailuresRule(WatchRule):
+    """Worker failures > 50 % → roll back the worker service only."""
+
+    threshold: float = 0.5
+    action: WatchAction = "rollback-service"
+    min_samples: int = Field(default=20, ge=1)
+
+
+class DatabaseErrorsRule(WatchRule):
+    """Database errors rising → stop and recommend ``rollback --with-db``; a database is never
+    restored without a person asking for it."""
+
+    action: WatchAction = "stop"
+    min_samples: int = Field(default=3, ge=1)
+
+
+class WatchSettings(_Strict):
+    """The post-deploy watch's rules; defaults are the T-1 document's decision tree."""
+
+    error_rate: ErrorRateRule = ErrorRateRule()
+    p95: P95Rule = P95Rule()
+    worker_failures: WorkerFailuresRule = WorkerFailuresRule()
+    database_errors: DatabaseErrorsRule = DatabaseErrorsRule()
+    worker_service: str = "worker"
+    #: below this a doubled p95 is noise (20 ms → 60 ms on a busy host), not a regression
+    p95_floor_ms: float = 100.0
+    interval_s: float = Field(default=1.0, gt=0, description="seconds between evaluations")
 
 
 class SwarmSettings(_Strict):
@@ -140,6 +210,12 @@ class EnvironmentSettings(_Strict):
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     health_timeout_s: float = 90.0
     watch_s: float = 60.0
+    prometheus_url: HttpUrl | None = Field(
+        default=None, description="Prometheus that scrapes this stack; the watch then judges "
+        "from PromQL, else from the entry point's counters and probes")
+    haproxy_stats_url: HttpUrl | None = Field(
+        default=None, description="the entry point's stats CSV, e.g. http://127.0.0.1:8404/stats;csv")
+    watch: WatchSettings = WatchSettings()
     migrate: Literal["before", "after", "never"] = "before"
     db_rollback: Literal["restore", "downgrade"] = "restore"
     backend: Literal["compose", "swarm"] = Field(
@@ -169,6 +245,9 @@ class SmokeSettings(_Strict):
     expect_status: str = "healthy"
     log_window_s: int = 300
     error_pattern: str = r"\bERROR\b"
+    traffic_window_s: float = Field(default=3.0, gt=0, description=(
+        "seconds of probes of smoke_urls over which the entry point's error rate is measured"))
+    max_error_rate: float = 0.05
 
 
 #: DESIGN.md: environment names are identifiers (they name directories, projects, locks).

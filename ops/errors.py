@@ -65,6 +65,10 @@ class ChecksFailed(OpsError):
     """A report's result is ``failed`` (after ``--strict`` has been applied)."""
 
 
+class BuildFailed(OpsError):
+    """The engine refused or failed an image build (exit 1)."""
+
+
 class DeployFailed(OpsError):
     """A deploy, rollback, scale, backup or restore did not reach its goal."""
 

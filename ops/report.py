@@ -23,6 +23,7 @@ from ops import __version__
 from ops.atomic import atomic_write_text
 from ops.errors import UsageError
 from ops.redact import printable
+from ops.stamps import utc_stamp
 
 
 class Status(StrEnum):
@@ -149,7 +150,7 @@ class Report:
             "kind": self.kind,
             "release": self.release,
             "strict": self.strict,
-            "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started_at": utc_stamp(self.started_at),
             "duration_s": round(self.duration_s, 3),
             "project": self.project,
             "sections": [s.to_dict() for s in self.sections],

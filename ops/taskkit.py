@@ -15,6 +15,7 @@ Two things happen before any task body runs, and both are Invoke's, so they are 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import logging
@@ -31,7 +32,8 @@ from invoke.exceptions import AmbiguousEnvVar, Exit, UncastableEnvVar
 
 from ops.config import Settings, defaults, load_settings
 from ops.configfile import read_config_file
-from ops.errors import ConfigError, ExitCode, OpsError, exit_code_for
+from ops.errors import ChecksFailed, ConfigError, ExitCode, OpsError, exit_code_for
+from ops.report import Report, choose_format, emit
 from ops.runtime.git import git_failure, work_tree_top
 
 P = ParamSpec("P")
@@ -327,3 +329,32 @@ def say(message: str) -> None:
 
 def optional_path(value: Any) -> Path | None:
     return Path(value) if value else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOutput:
+    """Where a task's report goes: ``--format`` and ``--output``, checked before any work runs.
+
+    ``finish`` prints the report in the chosen format, writes ``--output`` (also when the report
+    failed: CI reads it precisely then) and raises ``ChecksFailed`` (exit 1) when a finding fails.
+    """
+
+    fmt: str | None
+    path: Path | None
+
+    @classmethod
+    def chosen(cls, format: str, output: str) -> ReportOutput:
+        path = optional_path(output)
+        choose_format(format or None, path)  # a bad --format is a usage error before any work
+        return cls(format or None, path)
+
+    def finish(self, report: Report, failure: str, *,
+               on_console: Callable[[Report], None] | None = None) -> None:
+        """``on_console`` adds to what a person reads (a table after the text report); it is
+        not called when the console carries JSON or JUnit that a program parses."""
+        emit(report, fmt=self.fmt, output=self.path)
+        if on_console is not None and (self.path is not None
+                                       or choose_format(self.fmt, None) == "text"):
+            on_console(report)
+        if not report.ok:
+            raise ChecksFailed(failure)

@@ -33,9 +33,9 @@ PACKAGE = "ops"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {
         "ops", "ops.errors", "ops.atomic", "ops.bounded", "ops.redact", "ops.hashing",
-        "ops.versioning", "ops.config", "ops.configfile", "ops.report", "ops.kms",
+        "ops.versioning", "ops.config", "ops.configfile", "ops.report", "ops.kms", "ops.stamps",
     }),
-    ("runtime", {"ops.runtime", "ops.images"}),  # ops.images: a re-export of runtime.images
+    ("runtime", {"ops.runtime"}),
     ("secretscan", {"ops.secretscan"}),  # the scanner reads files and git through runtime
     ("release", {"ops.release"}),  # release files (VERSION, manifest), tagging, notes, builds
     ("checks", {"ops.checks"}),  # the predeploy sections: they read release files, never write

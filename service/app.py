@@ -2,7 +2,15 @@
 
 It has no third-party web framework on purpose, so its image needs only a Python interpreter and
 the Debian packages for Postgres and Redis clients. ``/health`` really asks Postgres and Redis when
-their URLs are set.
+their URLs are set. ``/work`` is the "normal request" (a little simulated work, ``APP_WORK_MS``,
+and a query when the database is set); ``/metrics`` exports, with ``prometheus_client``,
+``http_requests_total{method,path,status,version}``, the ``http_request_duration_seconds``
+histogram, ``app_db_errors_total`` and ``app_build_info{version}``, so Prometheus can tell the
+replicas of two versions apart (the post-deploy watch compares them).
+
+Demo-release flaws (build args, see the Dockerfile; the e2e specs of the watch use them):
+``APP_ERROR_RATIO`` answers 500 to that share of normal requests while ``/health`` stays 200;
+``APP_SLOW_FACTOR`` multiplies the work time; ``APP_DB_ERRORS`` makes the work's query fail.
 
 SIGTERM does not stop the server at once: for ``APP_DRAIN_S`` seconds ``/health`` answers 503
 "draining" while every other request is still served, so the proxy's health check takes the
@@ -14,6 +22,7 @@ a request.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import signal
@@ -24,6 +33,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
 # The image bakes TMINUS_BUILD_VERSION; APP_VERSION (e.g. from an env_file) must not mask it.
 VERSION = os.environ.get("TMINUS_BUILD_VERSION") or os.environ.get("APP_VERSION", "dev")
 STARTED = time.time()
@@ -31,18 +49,37 @@ DRAIN_S = float(os.environ.get("APP_DRAIN_S", "4"))
 # Added latency per request: only for building a deliberately slow release (an e2e spec of the
 # post-deploy watch's "p95 more than twice the baseline" rule).
 SLOW_S = float(os.environ.get("APP_SLOW_MS", "0") or 0) / 1000
+# 100 ms of work per normal request: a busy host adds tens of ms to every answer; against 100 ms,
+# a release three times slower still shows as more than twice as slow.
+WORK_S = float(os.environ.get("APP_WORK_MS", "100") or 0) / 1000
+SLOW_FACTOR = float(os.environ.get("APP_SLOW_FACTOR", "1") or 1)
+ERROR_RATIO = float(os.environ.get("APP_ERROR_RATIO", "0") or 0)
+DB_ERRORS = bool(os.environ.get("APP_DB_ERRORS"))
 draining = threading.Event()
+#: Paths with their own label value; anything else is "other" (a bounded label set).
+ROUTES = ("/health", "/version", "/work", "/metrics", "/")
+# Fine buckets where the demo's latencies live (tens of ms), so a p95 from the histogram is close.
+BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5,
+           0.75, 1.0, 2.5, 5.0, 10.0)
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("http_requests_total", "HTTP requests answered, by route and status",
+                   ["method", "path", "status", "version"], registry=REGISTRY)
+DURATION = Histogram("http_request_duration_seconds", "Time to answer an HTTP request",
+                     ["method", "path", "version"], buckets=BUCKETS, registry=REGISTRY)
+DB_ERROR_COUNT = Counter("app_db_errors_total", "Database connection or query errors",
+                         ["version"], registry=REGISTRY)
+BUILD = Gauge("app_build_info", "The release this replica runs (always 1)", ["version"],
+              registry=REGISTRY)
+BUILD.labels(version=VERSION).set(1)
+for _route in ("/work", "/version", "/"):  # series from 0, so increase() sees the first errors
+    for _status in ("200", "500"):
+        REQUESTS.labels("GET", _route, _status, VERSION)
+    DURATION.labels("GET", _route, VERSION)
+_served = itertools.count()
 
 
 def check_postgres(url: str) -> str:
-    # psycopg2 in the Debian-based image, psycopg 3 where tminus itself runs
-    try:
-        driver: Any = importlib.import_module("psycopg2")
-    except ImportError:
-        driver = importlib.import_module("psycopg")
-    with driver.connect(url, connect_timeout=2) as conn, conn.cursor() as cur:
-        cur.execute("SELECT 1")
-        cur.fetchone()
+    query(url, "SELECT 1")
     return "ok"
 
 
@@ -82,25 +119,73 @@ def health() -> tuple[int, dict[str, Any]]:
     return (200 if healthy else 503), body
 
 
+def flawed(ratio: float) -> bool:
+    """Every request whose turn falls in ``ratio`` (deterministic: 0.2 is one request in five)."""
+    if ratio <= 0:
+        return False
+    n = next(_served)
+    return int((n + 1) * ratio) > int(n * ratio)
+
+
+def work() -> tuple[int, dict[str, Any]]:
+    """A normal request: some work (no query: a connection per request is not what a healthy
+    release does); the database-error flaw adds the query a broken release would run."""
+    time.sleep(WORK_S * SLOW_FACTOR)
+    url = os.environ.get("DATABASE_URL")
+    if url and DB_ERRORS:
+        try:
+            query(url, "SELECT missing_column FROM tminus_demo_missing_table")
+        except Exception as exc:  # any driver error: what a broken release's query raises
+            DB_ERROR_COUNT.labels(VERSION).inc()
+            return 500, {"error": f"database: {type(exc).__name__}"}
+    return 200, {"done": True, "version": VERSION}
+
+
+def query(url: str, sql: str) -> None:
+    # psycopg2 in the Debian-based image, psycopg 3 where tminus itself runs
+    try:
+        driver: Any = importlib.import_module("psycopg2")
+    except ImportError:
+        driver = importlib.import_module("psycopg")
+    with driver.connect(url, connect_timeout=2) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        cur.fetchone()
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "tminus-demo"
     protocol_version = "HTTP/1.1"
     timeout = 10  # an idle keep-alive connection must not hold up the shutdown for ever
 
     def do_GET(self) -> None:
+        started = time.perf_counter()
+        route = self.path.split("?", 1)[0]
+        route = route if route in ROUTES else ("/health" if route.startswith("/health")
+                                                else "other")
+        if route == "/metrics":
+            self.answer(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            return
         if SLOW_S:
             time.sleep(SLOW_S)
-        if self.path.startswith("/health"):
+        if route == "/health":
             status, body = health()
-        elif self.path.startswith("/version"):
+        elif route == "/version":
             status, body = 200, {"version": VERSION, "hostname": socket.gethostname()}
-        elif self.path == "/":
+        elif route == "/work":
+            status, body = work()
+        elif route == "/":
             status, body = 200, {"service": "tminus-demo", "version": VERSION}
         else:
             status, body = 404, {"error": "not found"}
-        payload = json.dumps(body).encode()
+        if route not in {"/health", "other"} and status == 200 and flawed(ERROR_RATIO):
+            status, body = 500, {"error": "injected failure (APP_ERROR_RATIO)"}
+        self.answer(status, json.dumps(body).encode(), "application/json")
+        REQUESTS.labels(self.command, route, str(status), VERSION).inc()
+        DURATION.labels(self.command, route, VERSION).observe(time.perf_counter() - started)
+
+    def answer(self, status: int, payload: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         if draining.is_set():
             self.send_header("Connection", "close")

@@ -250,8 +250,9 @@ def release(repo: GitRepo, version: str) -> None:
     """Cut ``version`` with tminus's own create-release, as the team does."""
     from ops.config import Settings
     from ops.release.create import create_release
+    from ops.versioning import parse_version
 
-    create_release(repo.path, Settings(), version, message=f"Release {version}")
+    create_release(repo.path, Settings(), parse_version(version), message=f"Release {version}")
 
 
 def template_project(repo: GitRepo, seed: int = 1) -> Layout:

@@ -18,6 +18,7 @@ from ops.config import Settings, resolve_path
 from ops.errors import OpsError
 from ops.report import Finding, Report, Section, Status
 from ops.runtime.envfile import read_env
+from ops.runtime.files import shown_path
 from ops.runtime.git import ensure_git_reads, open_repo
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ class CheckContext:
 
     def path(self, relative: Path | str) -> Path:
         return resolve_path(self.root, Path(relative))
+
+    def shown(self, path: Path) -> str:
+        """``path`` as a finding names it: relative to the project when inside it."""
+        return shown_path(self.root, path)
 
     @cached_property
     def repo(self) -> git.Repo | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ops.bounded import human_bytes
 from ops.checks import CheckContext
 from ops.errors import OpsError
 from ops.release import manifest as mf
@@ -104,10 +105,3 @@ def _no_release_image(compose_name: str) -> str:
             "named by ${TMINUS_VERSION}, or by compose)")
 
 
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -14,13 +14,14 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ops.bounded import clipped
+from ops.bounded import clipped, listed
 from ops.checks import CheckContext
 from ops.errors import DatabaseUnavailable, OpsError
-from ops.redact import mask
+from ops.redact import describe_url, mask
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.alembic_scripts import (
     ALLOW_MARKER,
@@ -35,7 +36,6 @@ from ops.runtime.alembic_scripts import (
     revisions_in_texts,
     unknown,
 )
-from ops.runtime.dbprobe import alembic_revisions, describe_url, sample_redis_types
 from ops.runtime.envfile import service_url
 from ops.runtime.files import read_text_safely
 from ops.runtime.git import (
@@ -47,12 +47,15 @@ from ops.runtime.git import (
     tree_paths,
     worktree_changes,
 )
+from ops.runtime.postgres import probe_alembic_revisions
+from ops.runtime.redis import sample_key_types
 
 if TYPE_CHECKING:
     import git
 
 #: How many items a message lists before it says "+N more".
 SHOWN = 5
+_listed = partial(listed, shown=SHOWN)
 
 GRAPH_IDS = ("committed", "single_head", "chain", "downgrade", "destructive", "documented",
              "db_current")
@@ -78,7 +81,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     if graph.unreadable:
         for problem in graph.unreadable:
             yield failed("migrations.present",
-                         f"{_rel(ctx, problem.path)}:{problem.line}: {problem.reason}",
+                         f"{ctx.shown(problem.path)}:{problem.line}: {problem.reason}",
                          hint="tminus reads revision files without running them: keep "
                               "revision/down_revision literal, and the file valid Python")
         yield from _without_graph(ctx, "a revision file cannot be read (migrations.present)")
@@ -113,27 +116,15 @@ def _without_graph(ctx: CheckContext, reason: str) -> Iterator[Finding]:
 # --- the files -----------------------------------------------------------------------------------
 
 
-def _rel(ctx: CheckContext, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(ctx.root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _relative_text(ctx: CheckContext, text: str) -> str:
     return text.replace(str(ctx.root.resolve()) + "/", "").replace(str(ctx.root) + "/", "")
-
-
-def _listed(items: list[str]) -> str:
-    more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
-    return ", ".join(items[:SHOWN]) + more
 
 
 def check_present(ctx: CheckContext, graph: ScriptGraph, found: Discovery) -> Iterator[Finding]:
     location = graph.location
     if location is None:
         return
-    folders = ", ".join(_rel(ctx, d) for d in graph.version_dirs)
+    folders = ", ".join(ctx.shown(d) for d in graph.version_dirs)
     nested = _nested_revision_folders(graph)
     if not graph.revisions and nested:
         yield warned("migrations.present",
@@ -148,8 +139,8 @@ def check_present(ctx: CheckContext, graph: ScriptGraph, found: Discovery) -> It
     else:
         yield passed("migrations.present",
                      f"{len(graph.revisions)} revision(s) in {folders} (from {location.how})",
-                     detail={"script_location": _rel(ctx, location.script_location),
-                             "config": _rel(ctx, location.config_file)
+                     detail={"script_location": ctx.shown(location.script_location),
+                             "config": ctx.shown(location.config_file)
                              if location.config_file else None,
                              "section": location.section})
     if found.others:
@@ -237,13 +228,13 @@ def check_chain(ctx: CheckContext, graph: ScriptGraph) -> Iterator[Finding]:
                      f"revision id {revision} is defined by more than one file",
                      hint="give each revision file its own `revision = \"...\"` id")
     for revision, down in graph.missing:
-        path = _rel(ctx, graph.revisions[revision].path)
+        path = ctx.shown(graph.revisions[revision].path)
         yield failed("migrations.chain",
                      f"{path}: down_revision {down!r} of revision {revision} does not exist",
                      hint=f"point down_revision at an existing revision (`alembic history`) "
                           f"or restore the file defining {down}")
     if graph.cycle:
-        files = [_rel(ctx, graph.revisions[r].path) for r in graph.cycle if r in graph.revisions]
+        files = [ctx.shown(graph.revisions[r].path) for r in graph.cycle if r in graph.revisions]
         yield failed("migrations.chain",
                      f"revision cycle among {_listed(list(graph.cycle))} ({_listed(files)})",
                      hint="follow down_revision from each file: one must lead back to the base")
@@ -324,7 +315,7 @@ def check_downgrade(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
             bad += 1
             line, why = rev.downgrade_problem
             yield failed("migrations.downgrade",
-                         f"{_rel(ctx, rev.path)}:{line}: revision {rev.revision} {why}",
+                         f"{ctx.shown(rev.path)}:{line}: revision {rev.revision} {why}",
                          hint="write a downgrade() that reverses upgrade(), or raise an error "
                               "saying why it cannot be undone")
     if bad:
@@ -359,11 +350,11 @@ def check_destructive(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]
                 continue
             warnings += 1
             yield warned("migrations.destructive",
-                         f"{_rel(ctx, rev.path)}:{op.line}: revision {rev.revision} "
+                         f"{ctx.shown(rev.path)}:{op.line}: revision {rev.revision} "
                          f"{op.detail} ({op.kind})",
                          hint="make it backward compatible (expand, deploy, then contract), or "
                               f"acknowledge it with `# {ALLOW_MARKER}` on that line",
-                         detail={"file": _rel(ctx, rev.path), "line": op.line,
+                         detail={"file": ctx.shown(rev.path), "line": op.line,
                                  "operation": op.kind, "revision": rev.revision})
     if not warnings:
         extra = f", {acknowledged} acknowledged" if acknowledged else ""
@@ -387,7 +378,7 @@ def check_documented(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
         silent = [r for r in new.revisions if not r.message]
         for rev in silent:
             yield warned("migrations.documented",
-                         f"revision {rev.revision} ({_rel(ctx, rev.path)}) has no message and "
+                         f"revision {rev.revision} ({ctx.shown(rev.path)}) has no message and "
                          f"there is no schema changelog ({', '.join(map(str, configured))})",
                          hint="say what it changes in the revision's docstring (`alembic "
                               f"revision -m`), or keep {configured[0] if configured else 'a'} "
@@ -409,7 +400,7 @@ def check_documented(ctx: CheckContext, new: NewRevisions) -> Iterator[Finding]:
                                 text)]
     for rev in missing:
         yield warned("migrations.documented",
-                     f"revision {rev.revision} ({_rel(ctx, rev.path)}) is not mentioned in "
+                     f"revision {rev.revision} ({ctx.shown(rev.path)}) is not mentioned in "
                      f"{names}",
                      hint=f"add an entry such as `## {rev.revision} — {rev.message or '...'}` "
                           f"to {existing[0]}")
@@ -471,7 +462,7 @@ def check_db_current(ctx: CheckContext, graph: ScriptGraph) -> Finding:
     url, source = target
     shown = describe_url(url)
     try:
-        current = alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)
+        current = probe_alembic_revisions(url, timeout_s=ctx.settings.migrations.db_timeout_s)
     except DatabaseUnavailable as exc:
         return skipped("migrations.db_current", f"{exc.message} ({source})", hint=exc.hint)
     if not graph.sound:
@@ -651,7 +642,7 @@ def _sample_live(ctx: CheckContext, relative: Path,
         return
     limit = ctx.settings.migrations.redis_sample
     try:
-        sample = sample_redis_types(url, limit=limit,
+        sample = sample_key_types(url, limit=limit,
                                     timeout_s=ctx.settings.migrations.db_timeout_s)
     except DatabaseUnavailable as exc:
         yield skipped("migrations.redis_schema",

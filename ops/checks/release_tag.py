@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ops.bounded import listed
 from ops.checks import CheckContext
 from ops.hashing import checkpoint_files
 from ops.release import version_file as vfile
@@ -123,9 +124,9 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
 
     manifest = manifest_path(ctx.root, ctx.settings, ctx.version)
     records = {
-        _relative(ctx, manifest): {"M"},
-        _relative(ctx, checksum_path(manifest)): {"M"},
-        _relative(ctx, signoff_path(ctx.root, ctx.settings, ctx.version.tag)): {"M", "??"},
+        ctx.shown(manifest): {"M"},
+        ctx.shown(checksum_path(manifest)): {"M"},
+        ctx.shown(signoff_path(ctx.root, ctx.settings, ctx.version.tag)): {"M", "??"},
     }
     try:
         all_changes = worktree_changes(repo)
@@ -140,17 +141,16 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
         note = " (apart from tminus's own release records: image ids, sign-offs)" \
             if all_changes else ""
         return passed("release_tag.worktree_clean", f"working tree is clean{note}")
-    shown = ", ".join(f"{path} ({_describe(code)})" for code, path in changes[:SHOWN_PATHS])
-    more = f" (+{len(changes) - SHOWN_PATHS} more)" if len(changes) > SHOWN_PATHS else ""
+    shown = listed((f"{path} ({_describe(code)})" for code, path in changes), SHOWN_PATHS)
     return warned("release_tag.worktree_clean",
-                  f"{len(changes)} uncommitted change(s): {shown}{more}",
+                  f"{len(changes)} uncommitted change(s): {shown}",
                   hint=_worktree_hint(ctx, changes),
                   detail={"paths": [path for _, path in changes]})
 
 
 def _worktree_hint(ctx: CheckContext, changes: list[tuple[str, str]]) -> str:
     """What to do with the changes: an env file is ignored (or untracked), never committed."""
-    env_files = {_relative(ctx, ctx.path(e.env_file)) for e in ctx.settings.environments.values()}
+    env_files = {ctx.shown(ctx.path(e.env_file)) for e in ctx.settings.environments.values()}
 
     def is_env_file(path: str) -> bool:
         return path in env_files or Path(path).name == ".env"
@@ -168,13 +168,6 @@ def _worktree_hint(ctx: CheckContext, changes: list[tuple[str, str]]) -> str:
         advice.append("commit or stash the other changes" if advice else
                       "commit or stash them, so what you check is what the tag holds")
     return "; ".join(advice)
-
-
-def _relative(ctx: CheckContext, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(ctx.root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 def _describe(code: str) -> str:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 from ops.runtime.git import last_commit_date
 from ops.runtime.http import check_links as check_urls
+from ops.runtime.prometheus import promtool, promtool_check
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -152,7 +154,7 @@ def _inline_text(tokens: Sequence[Token], index: int) -> str:
 def run(ctx: CheckContext) -> Iterator[Finding]:
     conf = ctx.settings.runbook
     path = ctx.path(conf.path)
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     doc, problem = _load(ctx.root, path)
     if doc is None:
         yield failed("runbook.exists", f"{name} {problem}",
@@ -163,6 +165,7 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
         yield from check_fresh(ctx, path)
         for check_id in ("runbook.links", "runbook.contacts"):
             yield skipped(check_id, f"no readable runbook ({name})")
+        yield from check_prometheus(ctx)
         return
     yield passed("runbook.exists", f"{name} ({len(doc.headings)} headings)")
     for section in REQUIRED_SECTIONS:
@@ -170,6 +173,81 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
     yield from check_fresh(ctx, path)
     yield from check_links(ctx, doc, path)
     yield check_contacts(doc, conf.sections.get("contacts", ["contacts"]), name)
+    yield from check_prometheus(ctx)
+
+
+#: Where a project keeps its Prometheus config when none is configured.
+PROMETHEUS_CONFIGS = (Path("prometheus/prometheus.yml"), Path("prometheus.yml"))
+
+
+def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
+    """``promtool check config`` and ``promtool check rules``: a broken alert rule fails T-1.
+    promtool is the system's (Debian's ``prometheus`` package), never a binary of the project."""
+    configured = ctx.settings.runbook.prometheus_config
+    candidates = [configured] if configured else list(PROMETHEUS_CONFIGS)
+    config = next((ctx.path(c) for c in candidates if ctx.path(c).is_file()), None)
+    if config is None:
+        why = (f"{configured} does not exist" if configured
+               else "no prometheus/prometheus.yml or prometheus.yml in the project")
+        yield skipped("runbook.prometheus_config", why)
+        yield skipped("runbook.alert_rules", why)
+        return
+    tool = promtool()
+    if tool is None:
+        why = "promtool is not installed (Debian: apt-get install prometheus)"
+        yield skipped("runbook.prometheus_config", why)
+        yield skipped("runbook.alert_rules", why)
+        return
+    shown = ctx.shown(config)
+    done = promtool_check(tool, "config", config)
+    if done.ok:
+        yield passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
+    else:
+        yield failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
+                     + _first_problem(done.output), detail={"output": done.output[-2000:]})
+    rules, problem = rule_files(ctx, config)
+    if problem:
+        yield failed("runbook.alert_rules", problem)
+        return
+    if not rules:
+        yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
+        return
+    names = ", ".join(ctx.shown(r) for r in rules)
+    outputs = [promtool_check(tool, "rules", r) for r in rules]
+    bad = [o for o in outputs if not o.ok]
+    if bad:
+        yield failed("runbook.alert_rules", "promtool check rules failed: "
+                     + _first_problem(bad[0].output), detail={"output": bad[0].output[-2000:]})
+    else:
+        count = sum(int(m) for o in outputs for m in re.findall(r"SUCCESS: (\d+) rules", o.output))
+        yield passed("runbook.alert_rules", f"promtool check rules: {count} rule(s) in {names}")
+
+
+def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None]:
+    """The rule files the config lists (globs relative to it), all inside the project."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}"
+    patterns = data.get("rule_files") or [] if isinstance(data, dict) else []
+    found: list[Path] = []
+    root = ctx.root.resolve()
+    for pattern in patterns:
+        for path in sorted(config.parent.glob(str(pattern))):
+            if not path.resolve().is_relative_to(root):
+                return [], f"rule file {pattern} is outside the project"
+            found.append(path)
+        if not any(config.parent.glob(str(pattern))):
+            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist"
+    return found, None
+
+
+def _first_problem(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    bad = [line for line in lines if "FAILED" in line or "error" in line.lower()]
+    return (bad or lines or ["no output"])[-1][:240]
 
 
 def _load(root: Path, path: Path) -> tuple[Document | None, str]:
@@ -204,7 +282,7 @@ def check_section(doc: Document, section: str, synonyms: Sequence[str], name: st
 
 
 def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     if ctx.repo is None:
         yield skipped("runbook.fresh", f"{ctx.root} is not a git repository: age unknown")
         return
@@ -229,7 +307,7 @@ def check_fresh(ctx: CheckContext, path: Path) -> Iterator[Finding]:
 
 
 def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Finding]:
-    name = _rel(ctx, path)
+    name = ctx.shown(path)
     broken: list[str] = []
     external: list[Link] = []
     local = 0
@@ -257,9 +335,8 @@ def check_links(ctx: CheckContext, doc: Document, path: Path) -> Iterator[Findin
     elif external:
         online_note = f"; {len(external)} external not checked (use --online)"
     if broken:
-        more = f" and {len(broken) - MAX_LISTED} more" if len(broken) > MAX_LISTED else ""
         yield failed("runbook.links", f"{name}: {len(broken)} broken link(s): "
-                                      + "; ".join(broken[:MAX_LISTED]) + more,
+                                      + listed(broken, MAX_LISTED, sep="; ", chars=SENTENCE_CHARS),
                      hint="fix the path or heading the link points to")
     else:
         yield passed("runbook.links", f"{local} local link(s) resolve{online_note}")
@@ -367,10 +444,3 @@ def _is_dirty(repo: Any, name: str) -> bool:
         return bool(repo.is_dirty(path=name))
     except Exception:
         return False
-
-
-def _rel(ctx: CheckContext, path: Path) -> str:
-    try:
-        return path.relative_to(ctx.root).as_posix()
-    except ValueError:
-        return str(path)

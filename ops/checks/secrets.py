@@ -14,9 +14,10 @@ import stat
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from urllib.parse import urlsplit
 
+from ops.bounded import listed
 from ops.checks import CheckContext
 from ops.errors import OpsError
 from ops.kms import Providers, scheme_of
@@ -35,6 +36,8 @@ PLACEHOLDER = re.compile(
     re.IGNORECASE | re.VERBOSE)
 UNRESOLVED = re.compile(r"\$\{([^}]*)\}")
 MAX_LISTED = 8
+#: A finding lists this many names, then "and N more" (``ops.bounded.listed``).
+_listed = partial(listed, shown=MAX_LISTED)
 #: The checks that read the .env's values: skipped, with the reason, when it cannot be read.
 VALUE_CHECKS = ("secrets.syntax", "secrets.duplicate", "secrets.required", "secrets.empty",
                 "secrets.placeholder", "secrets.typo", "secrets.secret_key_strength",
@@ -91,16 +94,9 @@ def _review(ctx: CheckContext) -> EnvReview:
         required, source = list(configured), "ops.secrets.required"
     else:
         required = list(dict.fromkeys(e.key for e in example.entries))
-        source = _rel(ctx, example_path)
+        source = ctx.shown(example_path)
     return EnvReview(parse_env_file(env_path, ctx.root), example, required, source,
                      Providers.from_settings(ctx.settings.secrets.providers))
-
-
-def _rel(ctx: CheckContext, path: Path) -> str:
-    try:
-        return path.relative_to(ctx.root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _ranges(lines: Iterable[int]) -> Iterator[str]:
@@ -114,12 +110,6 @@ def _ranges(lines: Iterable[int]) -> Iterator[str]:
         if start is not None:
             yield str(start) if start == prev else f"{start}-{prev}"
         start = prev = line
-
-
-def _listed(items: Iterable[str]) -> str:
-    items = list(items)
-    more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return ", ".join(items[:MAX_LISTED]) + more
 
 
 # --- the checklist -------------------------------------------------------------------------------
@@ -391,9 +381,9 @@ def check_hardcoded(ctx: CheckContext, review: EnvReview | None = None) -> Itera
               + (f", {result.large} over {conf.max_file_bytes / 2**20:g} MiB not read"
                  if result.large else ""))
     if hits:
-        listed = _listed(f"{h.path}:{h.line} ({h.kind})" for h in hits)
+        names = _listed(f"{h.path}:{h.line} ({h.kind})" for h in hits)
         yield failed("secrets.hardcoded",
-                     f"{len(hits)} potential secret(s) in tracked files: {listed}",
+                     f"{len(hits)} potential secret(s) in tracked files: {names}",
                      hint="move it to .env or a secret manager and rotate it; if it is not a "
                           "secret, add `# pragma: allowlist secret` or accept it in "
                           f"{conf.baseline or '.secrets.baseline'}"
@@ -448,7 +438,7 @@ def _template_placeholder_lines(ctx: CheckContext,
     """(file, line) of template entries whose value is a placeholder or a reference."""
     if review is None or not review.example.entries:
         return set()
-    name = _rel(ctx, review.example.path)
+    name = ctx.shown(review.example.path)
     lines: set[tuple[str, int]] = set()
     for entry in review.example.entries:
         value = (entry.value or "").strip()

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.deploy.audit import AuditEvent, _who, record
+from ops.deploy.audit import AuditEvent, record
 from ops.deploy.lock import LockInfo, deploy_lock, lock_path
 from ops.deploy.outcome import SETTLED, Outcome, failure_reason, outcome_of
+from ops.stamps import operator
 
 __all__ = ["SETTLED", "Act", "Outcome", "changing_action", "failure_reason", "outcome_of"]
 
@@ -172,7 +173,7 @@ def _environment_lock(root: Path, env: str, action: str, version: str | None, *,
     if reentrant and held_by_this_process(path):
         yield
         return
-    info = LockInfo(env=env, action=action, version=version, holder=_who())
+    info = LockInfo(env=env, action=action, version=version, holder=operator())
     with deploy_lock(root, info, wait_s=wait_s, warn=warn, progress=progress):
         yield
 

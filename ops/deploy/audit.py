@@ -14,7 +14,6 @@ Such a line is skipped, with a warning on stderr (the ``ops.audit`` logger) nami
 from __future__ import annotations
 
 import errno
-import getpass
 import json
 import logging
 import os
@@ -23,13 +22,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from ops.bounded import Refused, loads_json
 from ops.deploy.outcome import Outcome
 from ops.errors import OpsError, UsageError
+from ops.stamps import operator, utc_stamp
 
 log = logging.getLogger("ops.audit")
 
@@ -39,13 +38,6 @@ MAX_LINE_BYTES = 1 << 20
 MODE = 0o644
 
 ACTIONS = ("deploy", "rollback", "scale", "backup", "restore")
-
-
-def _who() -> str:
-    try:
-        return os.environ.get("TMINUS_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
 
 
 @dataclass
@@ -61,9 +53,9 @@ class AuditEvent:
     skipped_checks: bool = False
     skipped_backup: bool = False
     details: dict[str, Any] = field(default_factory=dict)
-    who: str = field(default_factory=_who)
+    who: str = field(default_factory=operator)
     host: str = field(default_factory=socket.gethostname)
-    at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    at: str = field(default_factory=utc_stamp)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -25,10 +25,14 @@ A backend can:
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from ops.atomic import atomic_write_text, make_ignored_dir
+from ops.bounded import Refused, loads_json, read_capped
 from ops.deploy.stack import Stack, wait_ready
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.execute import execute
@@ -39,9 +43,18 @@ from ops.deploy.strategies.plan import (
     ServiceState,
 )
 from ops.deploy.strategies.scale import plan_scale
-from ops.errors import ConfigError, DeployFailed
+from ops.errors import ConfigError, DeployFailed, OpsError
 from ops.report import Finding, failed, passed, skipped, warned
+from ops.runtime.alembic_scripts import (
+    ScriptGraph,
+    discover_configured,
+    judge,
+    revisions_in_texts,
+)
 from ops.runtime.docker_engine import ContainerState
+from ops.runtime.envfile import service_url
+from ops.runtime.image_files import image_identity, image_texts
+from ops.runtime.postgres import probe_alembic_revisions as alembic_revisions
 from ops.versioning import ReleaseVersion
 
 __all__ = ["Backend", "ComposeBackend", "Replica", "Rollout", "RolloutOptions", "ScaleChange",
@@ -68,6 +81,10 @@ class Replica:
     def of(cls, container: ContainerState) -> Replica:
         return cls(container.id, container.name, container.service, container.version,
                    container.health, container.status)
+
+
+class NotShown(Exception):
+    """Why the database could not be shown to be at the release's head (the migration runs)."""
 
 
 class Backend(Protocol):
@@ -115,7 +132,8 @@ class ComposeBackend:
                options: RolloutOptions) -> Rollout:
         plan = planner(strategy)(self.state(service), version.tag, options)
         self.stack.steps.say(f"[{service}] {strategy}")
-        return execute(self.stack, plan)
+        return execute(self.stack, plan, on_started=options.on_started,
+                       on_ready=options.on_ready)
 
     def scale(self, service: str, count: int, *, step: int) -> ScaleChange:
         state = self.state(service)
@@ -145,10 +163,74 @@ class ComposeBackend:
                            what=", ".join(missing))
 
     def migrate(self, service: str, version: ReleaseVersion) -> None:
-        """``alembic upgrade head`` in a one-off container of the new version."""
+        """``alembic upgrade head`` in a one-off container of the new version — unless the
+        database already records exactly the heads of that release's migrations (a query and a
+        read of the image's revision files, no container)."""
         stack = self.stack
+        if not stack.dry_run:
+            with stack.steps.step(f"migrations: is the database at the head of {version}?") as rec:
+                heads, why = self.database_at_head(service, version)
+                rec.detail = (f"yes, at {', '.join(heads)}: no migration container"
+                              if heads else f"running alembic ({why})")
+            if heads:
+                return
         with stack.steps.step(f"migrations: alembic upgrade head ({service} {version})"):
             stack.run_at(version.tag, stack.compose.migrate(service), timeout=600)
+
+    def database_at_head(self, service: str, version: ReleaseVersion
+                         ) -> tuple[tuple[str, ...], str]:
+        """The heads when the database records exactly the heads of the migrations inside
+        ``version``'s image of ``service``; else () and why that could not be shown (then the
+        migration container runs, as it always did)."""
+        stack = self.stack
+        url = service_url(stack.root, stack.env.env_file, stack.env.database_url,
+                          "DATABASE_URL")
+        if not url or stack.client is None:
+            return (), "no database URL or engine to ask"
+        try:
+            heads = self.image_heads(service, version)
+        except NotShown as why:
+            return (), str(why)
+        try:
+            current = alembic_revisions(url, timeout_s=2.0)
+        except OpsError:
+            return (), "the database did not answer from here"
+        if current is None or set(current) != set(heads):
+            return (), f"database at {', '.join(current or ()) or 'no revision'}"
+        return heads, ""
+
+    def image_heads(self, service: str, version: ReleaseVersion) -> tuple[str, ...]:
+        """The Alembic heads of the revision files inside the release's image (read, parsed,
+        never run: the image's WORKDIR plus the repository's relative migrations folder)."""
+        stack = self.stack
+        reference = next((i.reference for i in stack.images(version.tag)
+                          if i.service == service), None)
+        identity = image_identity(stack.client, reference) if reference else None
+        image_id, workdir = identity or ("", None)
+        if reference is None or workdir is None:
+            raise NotShown("the image names no working directory")
+        cache = heads_cache_path(stack.root)
+        known = read_heads_cache(cache)
+        if image_id in known:
+            return known[image_id]
+        try:
+            chosen = discover_configured(stack.root, stack.settings.migrations).chosen
+            folders = [PurePosixPath(workdir) / d.resolve().relative_to(stack.root.resolve())
+                       .as_posix() for d in (chosen.version_dirs if chosen else ())]
+        except (OpsError, ValueError):
+            raise NotShown("the migrations folder is not known") from None
+        texts: dict[str, str] = {}
+        for folder in folders:
+            found = image_texts(stack.client, reference, str(folder))
+            if found is None:
+                raise NotShown(f"{folder} is not in {reference}")
+            texts.update(found)
+        graph = ScriptGraph(None, revisions_in_texts(texts))
+        judge(graph)
+        if not (graph.sound and graph.heads):
+            raise NotShown("the image's revisions do not form one sound graph")
+        write_heads_cache(cache, {**known, image_id: graph.heads})
+        return graph.heads
 
     # --- the smoke test's facts ----------------------------------------------------------------
 
@@ -179,6 +261,38 @@ class ComposeBackend:
             else:
                 findings.append(passed(fid, f"{service}: {len(found)} running and healthy{tail}"))
         return findings
+
+
+#: Images whose migration heads are remembered (a few releases' worth).
+HEADS_CACHE_ENTRIES = 32
+
+
+def heads_cache_path(root: Path) -> Path:
+    """Migration heads by image id: an image's files never change, so reading them once is
+    enough (``.tminus/`` keeps itself out of ``git status``)."""
+    return root / ".tminus" / "cache" / "migration-heads.json"
+
+
+def read_heads_cache(path: Path) -> dict[str, tuple[str, ...]]:
+    """What an earlier deploy learnt; anything unreadable or odd counts as nothing learnt."""
+    try:
+        data = loads_json(read_capped(path, 64 * 1024))
+    except (OSError, ValueError, Refused):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): tuple(str(h) for h in v) for k, v in data.items()
+            if isinstance(v, list) and v and all(isinstance(h, str) for h in v)}
+
+
+def write_heads_cache(path: Path, heads: dict[str, tuple[str, ...]]) -> None:
+    newest = dict(list(heads.items())[-HEADS_CACHE_ENTRIES:])
+    try:
+        make_ignored_dir(path.parent)
+        atomic_write_text(path, json.dumps({k: list(v) for k, v in newest.items()},
+                                           sort_keys=True) + "\n")
+    except OSError:
+        pass  # a cache that cannot be written costs the next deploy one read of the image
 
 
 #: name → "module:class". Loaded by name: the swarm module imports this one (its types), and a

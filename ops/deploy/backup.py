@@ -24,9 +24,7 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,13 +40,14 @@ from ops.config import Settings, resolve_path
 from ops.deploy.action import Act, Outcome, changing_action
 from ops.deploy.audit import AuditEvent, read_events
 from ops.deploy.lock import _process_start, pid_alive
-from ops.errors import ConfigError, DeployFailed, OpsError, UnavailableError, UsageError
+from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
 from ops.hashing import hash_files, sha256_file
 from ops.redact import mask_url, scrub
 from ops.runtime import postgres as pg
 from ops.runtime import redis as rds
 from ops.runtime.envfile import service_url
-from ops.runtime.process import Completed, Runner
+from ops.runtime.process import Background, Completed, Runner
+from ops.stamps import utc_stamp
 
 BACKUP_JSON = "backup.json"
 PG_FILE = "postgres.dump"
@@ -307,7 +306,7 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
                 meta = _build(found, partial, runner, progress)
                 meta.update({"format": FORMAT, "id": backup_id, "env": env, "label": label,
                              "version": version,
-                             "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             "created_at": utc_stamp(now),
                              "tminus_version": __version__})
                 if restore_of is not None:
                     meta["restore_of"] = restore_of
@@ -410,7 +409,7 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
     """
     with pg.exported_snapshot(url) as (conn, snapshot), ThreadPoolExecutor(2) as pool:
         dump_started = time.perf_counter()
-        dump = _Child(pg.pg_dump_argv(url, target, snapshot=snapshot), pg.client_env(url))
+        dump = Background(pg.pg_dump_argv(url, target, snapshot=snapshot), pg.client_env(url))
         side = pool.submit(alongside) if alongside is not None else None
         facts = pool.submit(_facts, conn)
 
@@ -440,48 +439,6 @@ def _dump_postgres(url: str, target: Path, runner: Runner, progress: ProgressFn 
             "toc_entries": pg.toc_entries(listing.stdout), "server_version": server,
             "pg_dump_s": round(dump_s, 3),
             "pg_dump_version": pg.tool_version(pg.pg_dump_version_argv())}, other
-
-
-class _Child:
-    """A client tool running in the background whose stderr is collected, stoppable at once."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        if shutil.which(argv[0]) is None:
-            raise UnavailableError(f"{argv[0]} is not installed or not on PATH")
-        self.argv = argv
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env)
-        self._stderr: list[bytes] = []
-        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
-        self._drain.start()
-
-    def _read_stderr(self) -> None:
-        if self.proc.stderr is not None:
-            self._stderr.append(self.proc.stderr.read())
-
-    def wait(self, tick: Callable[[], object], every_s: float = 0.25) -> Completed:
-        """Until the child exits (it is bounded by itself), calling ``tick`` every ``every_s``."""
-        while True:
-            try:
-                returncode = self.proc.wait(timeout=every_s)
-                break
-            except subprocess.TimeoutExpired:
-                tick()
-        self._drain.join(timeout=5)
-        stderr = b"".join(self._stderr).decode("utf-8", "replace")
-        return Completed(self.argv, returncode, "", stderr)
-
-    def stop(self, grace_s: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace_s``; reaped either way (no orphan, no zombie)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
 
 
 def _facts(conn: Any) -> tuple[dict[str, int], str | None, str]:

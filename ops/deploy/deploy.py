@@ -17,10 +17,12 @@ any other. A baseline is never measured on a stack that runs two versions.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,7 +47,7 @@ from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, current_version
 from ops.deploy.swarm_lock import stack_lock
-from ops.deploy.watch import measure_baseline, post_deploy_watch
+from ops.deploy.watch import WatchBreached, measure_baseline, post_deploy_watch
 from ops.errors import ChecksFailed, DeployFailed, LockHeld, UsageError
 from ops.release.verify import verify_release
 from ops.report import Status
@@ -65,8 +67,8 @@ class DeployOptions:
     auto_rollback: bool = True
     lock_wait_s: float = 0.0
     watch_s: float | None = None  # None = the environment's watch_s
-    #: old replicas drained together per batch; 0 = all at once
-    batch: int = 1
+    #: old replicas drained together per batch; 0 = all at once (the fastest safe)
+    batch: int = 0
     backup_id: str | None = None  # a backup taken just before (the deployment pipeline's step)
 
 
@@ -94,6 +96,8 @@ class DeployResult:
     left_unfinished: dict[str, Any] | None = None
     #: False until the action held the lock and recorded its intent (then it may change things)
     began: bool = False
+    #: what a quick rollback left out, and why that is safe (the audit line says so)
+    fast_path: str | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -281,45 +285,45 @@ def interrupted_action(stack: Stack, *, holding_lock: bool = False) -> Intent | 
 
 def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
                opts: DeployOptions, result: DeployResult, tracker: Tracker) -> None:
+    """The phases, each announced with the time since the deploy began. What does not depend
+    on each other overlaps: the latency baseline is measured while the new replicas start, and
+    every versioned service switches at once (see ``switch_services``)."""
     version = release.tag
     backend = backend_for(stack)
-    tracker.step("gates")
+    watch_s = stack.env.watch_s if opts.watch_s is None else opts.watch_s
+    phase(stack, tracker, "gates")
     run_gates(stack, release, skip_checks=opts.skip_checks)
-    tracker.step("backup")
-    if opts.backup_id:
-        result.backup_id = opts.backup_id
-        stack.steps.say(f"  backup {opts.backup_id} taken just before this deploy")
-    elif not opts.skip_backup:
-        result.backup_id = take_backup(stack, result.from_version)
-    else:
-        stack.steps.say("  backup skipped (--skip-backup; recorded in the audit log)")
-    tracker.backup(result.backup_id)
+    phase(stack, tracker, "backup")
+    backup_phase(stack, opts, result, tracker)
     backend.ensure_infrastructure(release, services)
-    tracker.step("baseline")
-    baseline, skipped_why = pre_deploy_baseline(stack, services, result, tracker)
+    phase(stack, tracker, "baseline")
+    baseline = Baseline.choose(stack, services, result, tracker, watch_s=watch_s)
     if stack.env.migrate == "before":
-        tracker.step("migrate")
+        phase(stack, tracker, "migrate")
         backend.migrate(services[0], release)
     switched: list[Rollout] = []
     try:
-        for service in services:
-            tracker.step(f"switching {service}")
-            switched.append(switch(stack, service, release, opts))
-            fault_point("deploy:switched")
+        try:
+            switched += switch_services(stack, services, release, opts, tracker,
+                                        on_started=baseline.settle)
+        finally:
+            baseline.settle()
         if stack.env.migrate == "after":
-            tracker.step("migrate")
+            phase(stack, tracker, "migrate")
             backend.migrate(services[0], release)
-        tracker.step("watch")
-        watch_s = stack.env.watch_s if opts.watch_s is None else opts.watch_s
+        phase(stack, tracker, "watch")
 
         def keep_figures(figures: dict[str, Any]) -> None:  # also when the verdict rolls back
             result.watch = figures
 
-        post_deploy_watch(stack, watch_s, baseline, skipped_why=skipped_why,
-                          on_figures=keep_figures)
+        post_deploy_watch(stack, watch_s, baseline.p95_ms, skipped_why=baseline.skipped_why,
+                          on_figures=keep_figures, version=version,
+                          replicas={r.service: r.replicas for r in switched})
     except DeployFailed as exc:
         result.reason = exc.message
         previous = result.from_version
+        if isinstance(exc, WatchBreached) and previous and not stack.dry_run:
+            act_on_breach(stack, exc, switched, previous, opts, result, tracker)
         if not (opts.auto_rollback and previous) or stack.dry_run:
             result.result = Outcome.FAILED
             why = ("--no-auto-rollback" if previous else "nothing ran before to go back to")
@@ -328,6 +332,8 @@ def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
         result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
         raise DeployFailed(f"deploy of {version} failed, rolled back to {previous}",
                            hint=exc.message) from None
+    finally:
+        stack.steps.say(stack.steps.phase_summary())
     result.services = {r.service: {"replicas": r.replicas, "started": r.started,
                                    "removed": r.removed, "from": r.previous}
                        for r in switched}
@@ -335,11 +341,144 @@ def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
         result.result = Outcome.DRY_RUN
 
 
-def switch(stack: Stack, service: str, version: ReleaseVersion, opts: DeployOptions) -> Rollout:
+def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], previous: str,
+                  opts: DeployOptions, result: DeployResult, tracker: Tracker) -> None:
+    """The decision tree's branches other than the quick rollback (which the caller does):
+    roll back one service only, or stop and hand the database to a person. Returns when the
+    quick rollback applies."""
+    version, action = result.to_version, exc.decision.action
+    if action == "stop":
+        result.result = Outcome.FAILED
+        raise DeployFailed(
+            f"deploy of {version} stopped: {exc.decision.explain()}",
+            hint=(f"the database may need restoring with the code: invoke rollback {previous} "
+                  f"--env {stack.env_name} --with-db (not done automatically)")) from None
+    if exc.service is None or not opts.auto_rollback:
+        return
+    service = exc.service
+    stack.steps.say(f"automatic rollback of {service} only to {previous}")
+    tracker.step(f"rolling back to {previous}: switching {service}")
+    switch(stack, service, parse_version(previous), opts)
+    kept = [r.service for r in switched if r.service != service]
+    result.services = {r.service: {"replicas": r.replicas, "started": r.started,
+                                   "removed": r.removed, "from": r.previous,
+                                   "rolled_back": r.service == service}
+                       for r in switched}
+    result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
+    result.reason = (f"{exc.message}; rolled back {service} only"
+                     + (f", {', '.join(kept)} stay on {version}" if kept else ""))
+    stay = "stays" if len(kept) == 1 else "stay"
+    raise DeployFailed(f"deploy of {version} failed, rolled back {service} to {previous}"
+                       + (f" ({', '.join(kept)} {stay} on {version})" if kept else ""),
+                       hint=exc.message) from None
+
+
+def backup_phase(stack: Stack, opts: DeployOptions, result: DeployResult,
+                 tracker: Tracker) -> None:
+    if opts.backup_id:
+        result.backup_id = opts.backup_id
+        stack.steps.say(f"  backup {opts.backup_id} taken just before this deploy")
+    elif not opts.skip_backup:
+        result.backup_id = take_backup(stack, result.from_version)
+    else:
+        stack.steps.say("  backup skipped (--skip-backup; recorded in the audit log)")
+    tracker.backup(result.backup_id)
+
+
+def phase(stack: Stack, tracker: Tracker, name: str) -> None:
+    """Record the step in the intent and announce it with the time since the action began."""
+    tracker.step(name)
+    stack.steps.phase(name)
+
+
+def switch(stack: Stack, service: str, version: ReleaseVersion, opts: DeployOptions, *,
+           on_started: Callable[[], None] | None = None,
+           on_ready: Callable[[], None] | None = None) -> Rollout:
     """Put ``version`` of ``service`` in place with its strategy, through the backend."""
     strategy = opts.strategy or stack.strategy_of(service)
-    return backend_for(stack).switch(service, version, strategy=strategy,
-                                     options=RolloutOptions(batch=opts.batch))
+    options = RolloutOptions(batch=opts.batch, on_started=on_started, on_ready=on_ready)
+    return backend_for(stack).switch(service, version, strategy=strategy, options=options)
+
+
+def switch_services(stack: Stack, services: list[str], version: ReleaseVersion,
+                    opts: DeployOptions, tracker: Tracker | None, *,
+                    on_started: Callable[[], None] | None = None,
+                    label: str = "switching") -> list[Rollout]:
+    """Switch every service in ``services`` to ``version``, all at once.
+
+    They share no step: the release's migrations run before (or after) all of them, never
+    between two, and each service's strategy keeps its own guarantee (rolling: the old replicas
+    serve until the new are healthy and routed; recreate: one version at a time). So the first
+    service (the routed one, whose switch the intent names) runs here, and the others start
+    beside it in threads as soon as its new replicas are healthy — while its old ones drain,
+    the longest wait of a switch. A release that fails its health check has then changed
+    nothing else (fail fast stays fast). The result waits for all of them; the first failure is
+    raised once they have all ended (an automatic rollback then finds every service settled).
+    Under ``--dry-run`` they run one after another, so the printed commands keep their order.
+    """
+    first, *others = services
+    if tracker is not None:
+        tracker.step(f"{label} {first}")
+    stack.steps.phase(f"{label} {', '.join(services)}")
+    if stack.dry_run or not others:
+        done = [switch(stack, first, version, opts, on_started=on_started)]
+        for service in others:
+            if tracker is not None:
+                tracker.step(f"{label} {service}")
+            done.append(switch(stack, service, version, opts))
+        fault_point("deploy:switched")
+        return done
+    beside: list[Beside] = []
+
+    def start_others() -> None:
+        stack.steps.say(f"  {first} is healthy: switching {', '.join(others)} beside its drain")
+        beside.extend(Beside(partial(switch, stack, s, version, opts)) for s in others)
+
+    failure: DeployFailed | None = None
+    done = []
+    try:
+        done.append(switch(stack, first, version, opts, on_started=on_started,
+                           on_ready=start_others))
+    except DeployFailed as exc:
+        failure = exc
+    for job in beside:
+        try:
+            done.append(job.result())
+        except DeployFailed as exc:
+            failure = failure or exc
+    if failure is not None:  # the automatic rollback looks at what runs, not at ``done``
+        raise failure
+    fault_point("deploy:switched")
+    return done
+
+
+class Beside:
+    """A switch run in a thread beside the main one; ``result()`` waits and re-raises.
+
+    A daemon thread: an interrupted deploy (Ctrl-C, SIGTERM) ends without waiting for it (its
+    compose child got the same signal), and the next deploy recovers what it left.
+    """
+
+    def __init__(self, work: Callable[[], Rollout]) -> None:
+        self._work = work
+        self._value: Rollout | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # handed to the waiting thread, which decides
+            self._error = exc
+
+    def result(self) -> Rollout:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._value is None:  # pragma: no cover - _run sets one of the two
+            raise RuntimeError("the switch beside ended without a result")
+        return self._value
 
 
 def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
@@ -349,12 +488,11 @@ def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
     (and any that still run another version: the half a recovered switch left behind)."""
     stack.steps.say(f"automatic rollback to {previous}")
     touched = {r.service for r in switched}
-    for service in stack.versioned_services():
-        running = stack.running(service)
-        if service in touched or any(c.version != previous for c in running):
-            if tracker is not None:
-                tracker.step(f"rolling back to {previous}: switching {service}")
-            switch(stack, service, parse_version(previous), opts)
+    back = [s for s in stack.versioned_services()
+            if s in touched or any(c.version != previous for c in stack.running(s))]
+    if back:
+        switch_services(stack, back, parse_version(previous), opts, tracker,
+                        label=f"rolling back to {previous}: switching")
 
 
 # --- the steps -----------------------------------------------------------------------------------
@@ -439,24 +577,64 @@ def take_backup(stack: Stack, running: str | None) -> str | None:
         return str(backup.id)
 
 
-def pre_deploy_baseline(stack: Stack, services: list[str], result: DeployResult,
-                        tracker: Tracker) -> tuple[float | None, str | None]:
-    """The p95 the watch compares against, and why there is none when the p95 rule is off:
-    the interrupted run's recorded one, else measured now — never on a mixed stack."""
-    recorded = tracker.recovered.baseline_p95_ms if tracker.recovered else None
-    choice = choose_baseline(running_versions(stack, services), recorded,
-                             has_previous=bool(result.from_version))
-    baseline: float | None = None
-    if choice.source == "recorded":
-        baseline = choice.p95_ms
-        stack.steps.say(f"  latency baseline: p95 {baseline:.0f} ms, recorded by the "
-                        "interrupted run before its switch")
-    elif choice.source == "skip":
-        stack.steps.say(f"  latency baseline skipped: {choice.reason}")
-    elif choice.source == "measure":
-        baseline = measure_baseline(stack)
-    tracker.baseline(baseline)
-    return baseline, choice.reason if choice.source == "skip" else None
+class Baseline:
+    """The p95 the watch compares against, and why there is none when the p95 rule is off.
+
+    The interrupted run's recorded one, else measured — never on a stack that serves two
+    versions. The measurement overlaps the start of the new replicas: it begins with the switch
+    and is settled (waited for, and recorded in the intent) as soon as compose has started them,
+    before anything waits for their health — a replica the proxy does not yet route to serves
+    none of its requests. With no watch (``--watch 0``) there is nothing to compare, so nothing
+    is measured.
+    """
+
+    def __init__(self, stack: Stack, tracker: Tracker, *, p95_ms: float | None = None,
+                 skipped_why: str | None = None, measure: bool = False) -> None:
+        self.stack, self.tracker = stack, tracker
+        self.p95_ms, self.skipped_why = p95_ms, skipped_why
+        self._job: threading.Thread | None = None
+        self._settled = not measure
+        if measure and stack.dry_run:
+            self.p95_ms = measure_baseline(stack)
+            self._settled = True
+        elif measure:
+            self._job = threading.Thread(target=self._measure, daemon=True)
+            self._job.start()
+        else:
+            tracker.baseline(p95_ms)
+
+    def _measure(self) -> None:
+        try:
+            self.p95_ms = measure_baseline(self.stack)
+        except Exception:  # a probe that fails leaves no baseline: the p95 rule is then off
+            self.p95_ms = None
+
+    def settle(self) -> None:
+        """Wait for the measurement and record it (once; from the deploy's own thread)."""
+        if self._settled:
+            return
+        self._settled = True
+        if self._job is not None:
+            self._job.join()
+        self.tracker.baseline(self.p95_ms)
+
+    @classmethod
+    def choose(cls, stack: Stack, services: list[str], result: DeployResult,
+               tracker: Tracker, *, watch_s: float) -> Baseline:
+        recorded = tracker.recovered.baseline_p95_ms if tracker.recovered else None
+        choice = choose_baseline(running_versions(stack, services), recorded,
+                                 has_previous=bool(result.from_version))
+        if choice.source == "recorded":
+            stack.steps.say(f"  latency baseline: p95 {choice.p95_ms:.0f} ms, recorded by the "
+                            "interrupted run before its switch")
+            return cls(stack, tracker, p95_ms=choice.p95_ms)
+        if choice.source == "skip":
+            stack.steps.say(f"  latency baseline skipped: {choice.reason}")
+            return cls(stack, tracker, skipped_why=choice.reason)
+        if choice.source == "measure" and watch_s <= 0:
+            stack.steps.say("  latency baseline skipped: no watch to compare it with (--watch 0)")
+            return cls(stack, tracker)
+        return cls(stack, tracker, measure=choice.source == "measure")
 
 
 
@@ -467,7 +645,7 @@ def audit_event(stack: Stack, result: DeployResult) -> AuditEvent | None:
         return None
     details: dict[str, Any] = {"strategy_steps": len(result.steps), "project": stack.project}
     for key in ("reason", "rolled_back_to", "backup_id", "watch", "db", "recovered_from",
-                "recovered"):
+                "recovered", "fast_path"):
         value = getattr(result, key)
         if value:
             details[key] = value

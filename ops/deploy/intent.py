@@ -25,12 +25,12 @@ import stat
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.deploy.lock import _process_start, pid_alive
+from ops.stamps import utc_stamp
 
 #: Far more than any state file tminus writes (a few hundred bytes); anything bigger is not one.
 MAX_BYTES = 64 * 1024
@@ -40,10 +40,6 @@ UNCHANGED_STEPS = frozenset({"started", "gates", "backup", "baseline"})
 
 class IntentUnreadable(ValueError):
     """The state file exists but is no intent tminus wrote (it writes complete files only)."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ class Intent:
     pid: int = field(default_factory=os.getpid)
     pid_start: str | None = field(default_factory=lambda: _process_start(os.getpid()))
     host: str = field(default_factory=socket.gethostname)
-    started_at: str = field(default_factory=_now)
+    started_at: str = field(default_factory=utc_stamp)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property

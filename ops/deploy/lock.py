@@ -18,30 +18,32 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.errors import LockHeld
+from ops.stamps import utc_stamp
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses): field 3,
+    the state, is index 0; empty when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return stat.rsplit(")", 1)[-1].split()
 
 
 def _process_start(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat): guards against pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = _stat_fields(pid)
     return fields[19] if len(fields) > 19 else None
 
 
 def _process_state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = _stat_fields(pid)
     return fields[0] if fields else None
 
 
@@ -69,8 +71,7 @@ class LockInfo:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     pid_start: str | None = None
-    started_at: str = field(
-        default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    started_at: str = field(default_factory=utc_stamp)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def describe(self) -> str:

@@ -25,7 +25,7 @@ from ops.deploy.deploy import (
     changing_action,
     interrupted_action,
     running_version,
-    switch,
+    switch_services,
     take_over,
     usable_versions,
 )
@@ -38,6 +38,11 @@ from ops.runtime.alembic_scripts import ScriptGraph, discover_configured, judge,
 from ops.runtime.git import open_repo, python_sources_mentioning
 from ops.runtime.process import fault_point
 from ops.versioning import parse_version
+
+#: Why a rollback without --with-db takes no backup and runs no checks: said in its output and
+#: its audit line (``details.fast_path``).
+FAST_PATH = ("no backup (the data stays as it is), no predeploy checks (the release passed "
+             "them when it was deployed), images already local")
 
 
 def previous_version(events: list[dict[str, Any]], current: str | None) -> str | None:
@@ -103,15 +108,17 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
                 target = result.to_version
                 if with_db:
                     tracker.step("database")
+                    stack.steps.phase("database")
                     events = list(read_events(audit_path(stack), env=env))
                     result.db = roll_back_data(stack, events, result.from_version, target,
                                                interrupted=tracker.recovered)
+                if not with_db:
+                    result.fast_path = FAST_PATH
+                    stack.steps.say(f"  quick rollback: {FAST_PATH}")
                 opts = DeployOptions(env=env, version=target, dry_run=dry_run)
-                release = parse_version(target)
-                for service in services:
-                    tracker.step(f"switching {service}")
-                    switch(stack, service, release, opts)
-                    fault_point("rollback:switched")
+                switch_services(stack, services, parse_version(target), opts, tracker)
+                fault_point("rollback:switched")
+                stack.steps.say(stack.steps.phase_summary())
                 if dry_run:
                     result.result = Outcome.DRY_RUN
             finally:

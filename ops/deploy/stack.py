@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,6 @@ from typing import Any, TextIO
 from ops.config import EnvironmentSettings, Settings, resolve_path
 from ops.deploy.outcome import Outcome, StepRecord, timed_step
 from ops.errors import DeployFailed, UsageError
-from ops.images import ServiceImage, find_compose_file, service_images
 from ops.runtime.compose import Compose, detect_program, project_name, version_env
 from ops.runtime.docker_engine import (
     ContainerState,
@@ -29,6 +29,7 @@ from ops.runtime.docker_engine import (
     project_containers,
     try_connect,
 )
+from ops.runtime.images import ServiceImage, find_compose_file, service_images
 from ops.runtime.probe import get, new_session
 from ops.runtime.process import Argv, Runner
 
@@ -47,10 +48,33 @@ class Steps:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     dry_run: bool = False
     records: list[StepRecord] = field(default_factory=list)
+    #: when the action began: every step's end and every phase says how long after it
+    began: float = field(default_factory=time.perf_counter)
+    #: (phase, seconds after ``began`` it started), in order
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
 
     def say(self, message: str) -> None:
-        self.out.write(message + "\n")
-        self.out.flush()
+        with self._lock:  # switches beside each other print from their own threads
+            self.out.write(message + "\n")
+            self.out.flush()
+
+    def phase(self, name: str) -> None:
+        """A phase of the action (gates, backup, switch, watch…), with the time it began at."""
+        at = self.elapsed()
+        self.phases.append((name, at))
+        self.say(f"== {name} (at {at:.1f}s)")
+
+    def phase_summary(self) -> str:
+        """``phases: gates 0.0s · backup 0.0s · switching app 7.1s · watch 3.0s``"""
+        now = self.elapsed()
+        ends = [at for _name, at in self.phases[1:]] + [now]
+        parts = [f"{name} {end - at:.1f}s" for (name, at), end in zip(self.phases, ends,
+                                                                       strict=True)]
+        return f"phases ({now:.1f}s): " + " · ".join(parts) if parts else f"took {now:.1f}s"
 
     def waiting(self, what: str) -> None:
         self.say(f"    … waiting for {what}")
@@ -63,8 +87,8 @@ class Steps:
 
     def _ended(self, record: StepRecord) -> None:
         self.records.append(record)
-        self.say(f"  {MARKS[record.status]} {record.name} ({record.duration_s:.1f}s)"
-                 + (f": {record.detail}" if record.detail else ""))
+        self.say(f"  {MARKS[record.status]} {record.name} ({record.duration_s:.1f}s, "
+                 f"at {self.elapsed():.1f}s)" + (f": {record.detail}" if record.detail else ""))
 
 
 MARKS = {Outcome.SUCCESS: "✓", Outcome.DRY_RUN: "·", Outcome.FAILED: "✗",
@@ -177,15 +201,20 @@ def audit_path(stack: Stack) -> Path:
     return resolve_path(stack.root, stack.settings.audit_log)
 
 
-def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str) -> None:
+def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str,
+               routing: Routing | None = None) -> None:
     """Wait until every container is running and (if it has a HEALTHCHECK) healthy.
 
     Fails fast when one turns ``unhealthy`` or exits: waiting out the timeout would only delay
-    the rollback.
+    the rollback. With ``routing`` (a service behind the entry point) the wait also ends once
+    every one of them has answered healthy *through the entry point*: the same /health that
+    Docker's HEALTHCHECK asks, seen end to end, and usually a second or two before Docker's
+    next check interval says so.
     """
     if stack.dry_run or not ids:
         return
-    stack.steps.waiting(f"{what} to report healthy (Docker HEALTHCHECK, up to {timeout_s:.0f}s)")
+    stack.steps.waiting(f"{what} to report healthy (Docker HEALTHCHECK, up to {timeout_s:.0f}s)"
+                        + (", or to answer healthy through the entry point" if routing else ""))
     deadline = time.monotonic() + timeout_s
     while True:
         states = [stack.state(i) for i in ids]
@@ -197,11 +226,17 @@ def wait_ready(stack: Stack, ids: list[str], *, timeout_s: float, what: str) -> 
             raise DeployFailed(f"{what} failed to become healthy: {names}")
         if all(s is not None and s.ready for s in states):
             return
+        if routing is not None and routing.identified and all(
+                s is not None and s.status == "running" for s in states):
+            return
         if time.monotonic() >= deadline:
             pending = ", ".join(f"{s.name} ({s.health or s.status})" for s in states
                                 if s is not None and not s.ready)
             raise DeployFailed(f"{what} not healthy after {timeout_s:.0f}s: {pending}")
-        time.sleep(HEALTH_POLL_S)
+        if routing is None:
+            time.sleep(HEALTH_POLL_S)
+        else:
+            routing.probe_for(HEALTH_POLL_S)
 
 
 def wait_entrypoint(stack: Stack, *, timeout_s: float) -> None:
@@ -209,48 +244,90 @@ def wait_entrypoint(stack: Stack, *, timeout_s: float) -> None:
     wait_routed(stack, [], timeout_s=timeout_s)
 
 
-def wait_routed(stack: Stack, ids: list[str], *, timeout_s: float) -> None:
-    """The entry point answers healthy, and has routed a request to each of ``ids``.
+class Routing:
+    """Which of ``ids`` have answered healthy through the entry point, probe by probe.
 
     A replica that Docker calls healthy is not yet one the proxy sends requests to (it re-reads
-    the DNS and needs a few good checks first); draining the old replicas before that would leave
-    it nothing to route to. The health answer names the replica that gave it (``hostname``, the
-    container's short id), so this polls until every new replica has answered once through the
-    entry point. An app whose answers do not name the container (no ``hostname``, or not the
-    container id) is only checked for a healthy answer, as before.
+    the DNS and may need a few good checks first); draining the old replicas before that would
+    leave it nothing to route to. The health answer names the replica that gave it
+    (``hostname``, the container's short id), so probing until every new replica has answered
+    once shows that the proxy routes to each. An app whose answers do not name the container
+    (no ``hostname``, or not the container id) can only show that the entry point answers
+    healthy: then that is what ``done`` means, and Docker's HEALTHCHECK has the last word.
     """
+
+    def __init__(self, stack: Stack, ids: list[str]) -> None:
+        self.stack = stack
+        self.wanted = {i[:12] for i in ids}
+        self.known = {c.short_id for c in stack.containers()} | self.wanted
+        self.seen: set[str] = set()
+        self.healthy = 0
+        self.anonymous = False  # answers that cannot name the replica
+        self.last = "no answer yet"
+        self.session = new_session()
+
+    @property
+    def identified(self) -> bool:
+        """Every new replica answered (False while the answers cannot name replicas)."""
+        return bool(self.wanted) and self.wanted <= self.seen
+
+    @property
+    def done(self) -> bool:
+        return self.identified or (self.healthy > 0 and (self.anonymous or not self.wanted))
+
+    def probe(self) -> None:
+        stack = self.stack
+        answer = get(self.session, stack.health_url, timeout=5.0)
+        body = answer.body or {}
+        if not (answer.ok and body.get("status") == stack.settings.smoke.expect_status):
+            self.last = answer.error or f"HTTP {answer.status}"
+            return
+        self.healthy += 1
+        host = body.get("hostname")
+        if not isinstance(host, str):
+            self.anonymous = True
+            return
+        self.seen.add(host)
+        if self.healthy >= ROUTING_PROBES and not self.seen & self.known:
+            self.anonymous = True
+        self.last = f"routed to {len(self.wanted & self.seen)} of {len(self.wanted)} new replica(s)"
+
+    def probe_for(self, seconds: float) -> None:
+        """Probe every ``ROUTING_INTERVAL_S`` for about ``seconds`` (or until done)."""
+        until = time.monotonic() + seconds
+        while not self.identified and time.monotonic() < until:
+            self.probe()
+            time.sleep(ROUTING_INTERVAL_S)
+        if self.identified:
+            time.sleep(max(0.0, min(seconds, until - time.monotonic())))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def wait_routed(stack: Stack, ids: list[str], *, timeout_s: float,
+                routing: Routing | None = None) -> None:
+    """The entry point answers healthy, and has routed a request to each of ``ids`` (see
+    ``Routing``); DeployFailed after ``timeout_s``."""
     expect = stack.settings.smoke.expect_status
     if stack.dry_run:
         stack.steps.say(f"[dry-run] GET {stack.health_url} until 200 status={expect}"
                         + (f" from each of {len(ids)} new replica(s)" if ids else ""))
         return
-    wanted = {i[:12] for i in ids}
-    known = {c.short_id for c in stack.containers()} | wanted
-    stack.steps.waiting(f"{stack.health_url} to answer 200 through the entry point"
-                        + (f" from each of {len(ids)} new replica(s)" if ids else ""))
+    own = routing is None
+    routing = routing or Routing(stack, ids)
+    if not routing.done:
+        stack.steps.waiting(f"{stack.health_url} to answer 200 through the entry point"
+                            + (f" from each of {len(ids)} new replica(s)" if ids else ""))
     deadline = time.monotonic() + timeout_s
-    seen: set[str] = set()
-    healthy = 0
-    last = "no answer yet"
-    session = new_session()
     try:
-        while True:
-            answer = get(session, stack.health_url, timeout=min(5.0, max(timeout_s, 1.0)))
-            body = answer.body or {}
-            if answer.ok and body.get("status") == expect:
-                host = body.get("hostname")
-                if not wanted or not isinstance(host, str):
-                    return
-                healthy += 1
-                seen.add(host)
-                if wanted <= seen or (healthy >= ROUTING_PROBES and not seen & known):
-                    return
-                last = f"routed to {len(wanted & seen)} of {len(wanted)} new replica(s)"
-            else:
-                last = answer.error or f"HTTP {answer.status}"
+        while not routing.done:
             if time.monotonic() >= deadline:
                 raise DeployFailed(f"{stack.health_url} did not become healthy and routed "
-                                   f"within {timeout_s:.0f}s (last: {last})")
-            time.sleep(ROUTING_INTERVAL_S)
+                                   f"within {timeout_s:.0f}s (last: {routing.last})")
+            routing.probe()
+            if not routing.done:
+                time.sleep(ROUTING_INTERVAL_S)
     finally:
-        session.close()
+        if own:
+            routing.close()

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.deploy.audit import _who
 from ops.deploy.lock import pid_alive
 from ops.deploy.stack import Stack
 from ops.errors import DockerUnavailable, LockHeld
+from ops.stamps import operator
 
 PREFIX = "tminus.lock."
 FIELDS = ("holder", "host", "pid", "action", "version", "since")
@@ -184,6 +184,6 @@ def stack_lock(stack: Stack, action: str, version: str | None, wait_s: float
     if stack.env.backend != "swarm" or stack.dry_run or stack.client is None:
         return None
     return swarm_lock(stack.client, stack.project, action=action, version=version,
-                      holder=_who(), wait_s=wait_s,
+                      holder=operator(), wait_s=wait_s,
                       warn=lambda m: stack.steps.say(f"  warning: {m}"),
                       progress=stack.steps.waiting)

@@ -193,7 +193,7 @@ def build_demo(target: Path, *, source: Path | None = None,
         config.set_value("tag", "gpgsign", "false")
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "feat: demo service with the users table and first checkpoints")
-    create_release(target, settings, RELEASES[0])
+    create_release(target, settings, parse_version(RELEASES[0]))
     if upto == RELEASES[0]:
         return _finish(target, RELEASES[:1], {})
 
@@ -207,7 +207,7 @@ def build_demo(target: Path, *, source: Path | None = None,
     (checkpoints / "ranker.safetensors").write_bytes(checkpoint_bytes("ranker.safetensors", 2))
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "perf(models): retrain the ranker checkpoint")
-    create_release(target, settings, RELEASES[1])
+    create_release(target, settings, parse_version(RELEASES[1]))
     return _finish(target, RELEASES, held)
 
 

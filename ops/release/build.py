@@ -3,9 +3,9 @@
 The compose file says what to build (``build:`` context, dockerfile, args, target) and how to tag
 it (``image:``, through ``ops.runtime.images.service_images``, the single source of image names; a
 service without ``image:`` gets compose's own name for the project tminus deploys, see
-``compose_images``). The
-docker SDK's low-level ``api.build`` streams the engine's progress, which the task shows as it
-comes. Each image carries the label ``tminus.version`` so what runs can be traced to a release.
+``compose_images``). The engine builds through ``ops.runtime.docker_engine.build_image``, whose
+streamed progress the task shows as it comes. Each image carries the label ``tminus.version`` so
+what runs can be traced to a release.
 
 Recording rewrites ``manifest_vX.Y.Z.json`` and its ``.sha256`` after the release commit, so the
 manifest in the working tree differs from the committed one until it is committed again. Before
@@ -16,7 +16,6 @@ the edit.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ops.config import Settings, resolve_path
-from ops.errors import DockerUnavailable, ExitCode, OpsError, UsageError
-from ops.redact import mask
+from ops.errors import BuildFailed, UsageError
+from ops.redact import is_secret_name, mask
 from ops.release import manifest as mf
 from ops.runtime import registry as reg
 from ops.runtime.compose import image_namer, project_name
-from ops.runtime.docker_engine import connect, image_info
+from ops.runtime.docker_engine import build_image, connect
 from ops.runtime.images import (
     VERSION_VARIABLE,
     DefaultName,
@@ -40,16 +39,10 @@ from ops.runtime.images import (
     service_images,
     substitute,
 )
-from ops.versioning import ReleaseVersion, parse_version
+from ops.versioning import ReleaseVersion
 
 VERSION_LABEL = "tminus.version"
 SERVICE_LABEL = "tminus.service"
-
-
-class BuildFailed(OpsError):
-    """The engine refused or failed a build (exit 1)."""
-
-    exit_code = ExitCode.FAILED
 
 
 @dataclass(frozen=True)
@@ -240,8 +233,8 @@ def parse_build_args(pairs: Iterable[str]) -> dict[str, str]:
 # --- building ------------------------------------------------------------------------------------
 
 
-def build_images(root: Path, settings: Settings, version: str, *, services: Iterable[str] = (),
-                 no_cache: bool = False, dry_run: bool = False,
+def build_images(root: Path, settings: Settings, release: ReleaseVersion, *,
+                 services: Iterable[str] = (), no_cache: bool = False, dry_run: bool = False,
                  build_args: Mapping[str, str] | None = None, env: str = "production",
                  engine: Any | None = None,
                  on_line: Callable[[str], None] | None = None,
@@ -261,7 +254,6 @@ def build_images(root: Path, settings: Settings, version: str, *, services: Iter
     (named in ``notes`` and through ``on_line``), not refused. ``program`` is the compose CLI
     whose naming rule applies to services without ``image:``; by default it is detected.
     """
-    release = parse_version(version)
     root = resolve_path(Path.cwd(), root)
     registry, auth = _push_target(settings, env, environ) if push else (None, None)
     compose = find_compose_file(root, settings.environment(env).compose_file)
@@ -351,51 +343,19 @@ def _manifest_to_update(path: Path, release: ReleaseVersion) -> mf.Manifest | No
 
 def _build_one(engine: Any, plan: BuildPlan, *, no_cache: bool,
                on_line: Callable[[str], None]) -> BuiltImage:
-    from docker.errors import APIError, DockerException
-
     if not (plan.context / plan.dockerfile).is_file():
         raise BuildFailed(f"{plan.service}: {plan.context / plan.dockerfile} does not exist",
                           hint="check `build.context` and `build.dockerfile` in the compose file")
-    try:
-        stream = engine.api.build(
-            path=str(plan.context), dockerfile=plan.dockerfile, tag=plan.reference,
-            buildargs=plan.args or None, labels=plan.labels, target=plan.target,
-            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True)
-        for chunk in stream:
-            _progress(plan.service, chunk, on_line)
-    except APIError as exc:
-        raise BuildFailed(f"{plan.service}: the engine refused the build: "
-                          f"{exc.explanation or exc}") from None
-    except (DockerException, OSError) as exc:
-        raise DockerUnavailable(f"{plan.service}: the engine stopped answering during the build "
-                                f"({type(exc).__name__})") from None
-    info = image_info(engine, plan.reference)
-    if info is None:
-        raise BuildFailed(f"{plan.service}: the build finished but {plan.reference} is missing")
+    info = build_image(engine, name=plan.service, context=plan.context,
+                       dockerfile=plan.dockerfile, tag=plan.reference, args=plan.args,
+                       labels=plan.labels, target=plan.target, no_cache=no_cache,
+                       on_line=on_line)
     digest = info.repo_digests[0] if info.repo_digests else None
     on_line(f"==> {plan.service}: {plan.reference} is {info.id}")
     return BuiltImage(plan.service, plan.reference, info.id, digest)
 
 
-def _progress(service: str, chunk: Mapping[str, Any], on_line: Callable[[str], None]) -> None:
-    if "error" in chunk or "errorDetail" in chunk:
-        detail = chunk.get("errorDetail") or {}
-        message = str(chunk.get("error") or detail.get("message") or "build failed").strip()
-        raise BuildFailed(f"{service}: {message.splitlines()[-1] if message else message}")
-    text = chunk.get("stream")
-    if text:
-        for line in str(text).splitlines():
-            if line.strip():
-                on_line(line.rstrip())
-        return
-    if chunk.get("status"):
-        on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
-
-
-_SECRETISH = re.compile(r"SECRET|TOKEN|PASSW|API_?KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
-
-
 def describe_plan(plan: BuildPlan, *, no_cache: bool = False) -> str:
     """The dry-run line; build args whose names look secret are masked, never printed."""
-    shown = {k: mask(v) if _SECRETISH.search(k) else v for k, v in plan.args.items()}
+    shown = {k: mask(v) if is_secret_name(k) else v for k, v in plan.args.items()}
     return shlex.join(replace(plan, args=shown).argv(no_cache=no_cache))

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.atomic import atomic_write_text
+from ops.bounded import listed
 from ops.config import Settings, resolve_path
 from ops.errors import ExitCode, Interrupted, OpsError, UsageError
 from ops.release import manifest as mf
@@ -55,7 +55,8 @@ from ops.runtime.git import (
     worktree_changes,
 )
 from ops.runtime.process import fault_point, signals_deferred
-from ops.versioning import ReleaseVersion, parse_version
+from ops.stamps import utc_stamp
+from ops.versioning import ReleaseVersion
 
 if TYPE_CHECKING:
     import git
@@ -86,12 +87,10 @@ class ReleaseResult:
 
 
 @git_errors()  # a git command failing anywhere in here ends as one line (GitFailed, exit 2)
-def create_release(root: Path, settings: Settings, version: str, *, message: str | None = None,
-                   notes_file: Path | None = None, push: bool = False,
+def create_release(root: Path, settings: Settings, release: ReleaseVersion, *,
+                   message: str | None = None, notes_file: Path | None = None, push: bool = False,
                    dry_run: bool = False) -> ReleaseResult:
-    """Cut ``version`` from HEAD; refuses with a UsageError (exit 2) before touching anything."""
-
-    release = parse_version(version)
+    """Cut ``release`` from HEAD; refuses with a UsageError (exit 2) before touching anything."""
     if message and notes_file:
         raise UsageError("give either --message or --notes-file, not both")
     root = resolve_path(Path.cwd(), root)
@@ -114,7 +113,7 @@ def create_release(root: Path, settings: Settings, version: str, *, message: str
     manifest_file = mf.manifest_path(root, settings, release)
     for path in (vf_path, manifest_file):
         _inside(root, path)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_stamp()
     artifacts = [mf.Artifact(_inside(root, p), current.sizes[p], h)
                  for p, h in sorted(current.hashes.items())]
     vf_text: str | None = None
@@ -193,8 +192,7 @@ def _refusals(repo: git.Repo, settings: Settings, release: ReleaseVersion) -> No
     cache = settings.artifacts.cache_dir.as_posix().rstrip("/") + "/"
     dirty = [path for path in _uncommitted(repo) if not path.startswith(cache)]
     if dirty:
-        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-        raise UsageError(f"uncommitted changes: {shown}",
+        raise UsageError(f"uncommitted changes: {listed(dirty)}",
                          hint="commit or stash them; a release is cut from a committed tree")
 
 
@@ -214,7 +212,7 @@ def _tag_message(root: Path, settings: Settings, release: ReleaseVersion,
             raise UsageError(f"cannot read notes file {notes_file} "
                              f"({type(exc).__name__})") from None
     else:
-        body = notes_for_release(root, settings, release.tag).strip()
+        body = notes_for_release(root, settings, release).strip()
     return f"Release {release.tag}\n\n{body}\n" if body else f"Release {release.tag}\n"
 
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from ops.bounded import NAME_CHARS, clipped
 from ops.config import Settings
-from ops.errors import UsageError
 from ops.release.version_file import parse as parse_version_text
 from ops.runtime.alembic_scripts import RevisionFile, revisions_in_texts
 from ops.runtime.git import (
+    blob_bytes_under,
+    blob_text,
     commit_log,
     ensure_git_reads,
     git_errors,
@@ -34,8 +34,9 @@ from ops.runtime.git import (
     previous_release,
     python_sources_mentioning,
     release_tags,
+    resolve_commit,
 )
-from ops.versioning import is_release_tag, parse_version
+from ops.versioning import ReleaseVersion, is_release_tag, parse_version
 
 if TYPE_CHECKING:
     import git
@@ -171,8 +172,8 @@ def _footer_text(message: str, footer: re.Match[str]) -> str:
 def collect_notes(repo: git.Repo, settings: Settings, from_ref: str | None,
                   to_ref: str = "HEAD") -> ReleaseNotes:
     """Everything the notes say about ``from_ref..to_ref`` (all history when from_ref is None)."""
-    to_commit = _resolve(repo, to_ref)
-    from_commit = _resolve(repo, from_ref) if from_ref else None
+    to_commit = resolve_commit(repo, to_ref)
+    from_commit = resolve_commit(repo, from_ref) if from_ref else None
     notes = ReleaseNotes(from_ref=from_ref, to_ref=to_ref, to_commit=to_commit.hexsha,
                          date=to_commit.committed_datetime.date().isoformat())
     notes.changes = list(_changes(repo, from_commit.hexsha if from_commit else None,
@@ -181,39 +182,6 @@ def collect_notes(repo: git.Repo, settings: Settings, from_ref: str | None,
         repo, from_commit, to_commit, settings.migrations.version_locations or ())
     notes.checkpoints = _checkpoints(settings, from_ref, from_commit, to_ref, to_commit)
     return notes
-
-
-def _resolve(repo: git.Repo, ref: str) -> git.Commit:
-    """The commit ``ref`` names, or a usage error (exit 2) saying why it names none.
-
-    git itself resolves the name (``rev-parse --verify --end-of-options``): GitPython's own
-    parser raises whatever it meets (``KeyError`` for ``HEAD:../../etc/passwd``, ``IndexError``
-    for ``@{-1}``, ``NotImplementedError`` for ``main@{yesterday}``), and a name starting with
-    ``-`` must never be read as an option. Only a commit, or an annotated tag of one, is a
-    revision the notes can start or end at: a tree, a blob or a tag of either is refused.
-    """
-    import git
-
-    shown = repr(ref) if len(ref) <= NAME_CHARS else f"'{clipped(ref)}'"
-    try:
-        sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", ref)
-        kind = repo.git.cat_file("-t", sha)
-        if kind == "tag":
-            target = repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{}}")
-            kind = repo.git.cat_file("-t", target)
-            if kind != "commit":
-                raise UsageError(f"tag {shown} points at a {kind}, not a commit",
-                                 hint="release notes run between commits or tags of commits")
-            sha = target
-    except git.GitCommandError:
-        shallow = (Path(repo.git_dir) / "shallow").exists()
-        hint = ("this is a shallow clone: fetch the tags with `git fetch --tags --unshallow`"
-                if shallow else "list release tags with `git tag --list 'v*'`")
-        raise UsageError(f"unknown revision {shown}", hint=hint) from None
-    if kind != "commit":
-        raise UsageError(f"{shown} names a {kind}, not a commit",
-                         hint="release notes run between commits or tags of commits")
-    return repo.commit(sha)
 
 
 def _changes(repo: git.Repo, from_sha: str | None, to_sha: str) -> Iterable[Change]:
@@ -317,12 +285,12 @@ def _checkpoint_hashes(settings: Settings, ref: str | None, commit: git.Commit,
     if ref and is_release_tag(ref):
         version_file = f"{directory}/VERSION_{ref}.txt"
         for source in (commit, also):
-            text = _blob_text(source, version_file) if source is not None else None
+            text = blob_text(source, version_file) if source is not None else None
             if text is not None:
                 return parse_version_file(text)
     blobs = {
         PurePosixPath(path).relative_to(directory).as_posix(): hashlib.sha256(data).hexdigest()
-        for path, data in _blob_bytes_under(commit, directory, settings.artifacts.patterns)
+        for path, data in blob_bytes_under(commit, directory, settings.artifacts.patterns)
     }
     return blobs or None
 
@@ -334,45 +302,6 @@ def parse_version_file(text: str) -> dict[str, str]:
     new release must not fail on an old tag's hand-edited file.
     """
     return parse_version_text(text, strict=False).files
-
-
-# --- git blobs -----------------------------------------------------------------------------------
-
-
-def _blob_text(commit: git.Commit, path: str) -> str | None:
-    try:
-        blob = commit.tree / path
-    except KeyError:
-        return None
-    if blob.type != "blob":
-        return None
-    data: bytes = blob.data_stream.read()
-    return data.decode("utf-8", errors="replace")
-
-
-def _blob_bytes_under(commit: git.Commit, folder: str,
-                      patterns: Sequence[str]) -> Iterable[tuple[str, bytes]]:
-    import git
-
-    try:
-        tree = commit.tree / folder
-    except KeyError:
-        return
-    if not isinstance(tree, git.Tree):
-        return
-    for item in tree.traverse():
-        if not isinstance(item, git.Blob) or item.mode == git.Blob.link_mode:  # never symlinks
-            continue
-        path = str(item.path)
-        if any(fnmatch.fnmatch(PurePosixPath(path).name, p) for p in patterns):
-            data: bytes = item.data_stream.read()
-            yield path, data
-
-
-def _blobs_under(commit: git.Commit, folder: str,
-                 patterns: Sequence[str]) -> Iterable[tuple[str, str]]:
-    for path, data in _blob_bytes_under(commit, folder, patterns):
-        yield path, data.decode("utf-8", errors="replace")
 
 
 # --- Markdown ------------------------------------------------------------------------------------
@@ -451,7 +380,7 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
         earlier = previous_release(repo, parse_version(to_ref), settings.release.ignore_tags)
         from_ref = earlier.name if earlier is not None else None
     elif from_ref is None:
-        target = _resolve(repo, to_ref)
+        target = resolve_commit(repo, to_ref)
         contained = [v for v, t in tags.items()
                      if repo.is_ancestor(t.commit, target) and t.commit != target]
         from_ref = tags[max(contained)].name if contained else None
@@ -460,12 +389,12 @@ def release_notes(root: Path, settings: Settings, from_ref: str | None = None,
 
 
 @git_errors()
-def notes_for_release(root: Path, settings: Settings, version: str) -> str:
+def notes_for_release(root: Path, settings: Settings, release: ReleaseVersion) -> str:
     """Notes for a release about to be cut from HEAD: what create-release puts in the tag."""
 
     repo = open_repo(root)
     ensure_git_reads(repo)
-    earlier = previous_release(repo, parse_version(version), settings.release.ignore_tags)
+    earlier = previous_release(repo, release, settings.release.ignore_tags)
     notes = collect_notes(repo, settings, earlier.name if earlier else None, "HEAD")
-    title = f"{earlier.name} → {version}" if earlier else version
+    title = f"{earlier.name} → {release.tag}" if earlier else release.tag
     return render_notes(notes, title=title)

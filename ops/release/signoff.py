@@ -7,16 +7,16 @@ among the release files, because the release_tag check must know the record's pa
 
 from __future__ import annotations
 
-import getpass
 import json
 import socket
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ops.atomic import atomic_write_text
 from ops.config import Settings, resolve_path
 from ops.errors import UsageError
+from ops.stamps import operator, utc_stamp
 
 ROLES = ("engineer", "reviewer")
 _MAX_NAME = 80
@@ -75,11 +75,8 @@ def clean_name(raw: str, role: str) -> str:
 def sign(record: SignoffRecord, names: dict[str, str], *, result: str, env: str = "",
          now: datetime | None = None) -> SignoffRecord:
     """Add the given role → name signatures; a reviewer must not be the engineer."""
-    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        who = f"{getpass.getuser()}@{socket.gethostname()}"
-    except (KeyError, OSError):
-        who = "unknown"
+    when = utc_stamp(now)
+    who = f"{operator()}@{socket.gethostname()}"
     current = record.by_role()
     for role, raw in names.items():
         current[role] = Signoff(role, clean_name(raw, role), when, who, result, env)

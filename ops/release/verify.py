@@ -27,6 +27,7 @@ from ops.release.version_file import CheckpointHashes, ReleaseFileError, Version
 from ops.report import Finding, Status, failed, passed, skipped
 from ops.runtime import registry as reg
 from ops.runtime.docker_engine import image_info, try_connect
+from ops.runtime.files import shown_path
 from ops.runtime.git import file_at, open_repo
 from ops.runtime.images import (
     ServiceImage,
@@ -86,13 +87,6 @@ def load_record(root: Path, settings: Settings, version: ReleaseVersion) -> Rele
     return ReleaseRecord(manifest_file, vf_path, manifest, manifest_error, vf, vf_error)
 
 
-def _rel(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 # --- artifacts.manifest / artifacts.manifest_integrity -------------------------------------------
 
 
@@ -107,7 +101,7 @@ def manifest_findings(root: Path, version: ReleaseVersion, record: ReleaseRecord
     manifest fails when ``required`` (the tamper gate) and warns otherwise (predeploy, before the
     release is cut).
     """
-    name = _rel(root, record.manifest_file)
+    name = shown_path(root, record.manifest_file)
     if not record.manifest_file.is_file():
         status = Status.FAIL if required else Status.WARN
         return [
@@ -240,7 +234,7 @@ def _tagged_text(root: Path, version: ReleaseVersion, path: Path,
             return None
     if version.tag not in {t.name for t in repo.tags}:
         return None
-    return file_at(repo, version.tag, _rel(root, path))
+    return file_at(repo, version.tag, shown_path(root, path))
 
 
 # --- artifacts.models_match_release --------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from ops.config import MigrationsSettings
 from ops.errors import ConfigError
+from ops.runtime.files import shown_path
 
 DEFAULT_INI = MigrationsSettings().alembic_ini
 #: The comment that acknowledges one destructive operation, on its line or the line above.
@@ -122,13 +123,13 @@ def _discover(root: Path, *, alembic_ini: Path | None, section: str,
         folder = script_location if script_location.is_absolute() else root / script_location
         if not (folder / "env.py").is_file() and not (folder / "versions").is_dir():
             raise MigrationsUnreadable(
-                f"{_shown(root, folder)} (ops.migrations.script_location) holds neither env.py "
+                f"{shown_path(root, folder)} (ops.migrations.script_location) holds neither env.py "
                 "nor versions/", hint="point it at the folder Alembic's env.py lives in")
         return Discovery(_bare(root, folder, "ops.migrations.script_location"))
     if alembic_ini is not None:
         ini = alembic_ini if alembic_ini.is_absolute() else root / alembic_ini
         if not ini.exists():
-            raise MigrationsUnreadable(f"{_shown(root, ini)} (ops.migrations.alembic_ini) does "
+            raise MigrationsUnreadable(f"{shown_path(root, ini)} (ops.migrations.alembic_ini) does "
                                        "not exist",
                                        hint="fix ops.migrations.alembic_ini or restore the file")
         return Discovery(read_ini(root, ini, section))
@@ -177,7 +178,7 @@ def _rank(root: Path, location: Location) -> tuple[int, int, int, int, str]:
     """Configured over bare folders, real code over fixtures, the larger history over the
     smaller (a multi-tenant ini's main tree), shallow over deep."""
     where = location.config_file or location.script_location
-    parts = _shown(root, where).split("/")
+    parts = shown_path(root, where).split("/")
     secondary = any(p.lower() in _SECONDARY for p in parts[:-1])
     size = sum(1 for _ in revision_paths(location))
     return (int(secondary), int(location.config_file is None), -size, len(parts),
@@ -217,12 +218,12 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
 
 def _bare(root: Path, folder: Path, how: str) -> Location:
     return Location(script_location=folder, version_dirs=(folder / "versions",),
-                    config_file=None, section=None, how=f"{_shown(root, folder)} ({how})")
+                    config_file=None, section=None, how=f"{shown_path(root, folder)} ({how})")
 
 
 def read_ini(root: Path, ini: Path, section: str = "alembic") -> Location:
     """The script directory an alembic.ini names, resolved as ``alembic -c INI`` would."""
-    name = _shown(root, ini)
+    name = shown_path(root, ini)
     parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
     try:
         parser.read_string(_small_text(ini), source=name)
@@ -284,7 +285,7 @@ def _read_pyproject(root: Path, path: Path) -> Location | None:
         return None
     here = str(path.parent)
     raw = table["script_location"].replace("%(here)s", here)
-    name = _shown(root, path)
+    name = shown_path(root, path)
     folder = _resolve(root, path, raw, name, "script_location")
     raw_versions = table.get("version_locations")
     versions: tuple[Path, ...] = (folder / "versions",)
@@ -317,7 +318,7 @@ def _resolve(root: Path, config: Path, raw: str, name: str, key: str, *,
         return candidates[-1]
     raise MigrationsUnreadable(
         f"{name}: {key} {raw!r} is not a folder (looked in "
-        f"{', '.join(_shown(root, c) for c in candidates[:4])})",
+        f"{', '.join(shown_path(root, c) for c in candidates[:4])})",
         hint="point script_location at the folder holding env.py and versions/")
 
 
@@ -354,13 +355,6 @@ def _small_text(path: Path, limit: int = 1 << 20) -> str:
     if path.stat().st_size > limit:
         raise ValueError(f"larger than {limit // 1024} KiB")
     return path.read_text(encoding="utf-8")
-
-
-def _shown(root: Path, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _first_line(exc: BaseException) -> str:

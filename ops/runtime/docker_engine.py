@@ -1,14 +1,16 @@
-"""The Docker engine through the docker SDK: connecting, and reading images.
+"""The Docker engine through the docker SDK: connecting, building and reading images.
 
 Connection failures become ``DockerUnavailable`` (exit 3) with the socket that was tried.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ops.errors import DockerUnavailable
+from ops.errors import BuildFailed, DockerUnavailable
 
 
 def connect(timeout: float = 10.0) -> Any:
@@ -63,6 +65,51 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 VERSION_LABEL = "tminus.version"
+
+
+def build_image(client: Any, *, name: str, context: Path, dockerfile: str, tag: str,
+                args: Mapping[str, str], labels: Mapping[str, str], target: str | None,
+                no_cache: bool, on_line: Callable[[str], None]) -> ImageInfo:
+    """Build ``tag`` from ``context`` and return the image the engine made.
+
+    The docker SDK's low-level ``api.build`` streams the engine's progress; each line goes to
+    ``on_line`` as it comes. ``name`` (the service) starts every error: ``BuildFailed`` (exit 1)
+    for a refused or failed build, ``DockerUnavailable`` (exit 3) when the engine stops answering.
+    """
+    from docker.errors import APIError, DockerException  # docker is deferred on purpose
+
+    try:
+        stream = client.api.build(
+            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=dict(args) or None,
+            labels=dict(labels), target=target, nocache=no_cache, rm=True, forcerm=True,
+            pull=False, decode=True)
+        for chunk in stream:
+            _build_progress(name, chunk, on_line)
+    except APIError as exc:
+        raise BuildFailed(f"{name}: the engine refused the build: "
+                          f"{exc.explanation or exc}") from None
+    except (DockerException, OSError) as exc:
+        raise DockerUnavailable(f"{name}: the engine stopped answering during the build "
+                                f"({type(exc).__name__})") from None
+    info = image_info(client, tag)
+    if info is None:
+        raise BuildFailed(f"{name}: the build finished but {tag} is missing")
+    return info
+
+
+def _build_progress(name: str, chunk: Mapping[str, Any], on_line: Callable[[str], None]) -> None:
+    if "error" in chunk or "errorDetail" in chunk:
+        detail = chunk.get("errorDetail") or {}
+        message = str(chunk.get("error") or detail.get("message") or "build failed").strip()
+        raise BuildFailed(f"{name}: {message.splitlines()[-1] if message else message}")
+    text = chunk.get("stream")
+    if text:
+        for line in str(text).splitlines():
+            if line.strip():
+                on_line(line.rstrip())
+        return
+    if chunk.get("status"):
+        on_line(" ".join(str(chunk[k]) for k in ("status", "progress") if chunk.get(k)))
 
 
 @dataclass(frozen=True)

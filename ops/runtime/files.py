@@ -15,6 +15,7 @@ import os
 import stat
 from pathlib import Path
 
+from ops.bounded import human_bytes
 from ops.errors import OpsError
 
 #: Larger than any real .env; small enough that reading it costs nothing.
@@ -55,8 +56,15 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _human(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+def shown_path(root: Path, path: Path) -> str:
+    """``path`` as a message shows it: relative to ``root`` (POSIX) when it lies inside, as
+    written or once both are resolved (a checkout under a symlinked /tmp), else as given."""
+    for inner, outer in ((path, root), (path.resolve(), root.resolve())):
+        try:
+            return inner.relative_to(outer).as_posix()
+        except ValueError:
+            continue
+    return path.as_posix()
 
 
 def read_bytes_safely(root: Path, path: Path, limit: int = MAX_TEXT_BYTES) -> bytes:
@@ -97,7 +105,7 @@ def read_bytes_safely(root: Path, path: Path, limit: int = MAX_TEXT_BYTES) -> by
         _check(path, os.fstat(handle.fileno()), limit)  # what was opened, not what was stat'ed
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise UnsafeFile(path, f"grew past {_human(limit)} while being read")
+        raise UnsafeFile(path, f"grew past {human_bytes(limit)} while being read")
     return data
 
 
@@ -105,8 +113,8 @@ def _check(path: Path, info: os.stat_result, limit: int) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise UnsafeFile(path, f"is {_kind(info.st_mode)}, not a regular file")
     if info.st_size > limit:
-        raise UnsafeFile(path, f"is {_human(info.st_size)}, over the {_human(limit)} limit for "
-                               "a text file")
+        raise UnsafeFile(path, f"is {human_bytes(info.st_size)}, over the "
+                               f"{human_bytes(limit)} limit for a text file")
 
 
 def read_text_safely(root: Path, path: Path, limit: int = MAX_TEXT_BYTES) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from ops.bounded import NAME_CHARS, clipped
 from ops.errors import UsageError
 from ops.versioning import ReleaseVersion, version_of_tag
 
@@ -482,3 +483,72 @@ def commit_log(repo: git.Repo, rev: str) -> list[LogEntry]:
         entries.append(LogEntry(sha, author, date, body, paths))
     return entries
 
+
+def resolve_commit(repo: git.Repo, ref: str) -> git.Commit:
+    """The commit ``ref`` (a user's ``--from``/``--to``) names, or a usage error (exit 2) saying
+    why it names none.
+
+    git itself resolves the name (``rev-parse --verify --end-of-options``): GitPython's own
+    parser raises whatever it meets (``KeyError`` for ``HEAD:../../etc/passwd``, ``IndexError``
+    for ``@{-1}``, ``NotImplementedError`` for ``main@{yesterday}``), and a name starting with
+    ``-`` must never be read as an option. Only a commit, or an annotated tag of one, is a
+    revision the notes can start or end at: a tree, a blob or a tag of either is refused.
+    """
+    import git
+
+    shown = repr(ref) if len(ref) <= NAME_CHARS else f"'{clipped(ref)}'"
+    try:
+        sha = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", ref)
+        kind = repo.git.cat_file("-t", sha)
+        if kind == "tag":
+            target = repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{}}")
+            kind = repo.git.cat_file("-t", target)
+            if kind != "commit":
+                raise UsageError(f"tag {shown} points at a {kind}, not a commit",
+                                 hint="release notes run between commits or tags of commits")
+            sha = target
+    except git.GitCommandError:
+        shallow = (Path(repo.git_dir) / "shallow").exists()
+        hint = ("this is a shallow clone: fetch the tags with `git fetch --tags --unshallow`"
+                if shallow else "list release tags with `git tag --list 'v*'`")
+        raise UsageError(f"unknown revision {shown}", hint=hint) from None
+    if kind != "commit":
+        raise UsageError(f"{shown} names a {kind}, not a commit",
+                         hint="release notes run between commits or tags of commits")
+    return repo.commit(sha)
+
+
+# --- blobs at a commit (release notes read old trees) --------------------------------------------
+
+
+def blob_text(commit: git.Commit, path: str) -> str | None:
+    """The text of ``path`` in ``commit``'s tree; None when it is not a file there."""
+    try:
+        blob = commit.tree / path
+    except KeyError:
+        return None
+    if blob.type != "blob":
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="replace")
+
+
+def blob_bytes_under(commit: git.Commit, folder: str,
+                     patterns: Sequence[str]) -> Iterable[tuple[str, bytes]]:
+    """(path, bytes) of the files under ``folder`` in ``commit``'s tree whose names match one
+    of ``patterns``; symlinks are never followed."""
+    import git
+
+    try:
+        tree = commit.tree / folder
+    except KeyError:
+        return
+    if not isinstance(tree, git.Tree):
+        return
+    for item in tree.traverse():
+        if not isinstance(item, git.Blob) or item.mode == git.Blob.link_mode:  # never symlinks
+            continue
+        path = str(item.path)
+        if any(fnmatch.fnmatch(PurePosixPath(path).name, p) for p in patterns):
+            data: bytes = item.data_stream.read()
+            yield path, data

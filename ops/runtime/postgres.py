@@ -1,4 +1,8 @@
-"""Postgres for backup and restore: pure argv builders for the client tools, small psycopg helpers.
+"""Postgres, the one adapter: argv builders for the client tools, psycopg connections and readers.
+
+Backup and restore use the client tools and ``connect``; the predeploy checks use
+``probe_alembic_revisions``, a read-only, short-timeout look through the same ``connect`` and the
+same ``alembic_revisions`` reader that a backup records.
 
 Passwords never reach an argv (``ps`` shows argv to every user) nor a message. A URL is read the
 way libpq itself reads it (``libpq_params``: PQconninfoParse, so a ``#``, ``?`` or ``/`` in a
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shlex
@@ -31,7 +36,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ops.errors import ConfigError, DatabaseUnavailable, DeployFailed
-from ops.redact import mask_url, summarise
+from ops.redact import (
+    ENCODE_HINT,
+    describe_url,
+    is_parseable_url,
+    mask_url,
+    summarise,
+    unparseable_reason,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -322,21 +334,63 @@ def _last_line(raw: bytes, url: str) -> str:
 # --- psycopg helpers -----------------------------------------------------------------------------
 
 
-def connect(url: str, *, timeout: float = 5.0, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """A live connection, or ``DatabaseUnavailable`` with a one-line, password-free message."""
+def connect(url: str, *, timeout: float = 5.0, autocommit: bool = True,
+            read_only: bool = False) -> psycopg.Connection[Any]:
+    """A live connection, or ``DatabaseUnavailable`` with a one-line, password-free message.
+
+    ``read_only`` makes the session read-only from its first statement
+    (``default_transaction_read_only``) and bounds every statement by ``timeout``: what the
+    predeploy checks use, since they may run against production.
+    """
     import psycopg
     from psycopg.conninfo import make_conninfo
 
-    conninfo = make_conninfo("", **libpq_params(url))  # psycopg's parse error would echo the URL
+    params = libpq_params(url)  # psycopg's parse error would echo the URL
+    if read_only:
+        params["options"] = (f"-c default_transaction_read_only=on "
+                             f"-c statement_timeout={max(int(timeout * 1000), 1)}")
     try:
-        return psycopg.connect(conninfo, connect_timeout=max(1, round(timeout)),
-                               autocommit=autocommit)
+        conn = psycopg.connect(make_conninfo("", **params),
+                               connect_timeout=max(1, math.ceil(timeout)), autocommit=autocommit)
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
             f"Postgres at {mask_url(url)} refused or did not answer: {_reason(exc, url)}",
             hint="check that the database runs and the URL's host, user and password") from None
     except ValueError:  # psycopg rejects a malformed URL before connecting
         raise DatabaseUnavailable(f"Postgres URL {mask_url(url)} is not valid") from None
+    if read_only:
+        conn.read_only = True
+    return conn
+
+
+def probe_alembic_revisions(url: str, *, timeout_s: float = 3.0,
+                            table: str = "alembic_version") -> tuple[str, ...] | None:
+    """The revisions in ``table`` of a live database, read only; None when the table is absent.
+
+    Every way it cannot answer -- an unreadable or non-Postgres URL, a refused connection, a slow
+    statement -- is ``DatabaseUnavailable`` naming the database without its password, so a check
+    turns it into a skip that says why.
+    """
+    import psycopg
+
+    if not is_parseable_url(url):  # before any parser that might quote it
+        raise DatabaseUnavailable(unparseable_reason(url), hint=ENCODE_HINT)
+    if url.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise DatabaseUnavailable(f"{describe_url(url)} is not a PostgreSQL URL",
+                                  hint="DATABASE_URL must start with postgresql://")
+    try:
+        with connect(url, timeout=timeout_s, autocommit=False, read_only=True) as conn:
+            revisions = alembic_revisions(conn, table)
+            conn.rollback()
+            return revisions
+    except ConfigError as exc:  # libpq cannot read it (or would misread the password)
+        raise DatabaseUnavailable(f"Postgres at {mask_url(url)} not asked: {exc.message}",
+                                  hint=exc.hint) from None
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(
+            f"Postgres at {describe_url(url)} did not answer: "
+            f"{summarise(str(exc), url, default='no answer')}",
+            hint="check DATABASE_URL and that the database accepts connections") from None
 
 
 def _reason(exc: BaseException, url: str) -> str:
@@ -380,13 +434,24 @@ def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return counts
 
 
-def alembic_revision(conn: psycopg.Connection[Any]) -> str | None:
-    """The ``alembic_version`` row(s), comma-joined; None when the table does not exist."""
-    found = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
+def alembic_revisions(conn: psycopg.Connection[Any],
+                      table: str = "alembic_version") -> tuple[str, ...] | None:
+    """The revisions recorded in ``table``; None when the table does not exist."""
+    from psycopg import sql
+
+    found = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
     if not found or found[0] is None:
         return None
-    rows = conn.execute("SELECT version_num FROM alembic_version ORDER BY 1").fetchall()
-    return ",".join(str(row[0]) for row in rows) or None
+    # ordered by the server, as verify_restore_sql's string_agg orders them
+    rows = conn.execute(sql.SQL("SELECT version_num FROM {} ORDER BY 1").format(
+        sql.Identifier(table)))
+    return tuple(str(row[0]) for row in rows.fetchall())
+
+
+def alembic_revision(conn: psycopg.Connection[Any]) -> str | None:
+    """``alembic_version``'s revision(s) comma-joined, as backup.json records them; None when
+    the table does not exist or is empty."""
+    return ",".join(alembic_revisions(conn) or ()) or None
 
 
 def server_version(conn: psycopg.Connection[Any]) -> str:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,6 +78,48 @@ class Runner:
 #: sends that signal to the whole process group instead, as a terminal's Ctrl-C does. A test can
 #: then prove the next run converges from exactly there. Unset, it costs one dict lookup.
 FAULT_VARIABLE = "TMINUS_FAULT_AT"
+
+
+class Background:
+    """A client tool running in the background whose stderr is collected, stoppable at once."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        if shutil.which(argv[0]) is None:
+            raise UnavailableError(f"{argv[0]} is not installed or not on PATH")
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env)
+        self._stderr: list[bytes] = []
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        if self.proc.stderr is not None:
+            self._stderr.append(self.proc.stderr.read())
+
+    def wait(self, tick: Callable[[], object], every_s: float = 0.25) -> Completed:
+        """Until the child exits (it is bounded by itself), calling ``tick`` every ``every_s``."""
+        while True:
+            try:
+                returncode = self.proc.wait(timeout=every_s)
+                break
+            except subprocess.TimeoutExpired:
+                tick()
+        self._drain.join(timeout=5)
+        stderr = b"".join(self._stderr).decode("utf-8", "replace")
+        return Completed(self.argv, returncode, "", stderr)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``; reaped either way (no orphan, no zombie)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
 def fault_point(where: str) -> None:

@@ -43,15 +43,20 @@ _U64 = struct.Struct(">Q")
 FILE_FORMAT = "tminus-redis-dump-1 (SCAN + DUMP + PTTL)"
 
 
-def connect(url: str, *, timeout: float = 5.0) -> Any:
-    """A ``redis.Redis`` for the URL's db index that has answered PING."""
+def connect(url: str, *, timeout: float = 5.0, read_timeout: float | None = None) -> Any:
+    """A ``redis.Redis`` for the URL's db index that has answered PING.
+
+    ``read_timeout`` bounds each command (default: six times the connect ``timeout``, room for a
+    large DUMP batch); a probe passes its own short one.
+    """
     import redis
 
     if not is_parseable_url(url):  # redis-py's own parse errors quote the URL's parts
         raise ConfigError(f"REDIS_URL: {unparseable_reason(url)}", hint=ENCODE_HINT)
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout * 6,
-                                      socket_connect_timeout=timeout)
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout * 6 if read_timeout is None else read_timeout,
+            socket_connect_timeout=timeout)
     except ValueError:
         raise ConfigError(f"Redis URL {mask_url(url)} is not valid",
                           hint="write redis://[:password@]host[:port][/db]") from None
@@ -62,6 +67,52 @@ def connect(url: str, *, timeout: float = 5.0) -> Any:
             f"Redis at {mask_url(url)} refused or did not answer: {error_summary(exc, url)}",
             hint="check that Redis runs and the URL's host, password and db index") from None
     return client
+
+
+@dataclass(frozen=True)
+class KeySample:
+    """What a bounded SCAN saw: each sampled key and its type, and whether the scan was cut."""
+
+    types: dict[str, str]
+    truncated: bool
+
+
+def sample_key_types(url: str, *, limit: int = 1000, timeout_s: float = 3.0) -> KeySample:
+    """Up to ``limit`` keys with their TYPE, read with SCAN (never KEYS, which blocks Redis).
+
+    What the predeploy checks sample: only SCAN and TYPE, each bounded by ``timeout_s``. Every way
+    it cannot answer is ``DatabaseUnavailable`` without the password, so a check can skip.
+    """
+    import redis
+
+    try:
+        client = connect(url, timeout=timeout_s, read_timeout=timeout_s)
+    except ConfigError as exc:
+        raise DatabaseUnavailable(exc.message, hint=exc.hint) from None
+    try:
+        keys: list[bytes] = []
+        truncated = False
+        for key in client.scan_iter(count=min(max(limit, 10), 1000)):
+            if len(keys) >= limit:
+                truncated = True
+                break
+            keys.append(key)
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        kinds = pipe.execute() if keys else []
+    except redis.RedisError as exc:
+        raise DatabaseUnavailable(
+            f"Redis at {mask_url(url)} did not answer: {error_summary(exc, url)}",
+            hint="check REDIS_URL and that Redis accepts connections") from None
+    finally:
+        client.close()
+    types = {_text(key): _text(kind) for key, kind in zip(keys, kinds, strict=True)}
+    return KeySample(types=types, truncated=truncated)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
 def error_summary(exc: BaseException, url: str | None = None) -> str:

@@ -9,6 +9,7 @@ configuration defaults.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
@@ -18,12 +19,12 @@ from invoke.tasks import Task, task
 from ops import pipelines
 from ops.checks import SECTIONS, CheckContext, run_predeploy
 from ops.config import defaults
-from ops.errors import ChecksFailed, UsageError
+from ops.errors import UsageError
 from ops.redact import install_log_redaction, masked_settings
-from ops.report import choose_format, emit
-from ops.taskkit import boundary, optional_path, project_root, settings_from
+from ops.taskkit import ReportOutput, boundary, project_root, settings_from
 from ops.tasks import backup as backup_tasks
 from ops.tasks import deploy as deploy_tasks
+from ops.tasks import incident as incident_tasks
 from ops.tasks import notes as notes_tasks
 from ops.tasks import release as release_tasks
 from ops.versioning import parse_version
@@ -49,8 +50,7 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
               only: str = "", no_cache: bool = False) -> None:
     """Run the five T-1 checks for a release: tag, migrations, secrets, artifacts, runbook."""
     release = parse_version(version)
-    out = optional_path(output)
-    choose_format(format or None, out)  # a bad --format is a usage error before any check runs
+    report_output = ReportOutput.chosen(format, output)
     sections = [s.strip() for s in only.split(",") if s.strip()]
     unknown = set(sections) - {sid for sid, _ in SECTIONS}
     if unknown:
@@ -62,9 +62,7 @@ def predeploy(c: Context, version: str = "", strict: bool = False, output: str =
                        env=env, online=online, progress=sys.stderr.isatty(),
                        use_cache=not no_cache)
     report = run_predeploy(ctx, strict=strict, only=sections or None)
-    emit(report, fmt=format or None, output=out)
-    if not report.ok:
-        raise ChecksFailed(f"predeploy checks failed for {release}")
+    report_output.finish(report, f"predeploy checks failed for {release}")
 
 
 @task(auto_shortflags=False, help={"env": "show only this environment's settings"})
@@ -88,14 +86,16 @@ def config(c: Context, env: str = "") -> None:
     "version": "release to prepare, e.g. v0.2.0 (positional)",
     "env": "environment whose settings and .env the checks use (default: production)",
     "no-build": "do not build images (e.g. where no Docker engine is available)",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
 })
 @boundary
 def pre_deployment(c: Context, version: str, env: str = "production",
-                   no_build: bool = False) -> None:
+                   no_build: bool = False, dry_run: bool = False) -> None:
     """Pipeline: create-release if the tag is missing, build, predeploy --strict, notes."""
+    release = parse_version(version)
     settings = settings_from(c)
-    pipelines.pre_deployment(project_root(c, settings), settings, version, env=env,
-                             build=not no_build)
+    pipelines.pre_deployment(project_root(c, settings), settings, release, env=env,
+                             build=not no_build, dry_run=dry_run)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
@@ -104,38 +104,49 @@ def pre_deployment(c: Context, version: str, env: str = "production",
     "strategy": "rolling or recreate (default: each service's configured strategy)",
     "watch": "seconds of post-deploy watch (default: the environment's watch_s); 0 skips",
     "skip-checks": "skip the strict predeploy gate and tamper gate (recorded in the audit log)",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
 })
 @boundary
 def deployment(c: Context, env: str, version: str, strategy: str = "",
-               watch: float = -1.0, skip_checks: bool = False) -> None:
+               watch: float = -1.0, skip_checks: bool = False, dry_run: bool = False) -> None:
     """Pipeline: backup, deploy (gates, migrations, rolling switch, watch), smoke-test."""
+    release = parse_version(version)
     settings = settings_from(c)
-    pipelines.deployment(project_root(c, settings), settings, env, version, strategy=strategy,
-                         watch_s=None if watch < 0 else watch, skip_checks=skip_checks)
+    pipelines.deployment(project_root(c, settings), settings, env, release, strategy=strategy,
+                         watch_s=None if watch < 0 else watch, skip_checks=skip_checks,
+                         dry_run=dry_run)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
     "env": "environment that was deployed (positional)",
     "version": "release that was deployed (positional)",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
+    "output": "also write the metrics summary (and the watch's figures) to this JSON file",
 })
 @boundary
-def post_deployment(c: Context, env: str, version: str) -> None:
+def post_deployment(c: Context, env: str, version: str, dry_run: bool = False,
+                    output: str = "") -> None:
     """Pipeline: predeploy again, smoke-test, metrics summary, audit line."""
+    release = parse_version(version)
     settings = settings_from(c)
-    pipelines.post_deployment(project_root(c, settings), settings, env, version)
+    pipelines.post_deployment(project_root(c, settings), settings, env, release, dry_run=dry_run,
+                              output=Path(output) if output else None)
 
 
 @task(auto_shortflags=False, positional=["env", "version"], help={
     "env": "environment to roll back (positional)",
     "version": "version to go back to, or `previous` for the one before (positional)",
     "with-db": "also roll the database back: restore or downgrade, per db_rollback",
+    "dry-run": "run every step in its dry-run mode: print what would be done, change nothing",
 })
 @boundary
-def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False) -> None:
+def rollback_pipeline(c: Context, env: str, version: str, with_db: bool = False,
+                      dry_run: bool = False) -> None:
     """Pipeline: rollback (to VERSION or the previous release), then smoke-test."""
     settings = settings_from(c)
     wanted = None if version in {"", "previous", "-"} else version
-    pipelines.rollback_pipeline(project_root(c, settings), settings, env, wanted, with_db=with_db)
+    pipelines.rollback_pipeline(project_root(c, settings), settings, env, wanted, with_db=with_db,
+                                dry_run=dry_run)
 
 
 # `invoke --debug` logs every configuration source verbatim, invoke.yaml's URLs included; the
@@ -149,7 +160,7 @@ TASKS: tuple[Task[Any], ...] = (
     notes_tasks.release_notes, notes_tasks.checklist,
     backup_tasks.backup, backup_tasks.restore, backup_tasks.backups,
     deploy_tasks.deploy, deploy_tasks.smoke_test, deploy_tasks.rollback, deploy_tasks.scale,
-    deploy_tasks.history, deploy_tasks.releases,
+    deploy_tasks.history, deploy_tasks.releases, incident_tasks.incident,
     pre_deployment, deployment, post_deployment, rollback_pipeline,
 )
 

@@ -11,6 +11,7 @@ from typing import Any
 from invoke.context import Context
 from invoke.tasks import task
 
+from ops.bounded import human_bytes
 from ops.deploy.backup import create_backup, list_backups, pre_deploy_backup_id
 from ops.deploy.restore import restore_backup
 from ops.errors import UsageError
@@ -23,14 +24,6 @@ MAX_LABEL = 200
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 @contextmanager

@@ -27,11 +27,10 @@ from ops.deploy.rollback import releases as list_releases
 from ops.deploy.rollback import rollback as run_rollback
 from ops.deploy.scale import parse_targets
 from ops.deploy.scale import scale as run_scale
+from ops.deploy.smoke import print_metrics_table
 from ops.deploy.smoke import smoke_test as run_smoke
 from ops.deploy.stack import open_stack
-from ops.errors import ChecksFailed
-from ops.report import choose_format, emit
-from ops.taskkit import boundary, optional_path, project_root, say, settings_from
+from ops.taskkit import ReportOutput, boundary, optional_path, project_root, say, settings_from
 
 
 def _result_sink(as_json: bool, output: str) -> Callable[[DeployResult], None]:
@@ -65,6 +64,8 @@ def _stream(as_json: bool) -> TextIO:
     "no-auto-rollback": "on failure leave the new version in place instead of rolling back",
     "lock-wait": "seconds to wait for another deploy's lock before giving up (default 0)",
     "watch": "seconds of post-deploy watch (default: the environment's watch_s, 60); 0 skips",
+    "batch": "old replicas drained and stopped together once the new ones are healthy and "
+             "routed (default 0: all at once, one drain period; 1: one at a time)",
     "json": "print the result as JSON (progress goes to stderr)",
     "output": "also write the JSON result to this file",
 })
@@ -72,13 +73,13 @@ def _stream(as_json: bool) -> TextIO:
 def deploy(c: Context, env: str, version: str, strategy: str = "",
            dry_run: bool = False, skip_backup: bool = False, skip_checks: bool = False,
            no_auto_rollback: bool = False, lock_wait: float = 0.0, watch: float = -1.0,
-           json: bool = False, output: str = "") -> None:
+           batch: int = 0, json: bool = False, output: str = "") -> None:
     """Deploy a release to an environment: gates, backup, migrations, rolling switch, watch."""
     settings = settings_from(c)
     opts = DeployOptions(env=env, version=version, strategy=strategy, dry_run=dry_run,
                          skip_checks=skip_checks, skip_backup=skip_backup,
                          auto_rollback=not no_auto_rollback, lock_wait_s=lock_wait,
-                         watch_s=None if watch < 0 else watch)
+                         watch_s=None if watch < 0 else watch, batch=batch)
     run_deploy(project_root(c, settings), settings, opts, out=_stream(json),
                on_result=_result_sink(json, output))
 
@@ -92,15 +93,12 @@ def deploy(c: Context, env: str, version: str, strategy: str = "",
 @boundary
 def smoke_test(c: Context, env: str = "production", url: str = "", output: str = "",
                format: str = "") -> None:
-    """Smoke-test what runs: health 200, containers healthy, p95 under the SLA, no ERROR logs."""
-    out = optional_path(output)
-    choose_format(format or None, out)
+    """Smoke-test what runs: health, containers, p95, logs, smoke_urls, error rate, metrics."""
+    report_output = ReportOutput.chosen(format, output)
     settings = settings_from(c)
     stack = open_stack(project_root(c, settings), settings, env)
-    report = run_smoke(stack, url=url or None)
-    emit(report, fmt=format or None, output=out)
-    if not report.ok:
-        raise ChecksFailed(f"smoke test of {env} failed")
+    report_output.finish(run_smoke(stack, url=url or None), f"smoke test of {env} failed",
+                         on_console=print_metrics_table)
 
 
 @task(auto_shortflags=False, positional=["version"], help={

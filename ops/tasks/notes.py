@@ -57,7 +57,7 @@ def checklist(c: Context, version: str = "", output: str = "", sign_engineer: st
     """Write the ten-section T-1 checklist, ticking what predeploy proves; record sign-offs."""
     release = parse_version(version)
     settings = settings_from(c)
-    result = make_checklist(project_root(c, settings), settings, release.tag, env=env,
+    result = make_checklist(project_root(c, settings), settings, release, env=env,
                             output=optional_path(output), engineer=sign_engineer or None,
                             reviewer=sign_reviewer or None)
     say(f"Checklist for {release} written to {result.path}")

@@ -12,11 +12,10 @@ import time
 from invoke.context import Context
 from invoke.tasks import task
 
-from ops.errors import ChecksFailed
 from ops.release import create, verify
 from ops.release.build import build_images, describe_plan, parse_build_args
-from ops.report import Report, Section, choose_format, emit
-from ops.taskkit import boundary, optional_path, project_root, say, settings_from
+from ops.report import Report, Section
+from ops.taskkit import ReportOutput, boundary, optional_path, project_root, say, settings_from
 from ops.versioning import parse_version
 
 
@@ -35,7 +34,7 @@ def create_release(c: Context, version: str, push: bool = False, message: str = 
                    notes_file: str = "", dry_run: bool = False) -> None:
     """Cut a release: VERSION file, manifest + checksum, release commit, annotated tag."""
     settings = settings_from(c)
-    result = create.create_release(project_root(c, settings), settings, version,
+    result = create.create_release(project_root(c, settings), settings, parse_version(version),
                                    message=message or None, notes_file=optional_path(notes_file),
                                    push=push, dry_run=dry_run)
     if result.dry_run:
@@ -80,7 +79,7 @@ def build(c: Context, version: str, service: list[str] | None = None, no_cache: 
           dry_run: bool = False, push: bool = False) -> None:
     """Build and tag the release's service images; record their ids in the manifest."""
     settings = settings_from(c)
-    result = build_images(project_root(c, settings), settings, version,
+    result = build_images(project_root(c, settings), settings, parse_version(version),
                           services=service or (), no_cache=no_cache, dry_run=dry_run,
                           build_args=parse_build_args(build_arg or ()), env=env, on_line=say,
                           push=push)
@@ -123,8 +122,7 @@ def verify_release(c: Context, version: str, output: str = "", format: str = "",
                    no_cache: bool = False) -> None:
     """Check a release against its manifest: checksum, every artifact hash, every image id."""
     release = parse_version(version)
-    out = optional_path(output)
-    choose_format(format or None, out)
+    report_output = ReportOutput.chosen(format, output)
     settings = settings_from(c)
     root = project_root(c, settings)
     started = time.perf_counter()
@@ -133,7 +131,5 @@ def verify_release(c: Context, version: str, output: str = "", format: str = "",
     report = Report(release=release.tag, project=str(root), kind="verify-release",
                     sections=[Section("artifacts", "Release Verification", findings, elapsed)],
                     duration_s=elapsed)
-    emit(report, fmt=format or None, output=out)
-    if not report.ok:
-        raise ChecksFailed(f"{release.tag} does not match its release record")
+    report_output.finish(report, f"{release.tag} does not match its release record")
 

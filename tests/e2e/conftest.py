@@ -24,7 +24,7 @@ from tests.conftest import need
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_FILES = ("docker-compose.yml", "alembic.ini", ".dockerignore")
-STACK_DIRS = ("service", "migrations", "proxy", "db", "redis")
+STACK_DIRS = ("service", "migrations", "proxy", "db", "redis", "prometheus")
 #: Overridable so that two e2e runs on one machine (two worktrees) do not share a project.
 PROJECT = os.environ.get("TMINUS_E2E_PROJECT", "tminus-e2e")
 HTTP_PORT = int(os.environ.get("TMINUS_E2E_HTTP_PORT", "18080"))
@@ -111,6 +111,7 @@ def lay_out(dest: Path, *, http_port: int = HTTP_PORT) -> None:
         f"TMINUS_STATS_PORT={http_port + 1}",
         f"TMINUS_DB_PORT={http_port + 2}",
         f"TMINUS_REDIS_PORT={http_port + 3}",
+        f"TMINUS_PROMETHEUS_PORT={http_port + 4}",
     ]) + "\n", encoding="utf-8")
     (dest / "tasks.py").write_text("from ops.tasks import ns\n\n__all__ = ['ns']\n",
                                    encoding="utf-8")

@@ -19,8 +19,8 @@ import pytest
 from ops.checks import CheckContext
 from ops.checks.artifacts import run as run_artifacts
 from ops.config import Settings
-from ops.errors import UsageError
-from ops.release.build import BuildFailed, build_images
+from ops.errors import BuildFailed, UsageError
+from ops.release.build import build_images
 from ops.release.create import create_release
 from ops.release.verify import verify_release
 from ops.report import Finding, Status
@@ -70,8 +70,8 @@ services:
 
 
 def cut_and_build(repo: GitRepo, version: str = "v0.2.0", **kw: Any) -> None:
-    create_release(repo.path, Settings(), version)
-    build_images(repo.path, Settings(), version, **kw)
+    create_release(repo.path, Settings(), parse_version(version))
+    build_images(repo.path, Settings(), parse_version(version), **kw)
 
 
 def findings(repo: GitRepo, version: str = "v0.2.0") -> dict[str, Finding]:
@@ -135,7 +135,7 @@ def test_image_rebuilt_under_the_same_tag_fails_verification_naming_the_service(
 
 
 def test_unbuilt_release_image_fails_the_predeploy_image_check(repo: GitRepo, name: str) -> None:
-    create_release(repo.path, Settings(), "v0.2.0")
+    create_release(repo.path, Settings(), parse_version("v0.2.0"))
     ctx = CheckContext(root=repo.path, settings=Settings(), version=parse_version("v0.2.0"))
     finding = {f.id: f for f in run_artifacts(ctx)}["artifacts.images"]
     assert finding.status is Status.FAIL
@@ -155,23 +155,23 @@ def test_image_check_is_skipped_with_the_reason_when_no_engine_answers(
 def test_failing_dockerfile_step_fails_the_build_naming_the_service(repo: GitRepo) -> None:
     repo.write("app/Dockerfile", "FROM scratch\nCOPY missing-file /x\n")
     repo.commit("fix: broken image")
-    create_release(repo.path, Settings(), "v0.2.0")
+    create_release(repo.path, Settings(), parse_version("v0.2.0"))
     with pytest.raises(BuildFailed, match=r"^app: .*missing-file"):
-        build_images(repo.path, Settings(), "v0.2.0")
+        build_images(repo.path, Settings(), parse_version("v0.2.0"))
 
 
 def test_build_refuses_to_record_ids_in_an_edited_manifest(repo: GitRepo, name: str,
                                                            docker_client: Any) -> None:
-    create_release(repo.path, Settings(), "v0.2.0")
+    create_release(repo.path, Settings(), parse_version("v0.2.0"))
     path = repo.path / "releases/manifest_v0.2.0.json"
     path.write_text(path.read_text().replace('"main"', '"evil"'))
     with pytest.raises(UsageError, match="refusing to record image ids"):
-        build_images(repo.path, Settings(), "v0.2.0")
+        build_images(repo.path, Settings(), parse_version("v0.2.0"))
     assert docker_client.images.list(name=f"{name}/app") == []
 
 
 def test_build_task_streams_engine_progress_and_reports_the_id(repo: GitRepo) -> None:
-    create_release(repo.path, Settings(), "v0.2.0")
+    create_release(repo.path, Settings(), parse_version("v0.2.0"))
     done = subprocess.run([sys.executable, "-m", "invoke", "build", "v0.2.0"], cwd=repo.path,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

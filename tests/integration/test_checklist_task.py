@@ -12,9 +12,12 @@ import pytest
 
 from ops.checklist import make_checklist
 from ops.dev.demo import build_demo, demo_settings
+from ops.versioning import parse_version
 from tests.conftest import GitRepo
 
 pytestmark = pytest.mark.integration
+
+V020 = parse_version("v0.2.0")
 
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 
@@ -44,7 +47,7 @@ def invoke(root: Path, *args: str, task: str = "checklist") -> subprocess.Comple
 
 
 def test_checklist_is_written_under_tminus_with_proven_items_ticked(repo: Path) -> None:
-    result = make_checklist(repo, demo_settings(repo), "v0.2.0")
+    result = make_checklist(repo, demo_settings(repo), V020)
     assert result.path == repo / ".tminus" / "checklists" / "CHECKLIST_v0.2.0.md"
     text = result.path.read_text(encoding="utf-8")
     assert "- [x] Release tag exists (release_tag.exists)" in text
@@ -53,7 +56,7 @@ def test_checklist_is_written_under_tminus_with_proven_items_ticked(repo: Path) 
 
 
 def test_sign_off_is_recorded_in_the_release_record_and_shown(repo: Path) -> None:
-    result = make_checklist(repo, demo_settings(repo), "v0.2.0", engineer="Jiwoo Park")
+    result = make_checklist(repo, demo_settings(repo), V020, engineer="Jiwoo Park")
     failing = [f.id for f in result.report.findings() if f.status.value == "fail"]
     assert result.report.ok, f"the demo release should pass predeploy; failing: {failing}"
     record = json.loads((repo / "releases" / "signoff_v0.2.0.json").read_text(encoding="utf-8"))
@@ -65,7 +68,7 @@ def test_sign_off_is_recorded_in_the_release_record_and_shown(repo: Path) -> Non
 def test_sign_off_is_refused_while_predeploy_fails_but_the_checklist_is_written(
         repo: Path) -> None:
     move_head_past_the_tag(repo)
-    result = make_checklist(repo, demo_settings(repo), "v0.2.0", engineer="Jiwoo Park")
+    result = make_checklist(repo, demo_settings(repo), V020, engineer="Jiwoo Park")
     assert not result.signed
     assert not (repo / "releases" / "signoff_v0.2.0.json").exists()
     text = result.path.read_text(encoding="utf-8")

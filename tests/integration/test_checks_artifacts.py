@@ -26,7 +26,7 @@ def repo(git_repo: GitRepo) -> GitRepo:
 
 
 def released(repo: GitRepo, version: str = "v0.2.0") -> GitRepo:
-    create_release(repo.path, Settings(), version)
+    create_release(repo.path, Settings(), parse_version(version))
     return repo
 
 
@@ -138,7 +138,7 @@ def test_configured_checkpoints_dir_and_patterns_are_used(git_repo: GitRepo) -> 
     git_repo.commit("feat: models")
     settings = Settings.model_validate(
         {"artifacts": {"checkpoints_dir": "models", "patterns": ["*.weights"]}})
-    create_release(git_repo.path, settings, "v0.2.0")
+    create_release(git_repo.path, settings, parse_version("v0.2.0"))
     assert (git_repo.path / "models/VERSION_v0.2.0.txt").is_file()
     found = check(git_repo, settings=settings)
     assert found["artifacts.models_hashed"].message.startswith("1 checkpoint file(s) in models/")

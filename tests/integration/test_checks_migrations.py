@@ -19,6 +19,7 @@ from ops.checks import CheckContext
 from ops.checks.migrations import run
 from ops.config import Settings
 from ops.report import Finding, Status
+from ops.runtime.postgres import connect
 from ops.versioning import parse_version
 from tests.conftest import GitRepo
 
@@ -383,6 +384,16 @@ def test_check_does_not_write_to_the_database(git_repo: GitRepo, pg_url: str) ->
     with psycopg.connect(pg_url) as conn:
         row = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
     assert row == (None,)
+
+
+def test_the_probe_session_refuses_writes(pg_url: str) -> None:
+    """The checks look through postgres.connect(read_only=True): even a mistaken statement
+    cannot change a production database."""
+    import psycopg
+
+    with connect(pg_url, timeout=3, autocommit=False, read_only=True) as conn, \
+            pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("CREATE TABLE written_by_a_check (id int)")
 
 
 def test_unreachable_database_skips_with_the_reason_and_no_password(git_repo: GitRepo) -> None:

@@ -119,7 +119,7 @@ def test_uncommitted_changes_warn_listing_five_paths_and_the_rest_counted(
     assert not_passing(findings) == {"release_tag.worktree_clean": Status.WARN}
     message = by_id(findings, "release_tag.worktree_clean").message
     assert "7 uncommitted change(s)" in message
-    assert "(+2 more)" in message
+    assert " and 2 more" in message
     assert "service/app.py (modified)" in message
 
 

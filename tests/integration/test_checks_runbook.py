@@ -72,8 +72,14 @@ def check(repo: GitRepo, settings: Settings | None = None, *,
     return {f.id: f for f in run(ctx)}
 
 
+#: Skipped in a project without Prometheus files (the specs of the runbook text have none).
+PROMTOOL_IDS = {"runbook.prometheus_config", "runbook.alert_rules"}
+
+
 def not_passing(found: dict[str, Finding]) -> dict[str, Status]:
-    return {k: f.status for k, f in found.items() if f.status is not Status.PASS}
+    """Findings that did not pass, leaving out the promtool ones skipped for want of files."""
+    return {k: f.status for k, f in found.items() if f.status is not Status.PASS
+            and not (k in PROMTOOL_IDS and f.status is Status.SKIP)}
 
 
 def rewrite(repo: GitRepo, old: str, new: str) -> None:
@@ -85,7 +91,8 @@ def test_clean_runbook_passes_every_runbook_check(repo: GitRepo) -> None:
     found = check(repo)
     assert list(found) == ["runbook.exists", "runbook.section.health", "runbook.section.rollback",
                            "runbook.section.scaling", "runbook.section.monitoring",
-                           "runbook.fresh", "runbook.links", "runbook.contacts"]
+                           "runbook.fresh", "runbook.links", "runbook.contacts",
+                           "runbook.prometheus_config", "runbook.alert_rules"]
     assert not_passing(found) == {}
 
 
@@ -265,3 +272,91 @@ def test_configured_runbook_path_resolves_links_from_its_own_directory(repo: Git
     found = check(repo, load_settings({"runbook": {"path": "docs/ops/runbook.md"}}))
     assert found["runbook.exists"].message == "docs/ops/runbook.md (7 headings)"
     assert "docs/SCHEMA.md#revisions (no such file)" in found["runbook.links"].message
+
+
+# --- promtool: the Prometheus config and its alert rules -----------------------------------------
+
+PROMETHEUS_YML = """\
+global:
+  scrape_interval: 15s
+rule_files:
+  - alerts.yml
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: ["app:8000"]
+"""
+ALERTS_YML = """\
+groups:
+  - name: t1
+    rules:
+      - alert: HighErrorRate
+        expr: sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(x[5m])) > 0.05
+        for: 5m
+"""
+
+
+def with_prometheus(repo: GitRepo, alerts: str = ALERTS_YML,
+                    config: str = PROMETHEUS_YML) -> GitRepo:
+    repo.write("prometheus/prometheus.yml", config)
+    repo.write("prometheus/alerts.yml", alerts)
+    repo.commit("monitoring: prometheus config and alert rules")
+    return repo
+
+
+def need_promtool() -> None:
+    from ops.runtime.prometheus import promtool
+    from tests.conftest import need
+
+    if promtool() is None:
+        need("promtool (Debian's prometheus package) is not installed")
+
+
+def test_project_without_prometheus_files_skips_both_promtool_findings_with_the_reason(
+        repo: GitRepo) -> None:
+    found = check(repo)
+    for fid in ("runbook.prometheus_config", "runbook.alert_rules"):
+        assert found[fid].status is Status.SKIP
+        assert "no prometheus/prometheus.yml or prometheus.yml" in found[fid].message
+
+
+def test_valid_prometheus_config_and_rules_pass_promtool(repo: GitRepo) -> None:
+    need_promtool()
+    found = check(with_prometheus(repo))
+    assert found["runbook.prometheus_config"].status is Status.PASS
+    assert found["runbook.alert_rules"].status is Status.PASS
+    assert found["runbook.alert_rules"].message == (
+        "promtool check rules: 1 rule(s) in prometheus/alerts.yml")
+
+
+def test_alert_rule_with_a_broken_expression_fails_alert_rules_with_promtools_reason(
+        repo: GitRepo) -> None:
+    need_promtool()
+    broken = ALERTS_YML.replace("> 0.05", "> > 0.05")
+    found = check(with_prometheus(repo, alerts=broken))
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert "parse error" in found["runbook.alert_rules"].message
+
+
+def test_config_naming_a_missing_rule_file_fails_both_findings(repo: GitRepo) -> None:
+    need_promtool()
+    found = check(with_prometheus(repo, config=PROMETHEUS_YML.replace("alerts.yml", "gone.yml")))
+    assert found["runbook.prometheus_config"].status is Status.FAIL
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert found["runbook.alert_rules"].message == (
+        "rule file gone.yml (listed in prometheus/prometheus.yml) does not exist")
+
+
+def test_promtool_on_the_projects_path_is_never_run(repo: GitRepo,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A promtool planted in the repository and put first on PATH is not the one run."""
+    need_promtool()
+    planted = repo.path / "bin" / "promtool"
+    planted.parent.mkdir()
+    planted.write_text("#!/bin/sh\ntouch planted-ran\nexit 0\n")
+    planted.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{planted.parent}:{os.environ['PATH']}")
+    broken = ALERTS_YML.replace("> 0.05", "> > 0.05")
+    found = check(with_prometheus(repo, alerts=broken))
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert not (repo.path / "planted-ran").exists()

@@ -67,7 +67,7 @@ def test_release_notes_task_exits_2_with_one_line_when_git_log_fails(git_repo: G
 def test_create_release_where_git_status_fails_is_one_line(git_repo: GitRepo) -> None:
     repo = with_corrupt_index(git_repo)
     with pytest.raises(GitFailed) as caught:
-        create_release(repo.path, Settings(), "v0.1.0")
+        create_release(repo.path, Settings(), parse_version("v0.1.0"))
     assert caught.value.message.startswith("git status failed: ")
     assert "\n" not in caught.value.one_line()
 
@@ -89,7 +89,7 @@ def test_create_release_in_a_checkout_git_refuses_says_so_with_gits_advice(
     for name, value in OTHER_OWNER.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(GitFailed) as caught:
-        create_release(git_repo.path, Settings(), "v0.1.0")
+        create_release(git_repo.path, Settings(), parse_version("v0.1.0"))
     assert "detected dubious ownership" in caught.value.message
     assert caught.value.hint == ("`git config --global --add safe.directory "
                                  f"{git_repo.path}`")

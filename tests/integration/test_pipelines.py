@@ -1,70 +1,49 @@
-"""The pipelines as chains: each step's verdict shown, the first failure stops the chain with
-that step's own error (and so its exit code). Real git repositories made by the demo builder."""
+"""The pipelines on real git repositories made by the demo builder: what each step decides, the
+error a failing step ends the pipeline with, and what ``--dry-run`` leaves untouched.
+(``Pipeline`` itself, the chain of steps, is specified in tests/unit/test_pipeline_steps.py.)"""
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
+import git
 import pytest
 
-from ops.deploy.outcome import Outcome
 from ops.dev.demo import build_demo, demo_settings
-from ops.errors import ChecksFailed, ExitCode, OpsError, UsageError
-from ops.pipelines import Pipeline, post_deployment, pre_deployment
+from ops.errors import ChecksFailed, ExitCode
+from ops.pipelines import post_deployment, pre_deployment
+from ops.versioning import parse_version
 
 pytestmark = pytest.mark.integration
 
-
-def test_a_pipeline_runs_steps_in_order_and_shows_each_verdict() -> None:
-    out = io.StringIO()
-    pipe = Pipeline("demo", out)
-    pipe.step("first", lambda: "one done")
-    pipe.step("second", lambda: "two done")
-    pipe.finish()
-    assert [(o.name, o.status) for o in pipe.outcomes] == [("first", Outcome.SUCCESS),
-                                                           ("second", Outcome.SUCCESS)]
-    assert [o.to_dict()["status"] for o in pipe.outcomes] == ["ok", "ok"]
-    assert "[✓] first" in out.getvalue()
-    assert "one done" in out.getvalue()
-    assert "demo: 2 step(s) passed" in out.getvalue()
+V020 = parse_version("v0.2.0")
+V030 = parse_version("v0.3.0")
 
 
-def test_the_first_failure_stops_the_chain_with_the_steps_own_exit_code() -> None:
-    out = io.StringIO()
-    pipe = Pipeline("demo", out)
-    ran: list[str] = []
+def commit_a_feature(root: Path) -> git.Repo:
+    (root / "service" / "feature.py").write_text("FLAG = True\n", encoding="utf-8")
+    repo = git.Repo(root)
+    repo.git.add("-A")
+    repo.git.commit("-q", "-m", "feat: a flag")
+    return repo
 
-    def refuse() -> str:
-        raise UsageError("tag v0.2.0 already exists")
 
-    def third() -> str:
-        ran.append("third")
-        return "never"
-
-    with pytest.raises(UsageError) as caught:
-        pipe.step("first", lambda: "fine")
-        pipe.step("second", refuse)
-        pipe.step("third", third)
-    assert caught.value.exit_code is ExitCode.USAGE
-    assert ran == []
-    assert [o.status for o in pipe.outcomes] == [Outcome.SUCCESS, Outcome.FAILED]
-    assert "[✗] second" in out.getvalue()
-    assert "demo stopped at step 2: second" in out.getvalue()
+def audit_lines(root: Path) -> list[dict[str, object]]:
+    log = root / "releases" / "deployments.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
 
 
 def test_pre_deployment_cuts_a_missing_release_then_stops_at_strict_checks_without_images(
         tmp_path: Path) -> None:
-    import git
-
     demo = build_demo(tmp_path / "demo")
-    (demo.root / "service" / "feature.py").write_text("FLAG = True\n", encoding="utf-8")
-    repo = git.Repo(demo.root)
-    repo.git.add("-A")
-    repo.git.commit("-q", "-m", "feat: a flag")
+    repo = commit_a_feature(demo.root)
     out = io.StringIO()
     with pytest.raises(ChecksFailed) as caught:
-        pre_deployment(demo.root, demo_settings(demo.root), "v0.3.0", build=False, out=out)
+        pre_deployment(demo.root, demo_settings(demo.root), V030, build=False, out=out)
     assert "v0.3.0" in {t.name for t in repo.tags}
     assert "artifacts.images" in caught.value.message
     text = out.getvalue()
@@ -76,21 +55,58 @@ def test_pre_deployment_cuts_a_missing_release_then_stops_at_strict_checks_witho
 
 def test_pre_deployment_does_not_recut_an_existing_release(tmp_path: Path) -> None:
     demo = build_demo(tmp_path / "demo")
+    repo = git.Repo(demo.root)
+    tagged, head = repo.tags["v0.2.0"].commit.hexsha, repo.head.commit.hexsha
     out = io.StringIO()
-    with pytest.raises(OpsError):
-        pre_deployment(demo.root, demo_settings(demo.root), "v0.2.0", build=False, out=out)
+    with pytest.raises(ChecksFailed) as caught:
+        pre_deployment(demo.root, demo_settings(demo.root), V020, build=False, out=out)
+    # the existing release goes on to the strict checks, which stop it only for its unbuilt images
+    assert caught.value.message == "predeploy --strict for v0.2.0 failed: artifacts.images"
+    assert caught.value.exit_code is ExitCode.FAILED
+    assert "[✓] create-release (when the tag is missing) (" in out.getvalue()
     assert "tag v0.2.0 exists: create-release not needed" in out.getvalue()
+    assert repo.tags["v0.2.0"].commit.hexsha == tagged
+    assert repo.head.commit.hexsha == head
+
+
+def test_pre_deployment_dry_run_cuts_nothing_and_says_what_it_would_do(tmp_path: Path) -> None:
+    demo = build_demo(tmp_path / "demo")
+    repo = commit_a_feature(demo.root)
+    head = repo.head.commit.hexsha
+    out = io.StringIO()
+    pre_deployment(demo.root, demo_settings(demo.root), V030, build=False, dry_run=True, out=out)
+    assert "v0.3.0" not in {t.name for t in repo.tags}
+    assert repo.head.commit.hexsha == head
+    assert not repo.is_dirty(untracked_files=True)
+    text = out.getvalue()
+    assert "dry run: would cut v0.3.0 on main" in text
+    assert "[dry-run]" in text
+    assert "[✓] predeploy --strict" in text and "skipped (--dry-run" in text
+    assert text.rstrip().endswith("(dry run: nothing was changed)")
 
 
 def test_post_deployment_records_a_failed_verification_in_the_audit_log(
         tmp_path: Path) -> None:
     demo = build_demo(tmp_path / "demo")
-    settings = demo_settings(demo.root)
-    settings = settings.model_copy(update={"environments": {
-        "production": settings.environment("production").model_copy(
-            update={"compose_file": Path("missing-compose.yml")})}})
-    with pytest.raises(OpsError):
-        post_deployment(demo.root, settings, "production", "v0.2.0", out=io.StringIO())
-    log = (demo.root / "releases" / "deployments.jsonl").read_text(encoding="utf-8")
-    assert '"action": "post-deployment"' in log
-    assert '"result": "failed"' in log
+    # what runs is not what was released: a model file changed after the release was cut
+    (demo.root / "checkpoints" / "ranker.safetensors").write_bytes(b"not the released weights")
+    out = io.StringIO()
+    with pytest.raises(ChecksFailed) as caught:
+        post_deployment(demo.root, demo_settings(demo.root), "production", V020, out=out)
+    assert caught.value.message == "predeploy for v0.2.0 failed: artifacts.models_match_release"
+    assert "smoke-test" not in out.getvalue()  # it stopped at the verification, before the stack
+    [line] = audit_lines(demo.root)
+    assert (line["action"], line["result"], line["to_version"]) == \
+        ("post-deployment", "failed", "v0.2.0")
+    assert line["details"] == {"steps": ["predeploy (again, on what was deployed)"]}
+
+
+def test_post_deployment_dry_run_writes_no_audit_line(tmp_path: Path) -> None:
+    demo = build_demo(tmp_path / "demo")
+    (demo.root / "checkpoints" / "ranker.safetensors").write_bytes(b"not the released weights")
+    out = io.StringIO()
+    with pytest.raises(ChecksFailed):
+        post_deployment(demo.root, demo_settings(demo.root), "production", V020, dry_run=True,
+                        out=out)
+    assert audit_lines(demo.root) == []
+    assert "[dry-run] append the post-deployment line (failed)" in out.getvalue()

@@ -33,7 +33,8 @@ def repo(git_repo: GitRepo) -> GitRepo:
 
 
 def cut(repo: GitRepo, version: str = "v0.2.0", **kw: object) -> object:
-    return create_release(repo.path, SETTINGS, version, **kw)  # type: ignore[arg-type]
+    """create-release as the task calls it: the version string parsed first."""
+    return create_release(repo.path, SETTINGS, parse_version(version), **kw)  # type: ignore[arg-type]
 
 
 def by_id(findings: list[Finding]) -> dict[str, Finding]:
@@ -125,7 +126,7 @@ def test_version_file_is_written_in_the_t1_document_layout(repo: GitRepo) -> Non
 def test_release_without_checkpoint_files_writes_no_version_file(git_repo: GitRepo) -> None:
     git_repo.write("app.py", "print('an api without models')\n")
     git_repo.commit("feat: api")
-    result = create_release(git_repo.path, SETTINGS, "v0.2.0")
+    result = create_release(git_repo.path, SETTINGS, parse_version("v0.2.0"))
     committed = git_repo.git("show", "--name-only", "--format=", "v0.2.0^{commit}").splitlines()
     assert sorted(committed) == ["releases/manifest_v0.2.0.json",
                                  "releases/manifest_v0.2.0.sha256"]
@@ -136,7 +137,7 @@ def test_release_without_checkpoint_files_writes_no_version_file(git_repo: GitRe
 def test_release_without_checkpoint_files_verifies(git_repo: GitRepo) -> None:
     git_repo.write("app.py", "print('an api without models')\n")
     git_repo.commit("feat: api")
-    create_release(git_repo.path, SETTINGS, "v0.2.0")
+    create_release(git_repo.path, SETTINGS, parse_version("v0.2.0"))
     found = verify(git_repo)
     assert found["artifacts.models_match_release"].message == (
         "0 checkpoint file(s) match manifest_v0.2.0.json")
@@ -160,7 +161,7 @@ def test_configured_project_name_names_the_recorded_image(repo: GitRepo) -> None
     repo.commit("feat: compose")
     settings = Settings.model_validate(
         {"environments": {"production": {"project_name": "storefront"}}})
-    create_release(repo.path, settings, "v0.2.0")
+    create_release(repo.path, settings, parse_version("v0.2.0"))
     data = json.loads((repo.path / "releases/manifest_v0.2.0.json").read_text())
     assert data["docker_images"]["app"]["image"] in {"storefront-app:v0.2.0",
                                                      "storefront_app:v0.2.0"}
@@ -209,7 +210,7 @@ def test_branch_outside_the_release_branches_is_refused(repo: GitRepo) -> None:
 def test_configured_release_branch_is_accepted(repo: GitRepo) -> None:
     repo.git("checkout", "-q", "-b", "release")
     settings = Settings.model_validate({"release": {"branches": ["release"]}})
-    create_release(repo.path, settings, "v0.2.0")
+    create_release(repo.path, settings, parse_version("v0.2.0"))
     assert repo.git("tag") == "v0.2.0"
 
 
@@ -225,7 +226,7 @@ def test_untracked_file_is_refused(repo: GitRepo) -> None:
 
 def test_repository_without_commits_is_refused(git_repo: GitRepo) -> None:
     with pytest.raises(UsageError, match="the repository has no commits yet"):
-        create_release(git_repo.path, SETTINGS, "v0.1.0")
+        create_release(git_repo.path, SETTINGS, parse_version("v0.1.0"))
 
 
 def test_detached_head_is_refused(repo: GitRepo) -> None:
@@ -243,7 +244,7 @@ def test_message_and_notes_file_together_are_refused(repo: GitRepo, tmp_path: Pa
 
 def test_dry_run_changes_nothing_and_lists_the_steps(repo: GitRepo) -> None:
     before = repo.head
-    result = create_release(repo.path, SETTINGS, "v0.2.0", push=True, dry_run=True)
+    result = create_release(repo.path, SETTINGS, parse_version("v0.2.0"), push=True, dry_run=True)
     assert repo.head == before
     assert repo.git("tag") == ""
     assert repo.git("status", "--porcelain") == ""

@@ -13,6 +13,7 @@ import pytest
 from ops.config import Settings
 from ops.deploy.rollback import release_revision
 from ops.release.create import create_release
+from ops.versioning import parse_version
 from tests.conftest import GitRepo
 
 pytestmark = pytest.mark.integration
@@ -36,10 +37,10 @@ def released(git_repo: GitRepo) -> GitRepo:
     repo.write("migrations/versions/a1_users.py", migration("a1", None))
     repo.write("migrations/versions/b2_jobs.py", migration("b2", "a1"))
     repo.commit("feat: users and jobs")
-    create_release(repo.path, SETTINGS, "v0.1.0")
+    create_release(repo.path, SETTINGS, parse_version("v0.1.0"))
     repo.write("migrations/versions/c3_index.py", migration("c3", "b2"))
     repo.commit("feat(db): an index")
-    create_release(repo.path, SETTINGS, "v0.2.0")
+    create_release(repo.path, SETTINGS, parse_version("v0.2.0"))
     return repo
 
 
@@ -64,7 +65,7 @@ def test_a_release_with_two_heads_or_no_release_at_all_names_no_revision(
     git_repo.write("migrations/versions/b2_jobs.py", migration("b2", "a1"))
     git_repo.write("migrations/versions/x9_other.py", migration("x9", "a1"))
     git_repo.commit("feat: two branches")
-    create_release(git_repo.path, SETTINGS, "v0.1.0")
+    create_release(git_repo.path, SETTINGS, parse_version("v0.1.0"))
     assert release_revision(git_repo.path, SETTINGS, "v0.1.0") is None
     assert release_revision(git_repo.path, SETTINGS, "v0.9.0") is None
 
@@ -74,5 +75,5 @@ def test_revision_files_outside_the_configured_folders_do_not_count(git_repo: Gi
     git_repo.write("migrations/versions/a1_users.py", migration("a1", None))
     git_repo.write("vendor/other/versions/z1_theirs.py", migration("z1", None))
     git_repo.commit("feat: users, and a vendored project")
-    create_release(git_repo.path, SETTINGS, "v0.1.0")
+    create_release(git_repo.path, SETTINGS, parse_version("v0.1.0"))
     assert release_revision(git_repo.path, SETTINGS, "v0.1.0") == "a1"

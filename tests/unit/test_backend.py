@@ -1,4 +1,4 @@
-"""Choosing the backend an environment configures, without an engine."""
+"""The compose backend and the executor, without an engine (a dry-run stack records argv)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ import pytest
 
 from ops.config import EnvironmentSettings, Settings
 from ops.deploy.backend import ComposeBackend, backend_for
+from ops.deploy.deploy import DeployResult, audit_event
+from ops.deploy.rollback import FAST_PATH
 from ops.deploy.stack import Stack, Steps
+from ops.deploy.strategies.execute import execute
+from ops.deploy.strategies.plan import RolloutOptions, ServiceState
+from ops.deploy.strategies.rolling import plan_rolling
 from ops.errors import ConfigError
 from ops.runtime.compose import Compose
 from ops.runtime.process import Runner
+from tests.unit.test_strategies import replica
 
 
 def stack_with(tmp_path: Path, **env: object) -> Stack:
@@ -47,3 +53,46 @@ def test_swarm_names_itself_or_says_it_is_not_available_yet(tmp_path: Path) -> N
         assert exc.message == "the swarm backend is not available yet"
     else:
         assert backend.name == "swarm"
+
+
+def test_the_executor_runs_a_plans_commands_in_order_with_its_hooks_before_wait_and_drain(
+        tmp_path: Path) -> None:
+    stack = stack_with(tmp_path, health_url="http://127.0.0.1:9/health")
+    events: list[str] = []
+    stack.runner.history.clear()
+    plan = plan_rolling(ServiceState("app", (replica(1, "v1"), replica(2, "v1")), routed=True),
+                        "v2", RolloutOptions())
+    rollout = execute(stack, plan, on_started=lambda: events.append(
+        f"started after {len(stack.runner.history)} command(s)"), on_ready=lambda: events.append(
+        f"ready after {len(stack.runner.history)} command(s)"))
+    assert events == ["started after 1 command(s)", "ready after 1 command(s)"]
+    assert [argv[-2:] for argv in stack.runner.history] == [
+        ["app=4", "app"], [replica(1, "v1").id, replica(2, "v1").id],
+        [replica(1, "v1").id, replica(2, "v1").id]]
+    assert (rollout.previous, rollout.replicas, rollout.removed) == ("v1", 2, 2)
+
+
+def test_every_step_and_phase_says_when_it_happened_since_the_action_began() -> None:
+    out = io.StringIO()
+    steps = Steps(out=out)
+    steps.phase("gates")
+    with steps.step("start 3 app replicas"):
+        pass
+    steps.phase("watch")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("== gates (at ") and lines[0].endswith("s)")
+    assert ", at " in lines[2]
+    assert steps.phase_summary().startswith("phases (")
+    assert " · watch " in steps.phase_summary()
+
+
+def test_a_quick_rollback_says_in_its_audit_line_that_it_took_no_backup_and_ran_no_checks(
+        tmp_path: Path) -> None:
+    stack = stack_with(tmp_path)
+    stack.runner.dry_run = False  # audit_event writes nothing for a dry run
+    result = DeployResult("rollback", "production", "v0.1.0", from_version="v0.2.0",
+                          fast_path=FAST_PATH)
+    event = audit_event(stack, result)
+    assert event is not None
+    assert event.details["fast_path"].startswith("no backup (the data stays as it is), "
+                                                 "no predeploy checks")

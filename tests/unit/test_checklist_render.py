@@ -4,7 +4,6 @@ left for a person. The whole layout is pinned by a golden file (UPDATE_GOLDEN=1 
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from ops.checklist import CHECKLIST, render_checklist, tally
 from ops.release.signoff import Signoff, SignoffRecord
 from ops.report import Finding, Report, Section, Status
+from tests.golden import match_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 WHEN = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
@@ -65,10 +65,7 @@ def test_checklist_matches_golden() -> None:
     record = SignoffRecord("v0.2.0", [Signoff("engineer", "Jiwoo Park", "2026-11-26T12:05:00Z",
                                               "jiwoo@deploy-1", "passed")])
     text = render_checklist(sample_report(), record, generated_at=WHEN)
-    path = GOLDEN / "checklist_v0.2.0.md"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
+    match_golden(GOLDEN / "checklist_v0.2.0.md", text)
 
 
 def test_ten_sections_in_the_checklist_order() -> None:

@@ -7,17 +7,19 @@ from pathlib import Path
 import pytest
 
 from ops.config import Settings
-from ops.errors import UsageError
+from ops.errors import BuildFailed, UsageError
 from ops.release.build import (
-    BuildFailed,
     BuildPlan,
-    _progress,
     build_images,
     describe_plan,
     parse_build_args,
     plan_builds,
 )
 from ops.runtime.compose import COMPOSE_V1, COMPOSE_V2
+from ops.runtime.docker_engine import _build_progress
+from ops.versioning import parse_version
+
+V020 = parse_version("v0.2.0")
 
 COMPOSE = """\
 services:
@@ -142,12 +144,12 @@ def test_an_error_line_in_the_engine_stream_fails_the_build_naming_the_service()
     chunk = {"errorDetail": {"message": "COPY failed: file not found"},
              "error": "COPY failed: file not found"}
     with pytest.raises(BuildFailed, match="app: COPY failed: file not found"):
-        _progress("app", chunk, lambda _line: None)
+        _build_progress("app", chunk, lambda _line: None)
 
 
 def test_stream_lines_are_passed_on_without_blank_lines() -> None:
     seen: list[str] = []
-    _progress("app", {"stream": "Step 1/2 : FROM scratch\n\n ---> abc\n"}, seen.append)
+    _build_progress("app", {"stream": "Step 1/2 : FROM scratch\n\n ---> abc\n"}, seen.append)
     assert seen == ["Step 1/2 : FROM scratch", " ---> abc"]
 
 
@@ -193,13 +195,13 @@ def test_service_without_image_is_planned_under_the_compose_name_and_release_tag
 
 def test_build_names_images_after_the_project_tminus_deploys_with_v2(tmp_path: Path) -> None:
     root = shop(tmp_path, UNNAMED)
-    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V2)
+    result = build_images(root, Settings(), V020, dry_run=True, program=COMPOSE_V2)
     assert [p.reference for p in result.plans] == ["shop-production-app:v0.2.0"]
 
 
 def test_build_names_images_with_an_underscore_under_docker_compose_v1(tmp_path: Path) -> None:
     root = shop(tmp_path, UNNAMED)
-    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V1)
+    result = build_images(root, Settings(), V020, dry_run=True, program=COMPOSE_V1)
     assert [p.reference for p in result.plans] == ["shop-production_app:v0.2.0"]
 
 
@@ -207,14 +209,14 @@ def test_configured_project_name_names_the_images(tmp_path: Path) -> None:
     root = shop(tmp_path, UNNAMED)
     settings = Settings.model_validate(
         {"environments": {"production": {"project_name": "storefront"}}})
-    result = build_images(root, settings, "v0.2.0", dry_run=True, program=COMPOSE_V2)
+    result = build_images(root, settings, V020, dry_run=True, program=COMPOSE_V2)
     assert [p.reference for p in result.plans] == ["storefront-app:v0.2.0"]
 
 
 def test_moving_tag_beside_a_release_image_is_built_over_with_a_note(tmp_path: Path) -> None:
     root = shop(tmp_path, UNNAMED)
     said: list[str] = []
-    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V2,
+    result = build_images(root, Settings(), V020, dry_run=True, program=COMPOSE_V2,
                           on_line=said.append)
     assert result.notes == [
         "web: `image: myorg/web:latest` has no ${TMINUS_VERSION}, so the release tag v0.2.0 "
@@ -227,14 +229,14 @@ def test_only_moving_tags_refuse_the_build_naming_the_fix(tmp_path: Path) -> Non
     root = shop(tmp_path, "services:\n  web:\n    build: web\n    image: myorg/web:latest\n")
     with pytest.raises(UsageError, match=r"nothing to build for v0.2.0: web: `image: "
                        r"myorg/web:latest` has no \$\{TMINUS_VERSION\}") as info:
-        build_images(root, Settings(), "v0.2.0", dry_run=True)
+        build_images(root, Settings(), V020, dry_run=True)
     assert info.value.hint == ("write `image: myorg/web:${TMINUS_VERSION}` for web in "
                                "docker-compose.yml")
 
 
 def test_a_moving_tag_image_named_with_service_is_built_without_a_note(tmp_path: Path) -> None:
     root = shop(tmp_path, UNNAMED)
-    result = build_images(root, Settings(), "v0.2.0", services=["web"], dry_run=True,
+    result = build_images(root, Settings(), V020, services=["web"], dry_run=True,
                           program=COMPOSE_V2)
     assert ([(p.reference, p.versioned) for p in result.plans], result.notes) == (
         [("myorg/web:latest", False)], [])
@@ -246,7 +248,7 @@ def test_a_t1_manifest_is_left_as_it_is_with_a_note(tmp_path: Path) -> None:
     manifest.parent.mkdir()
     manifest.write_text('{"version": "v0.2.0", "git": {"commit": "abc123de"}, '
                         '"artifacts": {"models": "tagged"}, "docker_images": {"app": "a:v0.2.0"}}')
-    result = build_images(root, Settings(), "v0.2.0", dry_run=True, program=COMPOSE_V2)
+    result = build_images(root, Settings(), V020, dry_run=True, program=COMPOSE_V2)
     assert result.manifest_note == ("manifest_v0.2.0.json is in the T-1 scripts' layout (image "
                                     "references, no ids): it is left as it is and no ids are "
                                     "recorded")

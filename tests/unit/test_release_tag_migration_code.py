@@ -12,6 +12,7 @@ import pytest
 
 from ops.checks.migrations import SchemaError, parse_redis_schema
 from ops.errors import DatabaseUnavailable
+from ops.redact import describe_url
 from ops.runtime.alembic_scripts import (
     Operation,
     RevisionFile,
@@ -20,7 +21,7 @@ from ops.runtime.alembic_scripts import (
     read_revision,
     unknown,
 )
-from ops.runtime.dbprobe import alembic_revisions, describe_url
+from ops.runtime.postgres import probe_alembic_revisions
 
 HEADER = '''"""a revision"""
 import sqlalchemy as sa
@@ -219,7 +220,7 @@ def test_url_is_described_without_its_password() -> None:
 def test_driver_error_that_echoes_the_password_is_scrubbed() -> None:
     # libpq rejects this URL while parsing it, before any connection: no server is needed.
     with pytest.raises(DatabaseUnavailable) as caught:
-        alembic_revisions("postgresql://app:open sesame@127.0.0.1:5432/app", timeout_s=1)
+        probe_alembic_revisions("postgresql://app:open sesame@127.0.0.1:5432/app", timeout_s=1)
     assert "open sesame" not in caught.value.message
     assert "***" in caught.value.message
 

@@ -6,7 +6,6 @@ Regenerate the golden files after an intended change with UPDATE_GOLDEN=1.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -24,6 +23,7 @@ from ops.report import (
     render_json,
     render_junit,
 )
+from tests.golden import match_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -51,10 +51,7 @@ def sample_report(*, strict: bool = False) -> Report:
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
+    match_golden(GOLDEN / name, text)
 
 
 def test_console_layout_matches_golden() -> None:

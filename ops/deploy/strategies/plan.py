@@ -12,7 +12,7 @@ path refer to them as "the new replicas", which the executor learns when it star
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ops.runtime.compose import Compose, remove_containers, stop_containers
@@ -27,15 +27,22 @@ STOP_GRACE_S = 20
 class RolloutOptions:
     """How a switch may proceed.
 
-    ``batch``: old replicas drained and stopped together; 0 is all of them at once, which is
-    safe once the new replicas are healthy and routed (the service never has fewer routed
-    replicas than before). ``replicas``: the count wanted (default: as many as run now, else the
-    configured count).
+    ``batch``: old replicas drained and stopped together; 0 (the default) is all of them at
+    once — one drain period for the lot — which is safe once the new replicas are healthy and
+    routed (the service never has fewer routed replicas than before). ``replicas``: the count
+    wanted (default: as many as run now, else the configured count).
     """
 
-    batch: int = 1
+    batch: int = 0
     replicas: int | None = None
     grace_s: int = STOP_GRACE_S
+    #: called once the new replicas have been started (or recreated), before waiting for their
+    #: health: the deploy settles its latency baseline there, measured while they started
+    on_started: Callable[[], None] | None = field(default=None, compare=False)
+    #: called once the new replicas are healthy (and routed), before any old one is touched:
+    #: the deploy starts the other services' switches there, so a release that fails its
+    #: health check is discarded before anything else changed
+    on_ready: Callable[[], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

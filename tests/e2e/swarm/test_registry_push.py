@@ -30,6 +30,8 @@ from ops.versioning import parse_version
 from tests.conftest import GitRepo
 from tests.e2e.swarm.harness import TestRegistry, host_engine, run
 
+V020 = parse_version("v0.2.0")
+
 pytestmark = pytest.mark.e2e
 
 BUSYBOX = Path("/bin/busybox")
@@ -87,8 +89,9 @@ def creds(registry: TestRegistry) -> dict[str, str]:
 
 
 def cut_build_push(repo: GitRepo, registry: TestRegistry, version: str = "v0.2.0") -> None:
-    create_release(repo.path, settings(registry), version)
-    build_images(repo.path, settings(registry), version, push=True, environ=creds(registry))
+    release = parse_version(version)
+    create_release(repo.path, settings(registry), release)
+    build_images(repo.path, settings(registry), release, push=True, environ=creds(registry))
 
 
 def recorded(repo: GitRepo, version: str = "v0.2.0") -> dict[str, Any]:
@@ -126,7 +129,7 @@ def test_pushed_manifest_still_verifies_with_sha256sum(repo: GitRepo,
 
 def test_push_task_never_shows_or_records_the_password(repo: GitRepo,
                                                        registry: TestRegistry) -> None:
-    create_release(repo.path, settings(registry), "v0.2.0")
+    create_release(repo.path, settings(registry), V020)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")},
            **creds(registry), "DOCKER_CONFIG": str(repo.path / ".docker")}
     done = subprocess.run([INVOKE, "build", "v0.2.0", "--push"], cwd=repo.path, env=env,
@@ -141,10 +144,10 @@ def test_push_uses_docker_login_when_no_credentials_are_in_the_environment(
         repo: GitRepo, registry: TestRegistry, tmp_path: Path) -> None:
     config = tmp_path / "docker-config"
     registry.login(config)
-    create_release(repo.path, settings(registry), "v0.2.0")
+    create_release(repo.path, settings(registry), V020)
     os.environ["DOCKER_CONFIG"] = str(config)  # the SDK reads the login from here
     try:
-        build_images(repo.path, settings(registry), "v0.2.0", push=True, environ={})
+        build_images(repo.path, settings(registry), V020, push=True, environ={})
     finally:
         del os.environ["DOCKER_CONFIG"]
     assert recorded(repo)["app"]["repo_digest"].startswith(registry.address)
@@ -152,7 +155,7 @@ def test_push_uses_docker_login_when_no_credentials_are_in_the_environment(
 
 def test_push_without_credentials_fails_and_says_where_they_come_from(
         repo: GitRepo, registry: TestRegistry, tmp_path: Path) -> None:
-    create_release(repo.path, settings(registry), "v0.2.0")
+    create_release(repo.path, settings(registry), V020)
     env = {**{k: v for k, v in os.environ.items()
               if not k.startswith(("INVOKE_", "TMINUS_REGISTRY_"))},
            "DOCKER_CONFIG": str(tmp_path / "empty-config")}
@@ -164,9 +167,9 @@ def test_push_without_credentials_fails_and_says_where_they_come_from(
 
 
 def test_push_without_a_configured_registry_is_refused_before_building(repo: GitRepo) -> None:
-    create_release(repo.path, Settings(), "v0.2.0")
+    create_release(repo.path, Settings(), V020)
     with pytest.raises(UsageError, match="no registry configured for production"):
-        build_images(repo.path, Settings(), "v0.2.0", push=True, environ={})
+        build_images(repo.path, Settings(), V020, push=True, environ={})
 
 
 def test_tamper_gate_passes_when_the_registry_serves_the_recorded_digests(
