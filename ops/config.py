@@ -119,7 +119,7 @@ class ServiceSettings(_Strict):
 
 #: A Prometheus range: what a rule's ``window`` may say.
 PROM_DURATION = re.compile(r"[1-9][0-9]*(ms|s|m|h)")
-WatchAction = Literal["rollback", "rollback-service", "stop", "warn"]
+WatchAction = Literal["rollback", "rollback-service", "stop", "full-rollback", "warn"]
 
 
 class WatchRule(_Strict):
@@ -164,8 +164,9 @@ class WorkerFailuresRule(WatchRule):
 
 
 class DatabaseErrorsRule(WatchRule):
-    """Database errors rising → stop and recommend ``rollback --with-db``; a database is never
-    restored without a person asking for it."""
+    """Database errors rising → stop and recommend ``rollback --with-db``; ``full-rollback``
+    restores the backup this deploy took and rolls the code back (a database is restored only
+    when configured so)."""
 
     action: WatchAction = "stop"
     min_samples: int = Field(default=3, ge=1)
@@ -182,6 +183,19 @@ class WatchSettings(_Strict):
     #: below this a doubled p95 is noise (20 ms → 60 ms on a busy host), not a regression
     p95_floor_ms: float = 100.0
     interval_s: float = Field(default=1.0, gt=0, description="seconds between evaluations")
+
+
+class SwarmSettings(_Strict):
+    """Swarm's rolling update, when ``backend: swarm``: Swarm rolls and rolls back itself."""
+
+    update_parallelism: int = Field(default=1, ge=1,
+                                    description="tasks replaced at a time (--update-parallelism)")
+    update_delay_s: float = Field(default=2.0, ge=0, description="pause between batches")
+    update_monitor_s: float = Field(
+        default=5.0, gt=0, description="how long a new task must stay up before the next batch; "
+                                       "a failure within it makes Swarm roll back")
+    converge_timeout_s: float = Field(default=300.0, gt=0,
+                                      description="longest wait for a service to converge")
 
 
 class EnvironmentSettings(_Strict):
@@ -207,6 +221,7 @@ class EnvironmentSettings(_Strict):
     db_rollback: Literal["restore", "downgrade"] = "restore"
     backend: Literal["compose", "swarm"] = Field(
         default="compose", description="what runs the stack: a compose project or a swarm")
+    swarm: SwarmSettings = SwarmSettings()
     registry: str | None = Field(
         default=None,
         description="host[:port][/namespace] that `invoke build --push` pushes the release "

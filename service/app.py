@@ -49,7 +49,9 @@ DRAIN_S = float(os.environ.get("APP_DRAIN_S", "4"))
 # Added latency per request: only for building a deliberately slow release (an e2e spec of the
 # post-deploy watch's "p95 more than twice the baseline" rule).
 SLOW_S = float(os.environ.get("APP_SLOW_MS", "0") or 0) / 1000
-WORK_S = float(os.environ.get("APP_WORK_MS", "40") or 0) / 1000
+# 100 ms of work per normal request: a busy host adds tens of ms to every answer; against 100 ms,
+# a release three times slower still shows as more than twice as slow.
+WORK_S = float(os.environ.get("APP_WORK_MS", "100") or 0) / 1000
 SLOW_FACTOR = float(os.environ.get("APP_SLOW_FACTOR", "1") or 1)
 ERROR_RATIO = float(os.environ.get("APP_ERROR_RATIO", "0") or 0)
 DB_ERRORS = bool(os.environ.get("APP_DB_ERRORS"))

@@ -13,16 +13,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
+from ops.errors import OpsError
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 from ops.runtime.git import last_commit_date
 from ops.runtime.http import check_links as check_urls
+from ops.runtime.images import find_compose_file, load_compose
 from ops.runtime.prometheus import promtool, promtool_check
 
 if TYPE_CHECKING:
@@ -199,20 +201,23 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
         yield skipped("runbook.alert_rules", why)
         return
     shown = ctx.shown(config)
-    done = promtool_check(tool, "config", config)
-    if done.ok:
-        yield passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
-    else:
-        yield failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
-                     + _first_problem(done.output), detail={"output": done.output[-2000:]})
-    rules, problem = rule_files(ctx, config)
+    rules, problem, unmapped = rule_files(ctx, config)
+    yield check_config(ctx, tool, config, unmapped)
     if problem:
         yield failed("runbook.alert_rules", problem)
         return
+    not_here = (f"{listed(unmapped)}: path(s) inside the Prometheus container that no bind "
+                f"mount of the compose file maps into the project") if unmapped else ""
     if not rules:
-        yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
+        if unmapped:
+            yield skipped("runbook.alert_rules", f"not checked: {not_here}",
+                          hint="mount the rules from the project in the compose file "
+                               "(`./prometheus:/etc/prometheus`), or list them relative to "
+                               f"{shown}")
+        else:
+            yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
         return
-    names = ", ".join(ctx.shown(r) for r in rules)
+    names = listed(ctx.shown(r) for r in rules)
     outputs = [promtool_check(tool, "rules", r) for r in rules]
     bad = [o for o in outputs if not o.ok]
     if bad:
@@ -220,34 +225,135 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
                      + _first_problem(bad[0].output), detail={"output": bad[0].output[-2000:]})
     else:
         count = sum(int(m) for o in outputs for m in re.findall(r"SUCCESS: (\d+) rules", o.output))
-        yield passed("runbook.alert_rules", f"promtool check rules: {count} rule(s) in {names}")
+        note = f" (not checked: {not_here})" if unmapped else ""
+        yield passed("runbook.alert_rules",
+                     f"promtool check rules: {count} rule(s) in {names}{note}")
 
 
-def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None]:
-    """The rule files the config lists (globs relative to it), all inside the project."""
+def check_config(ctx: CheckContext, tool: str, config: Path, unmapped: list[str]) -> Finding:
+    """``promtool check config``. A config written for the Prometheus container names its files
+    by their paths inside it (``/etc/prometheus/rules/*.yml``), which are not on this host, so
+    promtool's file checks would fail a valid config: then only its syntax is checked here (the
+    rule files are checked through the compose file's bind mounts by ``runbook.alert_rules``)."""
+    shown = ctx.shown(config)
+    done = promtool_check(tool, "config", config)
+    if done.ok:
+        return passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
+    try:
+        written = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        written = ""
+    # only absolute paths the config itself writes: promtool also quotes the absolute path of a
+    # missing relative rule file, which is a real fault
+    absent = [p for p in re.findall(r'"(/[^"\n]+)"', done.output)
+              if p in written and not Path(p).exists()]
+    inside = list(dict.fromkeys(absent + unmapped))
+    if inside:
+        syntax = promtool_check(tool, "config", config, syntax_only=True)
+        if syntax.ok:
+            return passed("runbook.prometheus_config",
+                          f"promtool check config --syntax-only {shown}: valid (it names "
+                          f"{listed(inside)}, not on this host: a path inside the container)")
+        done = syntax
+    return failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
+                  + _first_problem(done.output), detail={"output": done.output[-2000:]})
+
+
+#: (path inside a container, the project file or folder a bind mount puts there)
+Mount = tuple[PurePosixPath, Path]
+
+
+def bind_mounts(ctx: CheckContext) -> list[Mount]:
+    """The compose file's bind mounts of project paths, longest container path first: how a
+    Prometheus container sees the project's rule files. Named volumes and paths outside the
+    project map nothing; a compose file that cannot be read maps nothing."""
+    env = ctx.settings.environments.get(ctx.env)
+    compose = find_compose_file(ctx.root, env.compose_file if env else None)
+    if compose is None:
+        return []
+    try:
+        services = load_compose(compose)["services"]
+    except OpsError:
+        return []
+    root = ctx.root.resolve()
+    mounts: list[Mount] = []
+    for spec in services.values():
+        volumes = spec.get("volumes") if isinstance(spec, dict) else None
+        for volume in volumes if isinstance(volumes, list) else []:
+            if isinstance(volume, str) and volume.count(":") >= 1:
+                source, target = volume.split(":")[:2]
+            elif isinstance(volume, dict) and volume.get("type") == "bind":
+                source, target = str(volume.get("source", "")), str(volume.get("target", ""))
+            else:
+                continue
+            if not source.startswith((".", "/")) or "$" in source or not target.startswith("/"):
+                continue  # a named volume, or a path only the shell would know
+            host = (compose.parent / source).resolve()
+            if host.is_relative_to(root):
+                mounts.append((PurePosixPath(target), host))
+    return sorted(mounts, key=lambda m: len(m[0].parts), reverse=True)
+
+
+def _on_host(pattern: str, mounts: list[Mount]) -> list[Path] | None:
+    """The project files an absolute rule_files pattern names through ``mounts``; None when no
+    mount covers it."""
+    wanted = PurePosixPath(pattern)
+    for target, host in mounts:
+        if wanted.parts[:len(target.parts)] != target.parts:
+            continue
+        rest = PurePosixPath(*wanted.parts[len(target.parts):])
+        if not rest.parts:
+            return [host] if host.is_file() else []
+        return sorted(host.glob(str(rest))) if host.is_dir() else []
+    return None
+
+
+def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None, list[str]]:
+    """The rule files the config lists (globs relative to it), all inside the project; an
+    absolute pattern is a path inside the Prometheus container, found through the compose
+    file's bind mounts (the third item lists those no mount maps)."""
     import yaml
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}", []
     patterns = data.get("rule_files") or [] if isinstance(data, dict) else []
+    if not isinstance(patterns, list):
+        return [], f"rule_files in {ctx.shown(config)} is not a list", []
     found: list[Path] = []
+    unmapped: list[str] = []
     root = ctx.root.resolve()
-    for pattern in patterns:
-        for path in sorted(config.parent.glob(str(pattern))):
+    mounts: list[Mount] | None = None
+    for pattern in map(str, patterns):
+        if pattern.startswith("/"):
+            mounts = bind_mounts(ctx) if mounts is None else mounts
+            matches = _on_host(pattern, mounts)
+            if matches is None:
+                unmapped.append(pattern)
+                continue
+        else:
+            matches = sorted(config.parent.glob(pattern))
+        if not matches:
+            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist", []
+        for path in matches:
             if not path.resolve().is_relative_to(root):
-                return [], f"rule file {pattern} is outside the project"
+                return [], f"rule file {pattern} is outside the project", []
             found.append(path)
-        if not any(config.parent.glob(str(pattern))):
-            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist"
-    return found, None
+    return found, None, unmapped
 
 
 def _first_problem(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    bad = [line for line in lines if "FAILED" in line or "error" in line.lower()]
-    return (bad or lines or ["no output"])[-1][:240]
+    """promtool's first complaint: its ``FAILED:`` line often says nothing, the reason (with the
+    file, line and column) comes on the next line, or on stderr."""
+    for line in output.splitlines():
+        text = line.strip()
+        if not text or text.startswith(("Checking ", "SUCCESS")):
+            continue
+        text = text.removeprefix("FAILED:").strip()
+        if text:
+            return text[:240]
+    return "no output"
 
 
 def _load(root: Path, path: Path) -> tuple[Document | None, str]:

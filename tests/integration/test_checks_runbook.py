@@ -360,3 +360,80 @@ def test_promtool_on_the_projects_path_is_never_run(repo: GitRepo,
     found = check(with_prometheus(repo, alerts=broken))
     assert found["runbook.alert_rules"].status is Status.FAIL
     assert not (repo.path / "planted-ran").exists()
+
+
+# The stock Prometheus image layout: the project's prometheus/ folder is bind-mounted at
+# /etc/prometheus and the config lists its rule files by their paths inside the container.
+CONTAINER_CONFIG = PROMETHEUS_YML.replace("  - alerts.yml", "  - /etc/prometheus/rules/*.yml")
+PROMETHEUS_COMPOSE = """\
+services:
+  prometheus:
+    image: prom/prometheus
+    volumes:
+      - ./prometheus:/etc/prometheus:ro
+      - prometheus-data:/prometheus
+volumes:
+  prometheus-data:
+"""
+
+
+def with_container_paths(repo: GitRepo, config: str = CONTAINER_CONFIG,
+                         compose: str | None = PROMETHEUS_COMPOSE) -> GitRepo:
+    repo.write("prometheus/prometheus.yml", config)
+    repo.write("prometheus/rules/alerts.yml", ALERTS_YML)
+    if compose is not None:
+        repo.write("docker-compose.yml", compose)
+    repo.commit("monitoring: rule files named by their container paths")
+    return repo
+
+
+def test_rule_files_listed_by_container_path_are_checked_through_the_compose_bind_mount(
+        repo: GitRepo) -> None:
+    need_promtool()
+    found = check(with_container_paths(repo))
+    assert found["runbook.prometheus_config"].status is Status.PASS
+    assert found["runbook.alert_rules"].status is Status.PASS
+    assert found["runbook.alert_rules"].message == (
+        "promtool check rules: 1 rule(s) in prometheus/rules/alerts.yml")
+
+
+def test_broken_rule_behind_a_container_path_fails_alert_rules(repo: GitRepo) -> None:
+    need_promtool()
+    with_container_paths(repo)
+    repo.write("prometheus/rules/alerts.yml", ALERTS_YML.replace("> 0.05", "> > 0.05"))
+    repo.commit("monitoring: a broken rule")
+    found = check(repo)
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert "parse error" in found["runbook.alert_rules"].message
+
+
+def test_config_naming_a_container_rule_file_passes_on_its_syntax_not_on_host_paths(
+        repo: GitRepo) -> None:
+    """promtool's own check would say the container path does not exist on this host."""
+    need_promtool()
+    config = CONTAINER_CONFIG.replace("rules/*.yml", "rules/alerts.yml")
+    found = check(with_container_paths(repo, config=config))
+    assert found["runbook.prometheus_config"].status is Status.PASS
+    assert "--syntax-only" in found["runbook.prometheus_config"].message
+    assert "/etc/prometheus/rules/alerts.yml" in found["runbook.prometheus_config"].message
+    assert found["runbook.alert_rules"].status is Status.PASS
+
+
+def test_container_rule_path_no_bind_mount_maps_skips_alert_rules_with_the_reason(
+        repo: GitRepo) -> None:
+    need_promtool()
+    found = check(with_container_paths(repo, compose=None))
+    assert found["runbook.alert_rules"].status is Status.SKIP
+    assert "/etc/prometheus/rules/*.yml" in found["runbook.alert_rules"].message
+    assert "bind mount" in found["runbook.alert_rules"].message
+
+
+def test_rule_file_promtool_rejects_names_the_file_and_promtools_reason(repo: GitRepo) -> None:
+    """promtool prints a bare ``FAILED:`` and the reason on the next line (stderr)."""
+    need_promtool()
+    found = check(with_prometheus(repo, alerts=ALERTS_YML.replace("for: 5m", "for: 5x")))
+    message = found["runbook.alert_rules"].message
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert "prometheus/alerts.yml" in message
+    assert 'not a valid duration string: "5x"' in message
+    assert "5x" in found["runbook.prometheus_config"].message

@@ -151,8 +151,9 @@ RECORDED = sorted(GOLDEN.glob("promql_*.json"))
 def test_recorded_prometheus_answer_breaches_its_rule(path: Path) -> None:
     record = json.loads(path.read_text())
     rule = record["rule"]
-    settings = WatchSettings.model_validate({rule: {"window": record["window"],
-                                                    "threshold": record["threshold"]}})
+    settings = WatchSettings.model_validate({rule: {
+        "window": record["window"], "threshold": record["threshold"],
+        "min_samples": record["min_samples"]}})
     figure_q, samples_q = rule_query(rule, getattr(settings, rule), record["version"])
     assert (figure_q, samples_q) == (record["figure"]["query"], record["samples"]["query"])
     value = scalar(parse_vector(record["figure"]["answer"]))
