@@ -437,3 +437,25 @@ def test_rule_file_promtool_rejects_names_the_file_and_promtools_reason(repo: Gi
     assert "prometheus/alerts.yml" in message
     assert 'not a valid duration string: "5x"' in message
     assert "5x" in found["runbook.prometheus_config"].message
+
+
+def test_promtool_quoting_a_remote_write_url_never_shows_its_password(repo: GitRepo) -> None:
+    """promtool quotes the URL it could not parse, credentials and all."""
+    need_promtool()
+    config = PROMETHEUS_YML + (
+        "remote_write:\n  - url: \"https://metrics:Hunter2-rw-Secret@mimir example.com/push\"\n")
+    found = check(with_prometheus(repo, config=config))
+    finding = found["runbook.prometheus_config"]
+    assert finding.status is Status.FAIL
+    assert "invalid character" in finding.message
+    assert "Hunter2-rw-Secret" not in finding.message
+    assert "Hunter2-rw-Secret" not in str(finding.detail)
+
+
+def test_values_under_secret_keys_of_the_config_are_hidden_from_promtools_words() -> None:
+    from ops.checks.runbook import fit_to_show
+
+    config = ("scrape_configs:\n  - job_name: a\n    authorization:\n"
+              "      credentials: tok-Abc123-Secret\n")
+    said = 'FAILED: cannot parse "tok-Abc123-Secret" in job a'
+    assert fit_to_show(said, config) == 'FAILED: cannot parse "***" in job a'
