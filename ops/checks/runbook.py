@@ -192,7 +192,9 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
     if config is None:
         why = (f"{configured} does not exist" if configured
                else "no prometheus/prometheus.yml or prometheus.yml in the project")
-        yield skipped("runbook.prometheus_config", why)
+        hint = None if configured else ("a Prometheus config elsewhere (monitoring/prometheus."
+                                        "yaml): name it in ops.runbook.prometheus_config")
+        yield skipped("runbook.prometheus_config", why, hint=hint)
         yield skipped("runbook.alert_rules", why)
         return
     tool = promtool()

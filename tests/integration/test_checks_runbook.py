@@ -318,6 +318,7 @@ def test_project_without_prometheus_files_skips_both_promtool_findings_with_the_
     for fid in ("runbook.prometheus_config", "runbook.alert_rules"):
         assert found[fid].status is Status.SKIP
         assert "no prometheus/prometheus.yml or prometheus.yml" in found[fid].message
+    assert "ops.runbook.prometheus_config" in (found["runbook.prometheus_config"].hint or "")
 
 
 def test_valid_prometheus_config_and_rules_pass_promtool(repo: GitRepo) -> None:
