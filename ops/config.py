@@ -119,7 +119,7 @@ class ServiceSettings(_Strict):
 
 #: A Prometheus range: what a rule's ``window`` may say.
 PROM_DURATION = re.compile(r"[1-9][0-9]*(ms|s|m|h)")
-WatchAction = Literal["rollback", "rollback-service", "stop", "warn"]
+WatchAction = Literal["rollback", "rollback-service", "stop", "full-rollback", "warn"]
 
 
 class WatchRule(_Strict):
@@ -164,8 +164,9 @@ class WorkerFailuresRule(WatchRule):
 
 
 class DatabaseErrorsRule(WatchRule):
-    """Database errors rising → stop and recommend ``rollback --with-db``; a database is never
-    restored without a person asking for it."""
+    """Database errors rising → stop and recommend ``rollback --with-db``; ``full-rollback``
+    restores the backup this deploy took and rolls the code back (a database is restored only
+    when configured so)."""
 
     action: WatchAction = "stop"
     min_samples: int = Field(default=3, ge=1)

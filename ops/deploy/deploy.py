@@ -43,9 +43,11 @@ from ops.deploy.intent import (
     is_orphaned,
     read_intent,
 )
+from ops.deploy.restore import restore_backup
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, current_version
+from ops.deploy.swarm_lock import stack_lock
 from ops.deploy.watch import WatchBreached, measure_baseline, post_deploy_watch
 from ops.errors import ChecksFailed, DeployFailed, LockHeld, UsageError
 from ops.release.verify import verify_release
@@ -201,7 +203,8 @@ def changing_action(stack: Stack, action: str, version: str | None, lock_wait_s:
     return action_wrapper(stack.root, stack.env_name, action=action, version=version,
                           describe=describe, audit_log=audit_path(stack), done=done,
                           dry_run=stack.dry_run, lock_wait_s=lock_wait_s, started=started,
-                          say=stack.steps.say, progress=stack.steps.waiting)
+                          say=stack.steps.say, progress=stack.steps.waiting,
+                          cluster_lock=stack_lock(stack, action, version, lock_wait_s))
 
 
 def ending(stack: Stack, result: DeployResult, act: Act,
@@ -345,6 +348,16 @@ def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], pre
     roll back one service only, or stop and hand the database to a person. Returns when the
     quick rollback applies."""
     version, action = result.to_version, exc.decision.action
+    if action == "full-rollback":
+        why = ("no backup was taken before this deploy" if not result.backup_id else
+               "db_rollback is downgrade, which the watch does not perform"
+               if stack.env.db_rollback != "restore" else None)
+        if why is None and opts.auto_rollback:
+            full_rollback(stack, switched, previous, opts, result, tracker)
+            raise DeployFailed(f"deploy of {version} failed, rolled back to {previous} with the "
+                               f"database ({result.db})", hint=exc.message) from None
+        stack.steps.say(f"  full rollback not performed: {why or '--no-auto-rollback'}")
+        action = "stop"
     if action == "stop":
         result.result = Outcome.FAILED
         raise DeployFailed(
@@ -369,6 +382,20 @@ def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], pre
     raise DeployFailed(f"deploy of {version} failed, rolled back {service} to {previous}"
                        + (f" ({', '.join(kept)} {stay} on {version})" if kept else ""),
                        hint=exc.message) from None
+
+
+def full_rollback(stack: Stack, switched: list[Rollout], previous: str, opts: DeployOptions,
+                  result: DeployResult, tracker: Tracker) -> None:
+    """The decision tree's "database errors → full rollback", when configured: the backup this
+    deploy took first (as ``rollback --with-db`` does), then the code."""
+    backup_id = str(result.backup_id)
+    tracker.step("database")
+    with stack.steps.step(f"database: restore backup {backup_id} (watch: full-rollback)"):
+        restore_backup(stack.root, stack.settings, stack.env_name, backup_id, assume_yes=True,
+                       out=stack.steps.out)
+    result.db = f"restored backup {backup_id}"
+    restore_previous(stack, switched, previous, opts, tracker)
+    result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
 
 
 def backup_phase(stack: Stack, opts: DeployOptions, result: DeployResult,

@@ -342,13 +342,14 @@ class SwarmBackend:
     def _wait_one_off(self, name: str) -> None:
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
-            done = [t for t in sw.tasks(self.stack.client, name)
-                    if t.state in {"complete", "failed", "rejected"}]
-            if done:
-                if done[0].state != "complete":
-                    raise DeployFailed(f"migrations failed ({done[0].state}: "
-                                       f"{done[0].error or 'see docker service logs'})")
+            tasks = sw.tasks(self.stack.client, name)
+            if any(t.state == "complete" for t in tasks):
                 return
+            bad = [t for t in tasks if t.state in {"failed", "rejected"}]
+            if len(bad) >= sw.ONE_OFF_ATTEMPTS:
+                raise DeployFailed(f"migrations failed {len(bad)} times ({bad[0].state}: "
+                                   f"{bad[0].error or 'see docker service logs'})",
+                                   hint=f"docker service logs {name}")
             time.sleep(POLL_S)
         raise DeployFailed(f"migrations did not finish within {self.timeout_s:.0f}s")
 

@@ -18,13 +18,15 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ops.deploy.lock import pid_alive
+from ops.deploy.stack import Stack
 from ops.errors import DockerUnavailable, LockHeld
+from ops.stamps import operator
 
 PREFIX = "tminus.lock."
 FIELDS = ("holder", "host", "pid", "action", "version", "since")
@@ -173,3 +175,15 @@ def _release(client: Any, name: str, me: Holder) -> None:
             return
         if _swap(client, service, {}):
             return
+
+
+def stack_lock(stack: Stack, action: str, version: str | None, wait_s: float
+               ) -> AbstractContextManager[Any] | None:
+    """The swarm lock for a changing action on ``stack``, or None (compose, or a dry run): taken
+    inside the local file lock, so one machine's operators queue on the file first."""
+    if stack.env.backend != "swarm" or stack.dry_run or stack.client is None:
+        return None
+    return swarm_lock(stack.client, stack.project, action=action, version=version,
+                      holder=operator(), wait_s=wait_s,
+                      warn=lambda m: stack.steps.say(f"  warning: {m}"),
+                      progress=stack.steps.waiting)

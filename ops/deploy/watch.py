@@ -4,7 +4,8 @@ The deploy measures a latency baseline before it switches (``measure_baseline``)
 the new version (``post_deploy_watch``) and acts on the first rule breached:
 
 - ``database_errors``: database errors over the window > 0 (3 at least) → stop, and recommend
-  ``rollback --with-db`` (the database is never restored without a person asking);
+  ``rollback --with-db`` (``action: full-rollback`` performs it: the pre-deploy backup, then
+  the code; a database is restored only when configured so);
 - ``worker_failures``: failed / processed jobs > 50 % → roll back the worker service only;
 - ``error_rate``: 5xx / requests (not /health, /metrics) > 5 % → quick rollback;
 - ``p95``: p95 latency > 2 x the baseline → quick rollback.

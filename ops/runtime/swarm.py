@@ -30,6 +30,8 @@ VERSION_LABEL = "tminus.version"
 ROLE_LABEL = "tminus.role"
 ENTRYPOINT_ROLE = "entrypoint"
 STACK_LABEL = "com.docker.stack.namespace"
+#: How often a one-off task is tried before it counts as failed.
+ONE_OFF_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,12 @@ def node_ls() -> Argv:
 
 
 def one_off(name: str, image: str, command: list[str], *, network: str,
-            env_file: str | None) -> Argv:
-    """A task that runs once to completion (the migrations): no restart, same network."""
+            env_file: str | None, attempts: int = ONE_OFF_ATTEMPTS) -> Argv:
+    """A task that runs to completion (the migrations) on the stack's network, tried again on
+    failure a few times (a database task that just started may not accept connections yet)."""
     argv = ["docker", "service", "create", "--detach", "--with-registry-auth", "--name", name,
-            "--restart-condition", "none", "--network", network]
+            "--restart-condition", "on-failure", "--restart-max-attempts", str(attempts - 1),
+            "--restart-delay", "2s", "--network", network]
     if env_file:
         argv += ["--env-file", env_file]
     return [*argv, image, *command]

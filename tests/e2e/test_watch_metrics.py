@@ -58,8 +58,11 @@ def flawed(demo_stack: DemoStack) -> DemoStack:
                        cwd=demo_stack.root, check=True, capture_output=True)
     prometheus = f"prometheus_url: http://127.0.0.1:{HTTP_PORT + 4}"
     haproxy = f"haproxy_stats_url: http://127.0.0.1:{HTTP_PORT + 1}/stats;csv"
-    for name, extra in (("prom.yaml", [prometheus]), ("entry.yaml", [haproxy]),
-                        ("both.yaml", [prometheus, haproxy])):
+    full = {**WATCH_RULES, "database_errors": {"window": "20s", "action": "full-rollback"}}
+    for name, extra, rules in (("prom.yaml", [prometheus], WATCH_RULES),
+                               ("entry.yaml", [haproxy], WATCH_RULES),
+                               ("both.yaml", [prometheus, haproxy], WATCH_RULES),
+                               ("full.yaml", [prometheus], full)):
         lines = "".join(f"      {line}\n" for line in extra)
         (demo_stack.root / name).write_text(f"""\
 ops:
@@ -67,7 +70,7 @@ ops:
     production:
       watch_s: {WATCH_S}
       smoke_urls: ["http://127.0.0.1:{HTTP_PORT}/work"]
-{lines}      watch: {json.dumps(WATCH_RULES)}
+{lines}      watch: {json.dumps(rules)}
   smoke:
     log_window_s: 5  # the database-error release's Postgres ERROR lines are not this one's
 """, encoding="utf-8")
@@ -100,7 +103,7 @@ def jobs(demo_stack: DemoStack) -> Iterator[None]:
         client.close()
 
 
-def deploy(stack: DemoStack, config: str, version: str, out: Path) -> tuple[
+def deploy(stack: DemoStack, config: str, version: str, out: Path, *extra: str) -> tuple[
         subprocess.CompletedProcess[str], dict[str, Any], LoadClient, float]:
     load = LoadClient(f"{stack.url}/work", concurrency=3, max_requests=30_000,
                       max_seconds=240.0, pause_s=0.01)
@@ -108,7 +111,7 @@ def deploy(stack: DemoStack, config: str, version: str, out: Path) -> tuple[
         time.sleep(2)  # the old version's traffic: the baseline's window
         started = time.monotonic()
         done = stack.invoke("-f", config, "deploy", "production", version, "--skip-checks",
-                            "--skip-backup", "--output", str(out))
+                            *(extra or ("--skip-backup",)), "--output", str(out))
         took = time.monotonic() - started
     result: dict[str, Any] = json.loads(out.read_text())
     record_golden(config, version, result)
@@ -212,6 +215,20 @@ def test_worker_failing_half_its_jobs_rolls_back_the_worker_only_and_keeps_the_a
     assert worker_versions(flawed) == [GOOD]
     assert result["services"]["worker"]["rolled_back"] is True
     assert load.stats.failed == 0, load.failures
+
+
+def test_database_errors_with_full_rollback_configured_restore_the_backup_then_the_code(
+        flawed: DemoStack, tmp_path: Path) -> None:
+    flawed.converge(GOOD, replicas=REPLICAS)
+    done, result, load, took = deploy(flawed, "full.yaml", DB_ERRORS, tmp_path / "r.json",
+                                      "--lock-wait", "5")
+    timings("database errors, full-rollback, prometheus", result, load, took)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"deploy of {DB_ERRORS} failed, rolled back to {GOOD} with the database " \
+           f"(restored backup {result['backup_id']})" in done.stderr
+    assert result["watch"]["decision"]["action"] == "full-rollback"
+    assert result["db"] == f"restored backup {result['backup_id']}"
+    assert flawed.app_versions() == [GOOD] * REPLICAS
 
 
 def test_release_with_database_errors_stops_and_recommends_the_full_rollback(

@@ -65,11 +65,12 @@ def test_logs_are_bounded_by_time() -> None:
         "docker service logs --no-task-ids --timestamps --since 300s shop_app")
 
 
-def test_one_off_task_never_restarts_and_joins_the_stack_network() -> None:
+def test_one_off_task_is_retried_a_bounded_number_of_times_on_the_stack_network() -> None:
     assert line(one_off("shop_migrate", "app@x", ["alembic", "upgrade", "head"],
                         network="shop_default", env_file="/srv/.env")) == (
         "docker service create --detach --with-registry-auth --name shop_migrate "
-        "--restart-condition none --network shop_default --env-file /srv/.env app@x "
+        "--restart-condition on-failure --restart-max-attempts 9 --restart-delay 2s "
+        "--network shop_default --env-file /srv/.env app@x "
         "alembic upgrade head")
 
 

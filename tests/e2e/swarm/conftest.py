@@ -83,8 +83,9 @@ def swarm_registry(swarm_net: SwarmNet, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def pushed_images(swarm_registry: TestRegistry, docker_client: Any, base_image: str,
-                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The demo images, built on the host engine and pushed: local reference → digest ref."""
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The demo images, built on the host engine and pushed: local reference → digest ref.
+    The registry's tags are taken off the host engine again at the end."""
     from ops.runtime import registry as reg
 
     root = tmp_path_factory.mktemp("swarm-images")
@@ -100,7 +101,11 @@ def pushed_images(swarm_registry: TestRegistry, docker_client: Any, base_image: 
             target = registry.reference(local)
             pushed[local] = reg.pinned(target, reg.push(docker_client, local, target, auth=auth))
     print(f"\n[swarm images] built and pushed {len(pushed)} in {time.monotonic() - started:.1f}s")
-    return pushed
+    yield pushed
+    with host_engine():
+        for local in (*refs, *INFRA):
+            subprocess.run(["docker", "rmi", registry.reference(local)], capture_output=True,
+                           check=False)
 
 
 @dataclass
