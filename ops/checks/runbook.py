@@ -7,6 +7,7 @@ a code block) and a link is a link; GitHub's slug rules give the anchors.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -374,21 +375,24 @@ def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None,
         for path in matches:
             if not path.resolve().is_relative_to(root):
                 return [], f"rule file {pattern} is outside the project", []
-            found.append(path)
+            found.append(Path(os.path.normpath(path)))  # prometheus/../alerts/a.yml: alerts/a.yml
     return found, None, unmapped
 
 
 def _first_problem(output: str) -> str:
     """promtool's first complaint: its ``FAILED:`` line often says nothing, the reason (with the
-    file, line and column) comes on the next line, or on stderr."""
-    for line in output.splitlines():
-        text = line.strip()
-        if not text or text.startswith(("Checking ", "SUCCESS")):
-            continue
-        text = text.removeprefix("FAILED:").strip()
-        if text:
-            return text[:240]
-    return "no output"
+    file, line and column) comes on the next line, or on stderr; a complaint ending in ``:``
+    (``yaml: unmarshal errors:``) is continued by the line after it."""
+    lines = [line.strip() for line in output.splitlines()]
+    said = [line.removeprefix("FAILED:").strip() for line in lines
+            if line and not line.startswith(("Checking ", "SUCCESS"))]
+    said = [line for line in said if line]
+    if not said:
+        return "no output"
+    first = said[0]
+    if first.endswith(":") and len(said) > 1:
+        first = f"{first} {said[1]}"
+    return first[:240]
 
 
 def _load(root: Path, path: Path) -> tuple[Document | None, str]:

@@ -460,3 +460,20 @@ def test_values_under_secret_keys_of_the_config_are_hidden_from_promtools_words(
               "      credentials: tok-Abc123-Secret\n")
     said = 'FAILED: cannot parse "tok-Abc123-Secret" in job a'
     assert fit_to_show(said, config) == 'FAILED: cannot parse "***" in job a'
+
+
+def test_rule_files_beside_the_config_folder_are_named_by_their_own_path(repo: GitRepo) -> None:
+    need_promtool()
+    repo.write("alerts/api.yml", ALERTS_YML)
+    found = check(with_prometheus(repo, config=PROMETHEUS_YML.replace(
+        "  - alerts.yml", "  - ../alerts/*.yml")))
+    assert found["runbook.alert_rules"].message == (
+        "promtool check rules: 1 rule(s) in alerts/api.yml")
+
+
+def test_config_promtool_cannot_unmarshal_says_what_it_could_not(repo: GitRepo) -> None:
+    """promtool's 'yaml: unmarshal errors:' is followed by the line that says which."""
+    need_promtool()
+    found = check(with_prometheus(repo, config="rule_files: alerts.yml\n"))
+    message = found["runbook.prometheus_config"].message
+    assert "yaml: unmarshal errors: line 1: cannot unmarshal" in message
