@@ -35,7 +35,8 @@ from invoke.program import Program
 
 from ops.config import Settings, defaults, load_settings
 from ops.configfile import read_config_file
-from ops.errors import ChecksFailed, ConfigError, ExitCode, OpsError, exit_code_for
+from ops.errors import ChecksFailed, ConfigError, ExitCode, OpsError, UsageError, exit_code_for
+from ops.redact import printable
 from ops.report import Report, choose_format, emit
 from ops.runtime.git import git_failure, work_tree_top
 
@@ -392,7 +393,16 @@ def say(message: str) -> None:
 
 
 def optional_path(value: Any) -> Path | None:
-    return Path(value) if value else None
+    """A file option (``--output``, ``--notes-file``), or None when not given. A directory is a
+    usage error here, before any work: found only at the end, it was an IsADirectoryError from
+    the atomic rename, and the run's verdict was lost."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{printable(str(value))} is a directory, not a file",
+                         hint=f"name a file in it, e.g. {printable(str(path / 'report.json'))}")
+    return path
 
 
 @dataclasses.dataclass(frozen=True)

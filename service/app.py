@@ -10,7 +10,8 @@ replicas of two versions apart (the post-deploy watch compares them).
 
 Demo-release flaws (build args, see the Dockerfile; the e2e specs of the watch use them):
 ``APP_ERROR_RATIO`` answers 500 to that share of normal requests while ``/health`` stays 200;
-``APP_SLOW_FACTOR`` multiplies the work time; ``APP_DB_ERRORS`` makes the work's query fail.
+``APP_SLOW_FACTOR`` multiplies the work time; ``APP_DB_ERRORS`` makes the work's query fail to
+connect (a wrong database address).
 
 SIGTERM does not stop the server at once: for ``APP_DRAIN_S`` seconds ``/health`` answers 503
 "draining" while every other request is still served, so the proxy's health check takes the
@@ -133,8 +134,14 @@ def work() -> tuple[int, dict[str, Any]]:
     time.sleep(WORK_S * SLOW_FACTOR)
     url = os.environ.get("DATABASE_URL")
     if url and DB_ERRORS:
+        # A release whose database address is wrong: every query fails to connect (a client
+        # error only, so the server's log stays clean for the smoke tests that read it).
+        parsed = urlparse(url)
+        userinfo = parsed.netloc.rpartition("@")[0]
+        netloc = (f"{userinfo}@" if userinfo else "") + f"{parsed.hostname}:1"
+        wrong = parsed._replace(netloc=netloc).geturl()
         try:
-            query(url, "SELECT missing_column FROM tminus_demo_missing_table")
+            query(wrong, "SELECT 1")
         except Exception as exc:  # any driver error: what a broken release's query raises
             DB_ERROR_COUNT.labels(VERSION).inc()
             return 500, {"error": f"database: {type(exc).__name__}"}

@@ -7,6 +7,7 @@ a code block) and a link is a link; GitHub's slug rules give the anchors.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -20,12 +21,13 @@ from urllib.parse import unquote, urlsplit
 from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
 from ops.errors import OpsError
+from ops.redact import HIDDEN, is_secret_name, mask_urls_in
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 from ops.runtime.git import last_commit_date
 from ops.runtime.http import check_links as check_urls
 from ops.runtime.images import find_compose_file, load_compose
-from ops.runtime.prometheus import promtool, promtool_check
+from ops.runtime.prometheus import ToolResult, promtool, promtool_check
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -191,7 +193,9 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
     if config is None:
         why = (f"{configured} does not exist" if configured
                else "no prometheus/prometheus.yml or prometheus.yml in the project")
-        yield skipped("runbook.prometheus_config", why)
+        hint = None if configured else ("a Prometheus config elsewhere (monitoring/prometheus."
+                                        "yaml): name it in ops.runbook.prometheus_config")
+        yield skipped("runbook.prometheus_config", why, hint=hint)
         yield skipped("runbook.alert_rules", why)
         return
     tool = promtool()
@@ -218,7 +222,8 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
             yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
         return
     names = listed(ctx.shown(r) for r in rules)
-    outputs = [promtool_check(tool, "rules", r) for r in rules]
+    outputs = [ToolResult(o.ok, mask_urls_in(o.output))  # a runbook_url may carry a token
+               for o in (promtool_check(tool, "rules", r) for r in rules)]
     bad = [o for o in outputs if not o.ok]
     if bad:
         yield failed("runbook.alert_rules", "promtool check rules failed: "
@@ -243,6 +248,7 @@ def check_config(ctx: CheckContext, tool: str, config: Path, unmapped: list[str]
         written = config.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         written = ""
+    done = ToolResult(done.ok, fit_to_show(done.output, written))
     # only absolute paths the config itself writes: promtool also quotes the absolute path of a
     # missing relative rule file, which is a real fault
     absent = [p for p in re.findall(r'"(/[^"\n]+)"', done.output)
@@ -254,9 +260,39 @@ def check_config(ctx: CheckContext, tool: str, config: Path, unmapped: list[str]
             return passed("runbook.prometheus_config",
                           f"promtool check config --syntax-only {shown}: valid (it names "
                           f"{listed(inside)}, not on this host: a path inside the container)")
-        done = syntax
+        done = ToolResult(syntax.ok, fit_to_show(syntax.output, written))
     return failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
                   + _first_problem(done.output), detail={"output": done.output[-2000:]})
+
+
+def fit_to_show(output: str, config_text: str) -> str:
+    """promtool's words with the config's secrets hidden: it quotes the value it could not
+    parse, and that can be a ``remote_write`` URL with its password or a mistyped password
+    field's value. URLs' credentials are masked, and every value the config holds under a
+    secret-looking key (``password``, ``bearer_token``, ``credentials``…) is replaced."""
+    import yaml
+
+    text = mask_urls_in(output)
+    try:
+        data = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        data = None
+    values: set[str] = set()
+
+    def walk(node: object, secret: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, secret or is_secret_name(str(key)))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, secret)
+        elif secret and node is not None and len(str(node)) >= 4:
+            values.add(str(node))
+
+    walk(data, False)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, HIDDEN)
+    return text
 
 
 #: (path inside a container, the project file or folder a bind mount puts there)
@@ -339,21 +375,24 @@ def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None,
         for path in matches:
             if not path.resolve().is_relative_to(root):
                 return [], f"rule file {pattern} is outside the project", []
-            found.append(path)
+            found.append(Path(os.path.normpath(path)))  # prometheus/../alerts/a.yml: alerts/a.yml
     return found, None, unmapped
 
 
 def _first_problem(output: str) -> str:
     """promtool's first complaint: its ``FAILED:`` line often says nothing, the reason (with the
-    file, line and column) comes on the next line, or on stderr."""
-    for line in output.splitlines():
-        text = line.strip()
-        if not text or text.startswith(("Checking ", "SUCCESS")):
-            continue
-        text = text.removeprefix("FAILED:").strip()
-        if text:
-            return text[:240]
-    return "no output"
+    file, line and column) comes on the next line, or on stderr; a complaint ending in ``:``
+    (``yaml: unmarshal errors:``) is continued by the line after it."""
+    lines = [line.strip() for line in output.splitlines()]
+    said = [line.removeprefix("FAILED:").strip() for line in lines
+            if line and not line.startswith(("Checking ", "SUCCESS"))]
+    said = [line for line in said if line]
+    if not said:
+        return "no output"
+    first = said[0]
+    if first.endswith(":") and len(said) > 1:
+        first = f"{first} {said[1]}"
+    return first[:240]
 
 
 def _load(root: Path, path: Path) -> tuple[Document | None, str]:

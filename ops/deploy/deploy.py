@@ -619,9 +619,13 @@ class Baseline:
         self.p95_ms, self.skipped_why = p95_ms, skipped_why
         self._job: threading.Thread | None = None
         self._settled = not measure
-        if measure and stack.dry_run:
+        if measure and (stack.dry_run or stack.env.prometheus_url is None):
+            # Probes through the entry point measure the stack as it serves: not while new
+            # replicas boot on the same CPUs (which inflated the baseline by half on 2 cores).
+            # Prometheus reads the old version's own series, so it can overlap the switch.
             self.p95_ms = measure_baseline(stack)
             self._settled = True
+            tracker.baseline(self.p95_ms)
         elif measure:
             self._job = threading.Thread(target=self._measure, daemon=True)
             self._job.start()

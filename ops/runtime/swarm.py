@@ -128,7 +128,7 @@ def one_off(name: str, image: str, command: list[str], *, network: str,
     failure a few times (a database task that just started may not accept connections yet)."""
     argv = ["docker", "service", "create", "--detach", "--with-registry-auth", "--name", name,
             "--restart-condition", "on-failure", "--restart-max-attempts", str(attempts - 1),
-            "--restart-delay", "2s", "--network", network]
+            "--restart-delay", "2s", "--no-healthcheck", "--network", network]
     if env_file:
         argv += ["--env-file", env_file]
     return [*argv, image, *command]
@@ -174,8 +174,10 @@ def stack_file(compose: Mapping[str, Any], plan: StackPlan) -> dict[str, Any]:
         deploy = dict(spec.get("deploy") or {})
         if name in plan.replicas:
             deploy["replicas"] = plan.replicas[name]
-        if name in plan.routed:
-            deploy["endpoint_mode"] = "dnsrr"
+        # every service resolves by DNS round robin: a VIP's connections do not carry on
+        # every network (they time out where overlay traffic otherwise flows); the entry point
+        # resolves the routed app's tasks itself, as on compose
+        deploy["endpoint_mode"] = "dnsrr"
         if name in plan.versions:
             deploy["update_config"] = plan.policy.update_config()
             deploy["rollback_config"] = plan.policy.rollback_config()

@@ -31,7 +31,7 @@ GOOD = "v0.2.0"
 ERRORS = "v0.51.0"  # 500 on one normal request in five; /health 200
 SLOW3X = "v0.52.0"  # normal requests three times slower
 WORKER_HALF = "v0.53.0"  # the worker fails every other job
-DB_ERRORS = "v0.54.0"  # the work's query fails
+DB_ERRORS = "v0.54.0"  # the work's query cannot connect
 FLAWS = {ERRORS: "APP_ERROR_RATIO=0.2", SLOW3X: "APP_SLOW_FACTOR=3",
          WORKER_HALF: "WORKER_FAIL_RATIO=0.5", DB_ERRORS: "APP_DB_ERRORS=1"}
 WATCH_S = 40

@@ -318,6 +318,7 @@ def test_project_without_prometheus_files_skips_both_promtool_findings_with_the_
     for fid in ("runbook.prometheus_config", "runbook.alert_rules"):
         assert found[fid].status is Status.SKIP
         assert "no prometheus/prometheus.yml or prometheus.yml" in found[fid].message
+    assert "ops.runbook.prometheus_config" in (found["runbook.prometheus_config"].hint or "")
 
 
 def test_valid_prometheus_config_and_rules_pass_promtool(repo: GitRepo) -> None:
@@ -437,3 +438,42 @@ def test_rule_file_promtool_rejects_names_the_file_and_promtools_reason(repo: Gi
     assert "prometheus/alerts.yml" in message
     assert 'not a valid duration string: "5x"' in message
     assert "5x" in found["runbook.prometheus_config"].message
+
+
+def test_promtool_quoting_a_remote_write_url_never_shows_its_password(repo: GitRepo) -> None:
+    """promtool quotes the URL it could not parse, credentials and all."""
+    need_promtool()
+    config = PROMETHEUS_YML + (
+        "remote_write:\n  - url: \"https://metrics:Hunter2-rw-Secret@mimir example.com/push\"\n")
+    found = check(with_prometheus(repo, config=config))
+    finding = found["runbook.prometheus_config"]
+    assert finding.status is Status.FAIL
+    assert "invalid character" in finding.message
+    assert "Hunter2-rw-Secret" not in finding.message
+    assert "Hunter2-rw-Secret" not in str(finding.detail)
+
+
+def test_values_under_secret_keys_of_the_config_are_hidden_from_promtools_words() -> None:
+    from ops.checks.runbook import fit_to_show
+
+    config = ("scrape_configs:\n  - job_name: a\n    authorization:\n"
+              "      credentials: tok-Abc123-Secret\n")
+    said = 'FAILED: cannot parse "tok-Abc123-Secret" in job a'
+    assert fit_to_show(said, config) == 'FAILED: cannot parse "***" in job a'
+
+
+def test_rule_files_beside_the_config_folder_are_named_by_their_own_path(repo: GitRepo) -> None:
+    need_promtool()
+    repo.write("alerts/api.yml", ALERTS_YML)
+    found = check(with_prometheus(repo, config=PROMETHEUS_YML.replace(
+        "  - alerts.yml", "  - ../alerts/*.yml")))
+    assert found["runbook.alert_rules"].message == (
+        "promtool check rules: 1 rule(s) in alerts/api.yml")
+
+
+def test_config_promtool_cannot_unmarshal_says_what_it_could_not(repo: GitRepo) -> None:
+    """promtool's 'yaml: unmarshal errors:' is followed by the line that says which."""
+    need_promtool()
+    found = check(with_prometheus(repo, config="rule_files: alerts.yml\n"))
+    message = found["runbook.prometheus_config"].message
+    assert "yaml: unmarshal errors: line 1: cannot unmarshal" in message

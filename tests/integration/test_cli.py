@@ -164,3 +164,15 @@ def test_help_shows_that_number_options_take_a_value(service_repo: Path) -> None
     assert "--watch=NUMBER" in done.stdout
     assert "--lock-wait=NUMBER" in done.stdout
     assert "--batch=INT" in done.stdout
+
+
+def test_output_naming_a_directory_exits_2_before_any_check(service_repo: Path,
+                                                           tmp_path: Path) -> None:
+    """It was an IsADirectoryError from the atomic rename at the very end (internal error)."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    done = invoke(service_repo, "predeploy", "--version", "v0.2.0", "--output", str(folder))
+    assert done.returncode == 2
+    assert done.stderr == (f"error: {folder} is a directory, not a file (hint: name a file in "
+                           f"it, e.g. {folder / 'report.json'})\n")
+    assert done.stdout == ""

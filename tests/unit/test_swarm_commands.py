@@ -70,7 +70,7 @@ def test_one_off_task_is_retried_a_bounded_number_of_times_on_the_stack_network(
                         network="shop_default", env_file="/srv/.env")) == (
         "docker service create --detach --with-registry-auth --name shop_migrate "
         "--restart-condition on-failure --restart-max-attempts 9 --restart-delay 2s "
-        "--network shop_default --env-file /srv/.env app@x "
+        "--no-healthcheck --network shop_default --env-file /srv/.env app@x "
         "alembic upgrade head")
 
 
@@ -85,10 +85,10 @@ def test_stack_file_drops_what_only_compose_understands() -> None:
     assert "restart" not in services["proxy"]
 
 
-def test_stack_file_resolves_the_routed_app_by_dns_round_robin() -> None:
-    deploy = stack_file(COMPOSE, PLAN)["services"]["app"]["deploy"]
-    assert deploy["endpoint_mode"] == "dnsrr"
-    assert deploy["replicas"] == 3
+def test_stack_file_resolves_every_service_by_dns_round_robin_not_a_vip() -> None:
+    services = stack_file(COMPOSE, PLAN)["services"]
+    assert {s["deploy"]["endpoint_mode"] for s in services.values()} == {"dnsrr"}
+    assert services["app"]["deploy"]["replicas"] == 3
 
 
 def test_stack_file_carries_the_update_and_rollback_policy_for_released_services() -> None:

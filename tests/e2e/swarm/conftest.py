@@ -44,7 +44,6 @@ STACK = "tminus-sw"
 HTTP_PORT = 18180
 #: Demo images the swarm specs run, pushed once to the registry on the bridge.
 APP_VERSIONS = ("v0.1.0", "v0.2.0", "v0.3.0")
-INFRA = ("tminus-demo/proxy:stable", "tminus-demo/db:15", "tminus-demo/redis:7")
 
 
 def _tools_or_skip() -> None:
@@ -87,6 +86,7 @@ def pushed_images(swarm_registry: TestRegistry, docker_client: Any, base_image: 
     """The demo images, built on the host engine and pushed: local reference → digest ref.
     The registry's tags are taken off the host engine again at the end."""
     from ops.runtime import registry as reg
+    from ops.runtime.images import service_images
 
     root = tmp_path_factory.mktemp("swarm-images")
     demo.lay_out(root)
@@ -94,16 +94,18 @@ def pushed_images(swarm_registry: TestRegistry, docker_client: Any, base_image: 
     auth = {"username": swarm_registry.username, "password": swarm_registry.password}
     pushed: dict[str, str] = {}
     refs = [f"tminus-demo/{s}:{v}" for v in APP_VERSIONS for s in ("app", "worker")]
+    infra = [i.reference for i in service_images(root / "docker-compose.yml", APP_VERSIONS[0])
+             if not i.versioned]  # proxy, db, redis, prometheus: whatever the demo runs
     started = time.monotonic()
     with host_engine():
         demo.build_images(root)
-        for local in (*refs, *INFRA):
+        for local in (*refs, *infra):
             target = registry.reference(local)
             pushed[local] = reg.pinned(target, reg.push(docker_client, local, target, auth=auth))
     print(f"\n[swarm images] built and pushed {len(pushed)} in {time.monotonic() - started:.1f}s")
     yield pushed
-    with host_engine():
-        for local in (*refs, *INFRA):
+    with host_engine(wait=False) as free:  # tidying: never hold the teardown up for it
+        for local in (*refs, *infra) if free else ():
             subprocess.run(["docker", "rmi", registry.reference(local)], capture_output=True,
                            check=False)
 

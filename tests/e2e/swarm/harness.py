@@ -37,11 +37,16 @@ HOST_ENGINE_LOCK = Path("/tmp/tminus-docker.lock")
 
 
 @contextmanager
-def host_engine() -> Iterator[None]:
+def host_engine(*, wait: bool = True) -> Iterator[bool]:
+    """Hold the host engine's lock; with ``wait=False`` yield False at once when it is busy."""
     with HOST_ENGINE_LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
