@@ -32,12 +32,19 @@ def state_file(stack: DemoStack) -> Path:
     return stack.root / ".tminus" / "deploys" / "production.json"
 
 
+def like_a_terminal() -> None:
+    """Ctrl-C reaches a command typed at a terminal; a suite started as a background job
+    (``cmd &`` in a script) inherits SIGINT ignored, and the fault's SIGINT would then be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_with_fault(stack: DemoStack, fault: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``invoke …`` with the fault armed, in a session of its own (a ``…:SIGINT`` fault signals
     the whole process group, which must not be pytest's)."""
     return subprocess.run([INVOKE, *args], cwd=stack.root,
                           env={**stack.env, "TMINUS_FAULT_AT": fault}, capture_output=True,
-                          text=True, timeout=600, check=False, start_new_session=True)
+                          text=True, timeout=600, check=False, start_new_session=True,
+                          preexec_fn=like_a_terminal)
 
 
 def kill_while_draining(stack: DemoStack, version: str) -> dict[str, Any]:
