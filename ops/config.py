@@ -185,6 +185,19 @@ class WatchSettings(_Strict):
     interval_s: float = Field(default=1.0, gt=0, description="seconds between evaluations")
 
 
+class SwarmSettings(_Strict):
+    """Swarm's rolling update, when ``backend: swarm``: Swarm rolls and rolls back itself."""
+
+    update_parallelism: int = Field(default=1, ge=1,
+                                    description="tasks replaced at a time (--update-parallelism)")
+    update_delay_s: float = Field(default=2.0, ge=0, description="pause between batches")
+    update_monitor_s: float = Field(
+        default=5.0, gt=0, description="how long a new task must stay up before the next batch; "
+                                       "a failure within it makes Swarm roll back")
+    converge_timeout_s: float = Field(default=300.0, gt=0,
+                                      description="longest wait for a service to converge")
+
+
 class EnvironmentSettings(_Strict):
     env_file: Path = Path(".env")
     compose_file: Path | None = Field(
@@ -208,6 +221,7 @@ class EnvironmentSettings(_Strict):
     db_rollback: Literal["restore", "downgrade"] = "restore"
     backend: Literal["compose", "swarm"] = Field(
         default="compose", description="what runs the stack: a compose project or a swarm")
+    swarm: SwarmSettings = SwarmSettings()
     registry: str | None = Field(
         default=None,
         description="host[:port][/namespace] that `invoke build --push` pushes the release "

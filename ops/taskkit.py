@@ -28,11 +28,15 @@ from typing import Any, ParamSpec, TypeVar
 
 from invoke.config import Config
 from invoke.context import Context
-from invoke.exceptions import AmbiguousEnvVar, Exit, UncastableEnvVar
+from invoke.exceptions import AmbiguousEnvVar, Exit, ParseError, UncastableEnvVar
+from invoke.parser.argument import Argument
+from invoke.parser.context import ParserContext
+from invoke.program import Program
 
 from ops.config import Settings, defaults, load_settings
 from ops.configfile import read_config_file
-from ops.errors import ChecksFailed, ConfigError, ExitCode, OpsError, exit_code_for
+from ops.errors import ChecksFailed, ConfigError, ExitCode, OpsError, UsageError, exit_code_for
+from ops.redact import printable
 from ops.report import Report, choose_format, emit
 from ops.runtime.git import git_failure, work_tree_top
 
@@ -314,8 +318,69 @@ def install_config_file_guard() -> None:
     Config._load_yaml = Config._load_yml = Config._load_json = load  # type: ignore[method-assign]
 
 
+#: What an option of each kind takes, in --help and in the error a wrong value gets.
+_KIND_WORDS = {int: ("INT", "a whole number"), float: ("NUMBER", "a number")}
+
+
+def install_argv_guard() -> None:
+    """Make the command line keep the exit-code contract in ``invoke`` and ``tminus`` alike.
+
+    Invoke casts an option's value with the parameter's type and lets the ``ValueError`` of
+    ``--watch abc`` escape as a traceback; it exits 1 for an unknown option, where usage errors
+    exit 2; and its --help shows a float option (``--watch``, ``--lock-wait``) with no value at
+    all, as if it were a switch. Like the guards above, this wraps Invoke's own methods, as
+    there is no hook a collection could use: a value that does not cast is a ParseError naming
+    the option, a ParseError met while reading the tasks' arguments is ``error: …`` and exit 2,
+    and a float option reads ``--watch=NUMBER``. Shell completion, which catches its own
+    ParseErrors, is untouched. Installing twice is harmless.
+    """
+    if getattr(Argument.set_value, "_tminus_argv_guard", False):
+        return
+    set_value = Argument.set_value
+
+    @functools.wraps(set_value)
+    def checked_set_value(self: Argument, value: Any, cast: bool = True) -> None:
+        try:
+            set_value(self, value, cast)
+        except (ValueError, TypeError):
+            kind = _KIND_WORDS.get(self.kind, ("", f"a {getattr(self.kind, '__name__', '?')}"))
+            raise ParseError(f"--{(self.name or '?').replace('_', '-')} takes {kind[1]}, not "
+                             f"{str(value)[:40]!r}") from None
+
+    checked_set_value._tminus_argv_guard = True  # type: ignore[attr-defined]
+    Argument.set_value = checked_set_value  # type: ignore[method-assign]
+
+    def usage_errors(original: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(original)
+        def parse(self: Program, *args: Any) -> None:
+            try:
+                original(self, *args)
+            except ParseError as exc:
+                raise Exit(f"error: {exc}", code=ExitCode.USAGE) from None
+        return parse
+
+    # (parse_core runs before invoke imports a tasks.py: only `tminus` has its guard there)
+    Program.parse_core = usage_errors(Program.parse_core)  # type: ignore[method-assign]
+    Program.parse_tasks = usage_errors(Program.parse_tasks)  # type: ignore[method-assign]
+    Program.parse_cleanup = usage_errors(Program.parse_cleanup)  # type: ignore[method-assign]
+
+    help_for = ParserContext.help_for
+
+    @functools.wraps(help_for)
+    def help_with_numbers(self: ParserContext, flag: str) -> tuple[str, str]:
+        spec, text = help_for(self, flag)
+        arg = self.flags.get(flag)
+        if arg is not None and arg.kind is float:
+            spec = ", ".join(f"{name}=NUMBER" if name.startswith("--") else f"{name} NUMBER"
+                             for name in spec.split(", "))
+        return spec, text
+
+    ParserContext.help_for = help_with_numbers  # type: ignore[method-assign]
+
+
 install_env_guard()
 install_config_file_guard()
+install_argv_guard()
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -328,7 +393,16 @@ def say(message: str) -> None:
 
 
 def optional_path(value: Any) -> Path | None:
-    return Path(value) if value else None
+    """A file option (``--output``, ``--notes-file``), or None when not given. A directory is a
+    usage error here, before any work: found only at the end, it was an IsADirectoryError from
+    the atomic rename, and the run's verdict was lost."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{printable(str(value))} is a directory, not a file",
+                         hint=f"name a file in it, e.g. {printable(str(path / 'report.json'))}")
+    return path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,10 +91,13 @@ def parse_version(text: str | None) -> ReleaseVersion:
     match = _PATTERN.fullmatch(raw)
     if not match:
         shown = raw if raw.isprintable() and len(raw) <= 40 else repr(raw[:40])
+        prefixed = f"v{raw.strip()}"
         raise UsageError(
             f"malformed release version {shown if raw.strip() else '(empty)'}: "
             "expected vMAJOR.MINOR.PATCH "
-            "with an optional pre-release, e.g. v0.2.0 or v1.4.0-rc.1"
+            "with an optional pre-release, e.g. v0.2.0 or v1.4.0-rc.1",
+            hint=(f"write {prefixed}: an existing tag {raw.strip()} is found as release "
+                  f"{prefixed}") if _PATTERN.fullmatch(prefixed) else None,
         )
     pre = tuple(match["pre"].split(".")) if match["pre"] else ()
     return ReleaseVersion(int(match["major"]), int(match["minor"]), int(match["patch"]), pre)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ops.bounded import listed
 from ops.checks import CheckContext
+from ops.config import resolve_path
 from ops.hashing import checkpoint_files
 from ops.release import version_file as vfile
 from ops.release.manifest import checksum_path, manifest_path
@@ -42,15 +43,15 @@ def run(ctx: CheckContext) -> Iterator[Finding]:
             yield skipped(f"release_tag.{rest}", "no git repository")
         yield from check_checkpoint_version(ctx)
         return
-    ref = _tag(repo, tag)
+    ref = _tag(repo, tag) or release_tags(repo, ctx.settings.release.ignore_tags).get(ctx.version)
     yield from check_exists(ctx, repo, ref)
     if ref is None:
         for rest in ("annotated", "points_at_head", "commit"):
             yield skipped(f"release_tag.{rest}", f"tag {tag} does not exist")
     else:
-        yield check_annotated(tag, ref)
-        yield check_points_at_head(repo, tag, ref)
-        yield check_commit(tag, ref)
+        yield check_annotated(ref.name, ref)
+        yield check_points_at_head(repo, ref.name, ref)
+        yield check_commit(ref.name, ref)
     yield check_worktree_clean(ctx, repo)
     yield check_monotonic(ctx, repo)
     yield from check_checkpoint_version(ctx)
@@ -66,7 +67,10 @@ def _tag(repo: git.Repo, name: str) -> git.TagReference | None:
 def check_exists(ctx: CheckContext, repo: git.Repo,
                  ref: git.TagReference | None) -> Iterator[Finding]:
     tag = ctx.version.tag
-    if ref is not None:
+    if ref is not None and ref.name != tag:
+        # a team that tags 0.7.0 (or v0.23) releases v0.7.0 (v0.23.0): the same release
+        yield passed("release_tag.exists", f"tag {ref.name} exists (release {tag})")
+    elif ref is not None:
         yield passed("release_tag.exists", f"tag {tag} exists")
     elif is_shallow(repo):
         yield failed("release_tag.exists", f"tag {tag} not found — {UNSHALLOW}",
@@ -115,7 +119,8 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
 
     build records image ids into the committed manifest after the release commit (and
     artifacts.manifest_integrity proves it changed nothing else); `checklist --sign-*` writes
-    this release's sign-off record. Neither changes what ships.
+    this release's sign-off record; every deploy, backup and incident appends to the audit log
+    (committed by some teams, never by others). None of them changes what ships.
 
     An environment file (``.env``) is not a change to commit: it holds secrets, so the hint says
     to ignore it instead. A ``git status`` that fails is a failed finding in one line.
@@ -127,6 +132,8 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
         ctx.shown(manifest): {"M"},
         ctx.shown(checksum_path(manifest)): {"M"},
         ctx.shown(signoff_path(ctx.root, ctx.settings, ctx.version.tag)): {"M", "??"},
+        # every deploy, backup and incident appends to it, after the release commit
+        ctx.shown(resolve_path(ctx.root, ctx.settings.audit_log)): {"M", "??"},
     }
     try:
         all_changes = worktree_changes(repo)
@@ -138,7 +145,7 @@ def check_worktree_clean(ctx: CheckContext, repo: git.Repo) -> Finding:
     changes = [(code, path) for code, path in all_changes
                if code.strip() not in records.get(path, set())]
     if not changes:
-        note = " (apart from tminus's own release records: image ids, sign-offs)" \
+        note = " (apart from tminus's own records: image ids, sign-offs, the audit log)" \
             if all_changes else ""
         return passed("release_tag.worktree_clean", f"working tree is clean{note}")
     shown = listed((f"{path} ({_describe(code)})" for code, path in changes), SHOWN_PATHS)

@@ -7,23 +7,27 @@ a code block) and a link is a link; GitHub's slug rules give the anchors.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
+from ops.errors import OpsError
+from ops.redact import HIDDEN, is_secret_name, mask_urls_in
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 from ops.runtime.git import last_commit_date
 from ops.runtime.http import check_links as check_urls
-from ops.runtime.prometheus import promtool, promtool_check
+from ops.runtime.images import find_compose_file, load_compose
+from ops.runtime.prometheus import ToolResult, promtool, promtool_check
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -189,7 +193,9 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
     if config is None:
         why = (f"{configured} does not exist" if configured
                else "no prometheus/prometheus.yml or prometheus.yml in the project")
-        yield skipped("runbook.prometheus_config", why)
+        hint = None if configured else ("a Prometheus config elsewhere (monitoring/prometheus."
+                                        "yaml): name it in ops.runbook.prometheus_config")
+        yield skipped("runbook.prometheus_config", why, hint=hint)
         yield skipped("runbook.alert_rules", why)
         return
     tool = promtool()
@@ -199,55 +205,194 @@ def check_prometheus(ctx: CheckContext) -> Iterator[Finding]:
         yield skipped("runbook.alert_rules", why)
         return
     shown = ctx.shown(config)
-    done = promtool_check(tool, "config", config)
-    if done.ok:
-        yield passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
-    else:
-        yield failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
-                     + _first_problem(done.output), detail={"output": done.output[-2000:]})
-    rules, problem = rule_files(ctx, config)
+    rules, problem, unmapped = rule_files(ctx, config)
+    yield check_config(ctx, tool, config, unmapped)
     if problem:
         yield failed("runbook.alert_rules", problem)
         return
+    not_here = (f"{listed(unmapped)}: path(s) inside the Prometheus container that no bind "
+                f"mount of the compose file maps into the project") if unmapped else ""
     if not rules:
-        yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
+        if unmapped:
+            yield skipped("runbook.alert_rules", f"not checked: {not_here}",
+                          hint="mount the rules from the project in the compose file "
+                               "(`./prometheus:/etc/prometheus`), or list them relative to "
+                               f"{shown}")
+        else:
+            yield skipped("runbook.alert_rules", f"{shown} lists no rule_files")
         return
-    names = ", ".join(ctx.shown(r) for r in rules)
-    outputs = [promtool_check(tool, "rules", r) for r in rules]
+    names = listed(ctx.shown(r) for r in rules)
+    outputs = [ToolResult(o.ok, mask_urls_in(o.output))  # a runbook_url may carry a token
+               for o in (promtool_check(tool, "rules", r) for r in rules)]
     bad = [o for o in outputs if not o.ok]
     if bad:
         yield failed("runbook.alert_rules", "promtool check rules failed: "
                      + _first_problem(bad[0].output), detail={"output": bad[0].output[-2000:]})
     else:
         count = sum(int(m) for o in outputs for m in re.findall(r"SUCCESS: (\d+) rules", o.output))
-        yield passed("runbook.alert_rules", f"promtool check rules: {count} rule(s) in {names}")
+        note = f" (not checked: {not_here})" if unmapped else ""
+        yield passed("runbook.alert_rules",
+                     f"promtool check rules: {count} rule(s) in {names}{note}")
 
 
-def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None]:
-    """The rule files the config lists (globs relative to it), all inside the project."""
+def check_config(ctx: CheckContext, tool: str, config: Path, unmapped: list[str]) -> Finding:
+    """``promtool check config``. A config written for the Prometheus container names its files
+    by their paths inside it (``/etc/prometheus/rules/*.yml``), which are not on this host, so
+    promtool's file checks would fail a valid config: then only its syntax is checked here (the
+    rule files are checked through the compose file's bind mounts by ``runbook.alert_rules``)."""
+    shown = ctx.shown(config)
+    done = promtool_check(tool, "config", config)
+    if done.ok:
+        return passed("runbook.prometheus_config", f"promtool check config {shown}: valid")
+    try:
+        written = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        written = ""
+    done = ToolResult(done.ok, fit_to_show(done.output, written))
+    # only absolute paths the config itself writes: promtool also quotes the absolute path of a
+    # missing relative rule file, which is a real fault
+    absent = [p for p in re.findall(r'"(/[^"\n]+)"', done.output)
+              if p in written and not Path(p).exists()]
+    inside = list(dict.fromkeys(absent + unmapped))
+    if inside:
+        syntax = promtool_check(tool, "config", config, syntax_only=True)
+        if syntax.ok:
+            return passed("runbook.prometheus_config",
+                          f"promtool check config --syntax-only {shown}: valid (it names "
+                          f"{listed(inside)}, not on this host: a path inside the container)")
+        done = ToolResult(syntax.ok, fit_to_show(syntax.output, written))
+    return failed("runbook.prometheus_config", f"promtool check config {shown} failed: "
+                  + _first_problem(done.output), detail={"output": done.output[-2000:]})
+
+
+def fit_to_show(output: str, config_text: str) -> str:
+    """promtool's words with the config's secrets hidden: it quotes the value it could not
+    parse, and that can be a ``remote_write`` URL with its password or a mistyped password
+    field's value. URLs' credentials are masked, and every value the config holds under a
+    secret-looking key (``password``, ``bearer_token``, ``credentials``…) is replaced."""
+    import yaml
+
+    text = mask_urls_in(output)
+    try:
+        data = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        data = None
+    values: set[str] = set()
+
+    def walk(node: object, secret: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, secret or is_secret_name(str(key)))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, secret)
+        elif secret and node is not None and len(str(node)) >= 4:
+            values.add(str(node))
+
+    walk(data, False)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, HIDDEN)
+    return text
+
+
+#: (path inside a container, the project file or folder a bind mount puts there)
+Mount = tuple[PurePosixPath, Path]
+
+
+def bind_mounts(ctx: CheckContext) -> list[Mount]:
+    """The compose file's bind mounts of project paths, longest container path first: how a
+    Prometheus container sees the project's rule files. Named volumes and paths outside the
+    project map nothing; a compose file that cannot be read maps nothing."""
+    env = ctx.settings.environments.get(ctx.env)
+    compose = find_compose_file(ctx.root, env.compose_file if env else None)
+    if compose is None:
+        return []
+    try:
+        services = load_compose(compose)["services"]
+    except OpsError:
+        return []
+    root = ctx.root.resolve()
+    mounts: list[Mount] = []
+    for spec in services.values():
+        volumes = spec.get("volumes") if isinstance(spec, dict) else None
+        for volume in volumes if isinstance(volumes, list) else []:
+            if isinstance(volume, str) and volume.count(":") >= 1:
+                source, target = volume.split(":")[:2]
+            elif isinstance(volume, dict) and volume.get("type") == "bind":
+                source, target = str(volume.get("source", "")), str(volume.get("target", ""))
+            else:
+                continue
+            if not source.startswith((".", "/")) or "$" in source or not target.startswith("/"):
+                continue  # a named volume, or a path only the shell would know
+            host = (compose.parent / source).resolve()
+            if host.is_relative_to(root):
+                mounts.append((PurePosixPath(target), host))
+    return sorted(mounts, key=lambda m: len(m[0].parts), reverse=True)
+
+
+def _on_host(pattern: str, mounts: list[Mount]) -> list[Path] | None:
+    """The project files an absolute rule_files pattern names through ``mounts``; None when no
+    mount covers it."""
+    wanted = PurePosixPath(pattern)
+    for target, host in mounts:
+        if wanted.parts[:len(target.parts)] != target.parts:
+            continue
+        rest = PurePosixPath(*wanted.parts[len(target.parts):])
+        if not rest.parts:
+            return [host] if host.is_file() else []
+        return sorted(host.glob(str(rest))) if host.is_dir() else []
+    return None
+
+
+def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None, list[str]]:
+    """The rule files the config lists (globs relative to it), all inside the project; an
+    absolute pattern is a path inside the Prometheus container, found through the compose
+    file's bind mounts (the third item lists those no mount maps)."""
     import yaml
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return [], f"{ctx.shown(config)} is not readable YAML: {type(exc).__name__}", []
     patterns = data.get("rule_files") or [] if isinstance(data, dict) else []
+    if not isinstance(patterns, list):
+        return [], f"rule_files in {ctx.shown(config)} is not a list", []
     found: list[Path] = []
+    unmapped: list[str] = []
     root = ctx.root.resolve()
-    for pattern in patterns:
-        for path in sorted(config.parent.glob(str(pattern))):
+    mounts: list[Mount] | None = None
+    for pattern in map(str, patterns):
+        if pattern.startswith("/"):
+            mounts = bind_mounts(ctx) if mounts is None else mounts
+            matches = _on_host(pattern, mounts)
+            if matches is None:
+                unmapped.append(pattern)
+                continue
+        else:
+            matches = sorted(config.parent.glob(pattern))
+        if not matches:
+            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist", []
+        for path in matches:
             if not path.resolve().is_relative_to(root):
-                return [], f"rule file {pattern} is outside the project"
-            found.append(path)
-        if not any(config.parent.glob(str(pattern))):
-            return [], f"rule file {pattern} (listed in {ctx.shown(config)}) does not exist"
-    return found, None
+                return [], f"rule file {pattern} is outside the project", []
+            found.append(Path(os.path.normpath(path)))  # prometheus/../alerts/a.yml: alerts/a.yml
+    return found, None, unmapped
 
 
 def _first_problem(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    bad = [line for line in lines if "FAILED" in line or "error" in line.lower()]
-    return (bad or lines or ["no output"])[-1][:240]
+    """promtool's first complaint: its ``FAILED:`` line often says nothing, the reason (with the
+    file, line and column) comes on the next line, or on stderr; a complaint ending in ``:``
+    (``yaml: unmarshal errors:``) is continued by the line after it."""
+    lines = [line.strip() for line in output.splitlines()]
+    said = [line.removeprefix("FAILED:").strip() for line in lines
+            if line and not line.startswith(("Checking ", "SUCCESS"))]
+    said = [line for line in said if line]
+    if not said:
+        return "no output"
+    first = said[0]
+    if first.endswith(":") and len(said) > 1:
+        first = f"{first} {said[1]}"
+    return first[:240]
 
 
 def _load(root: Path, path: Path) -> tuple[Document | None, str]:

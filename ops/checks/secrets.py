@@ -30,9 +30,10 @@ from ops.secretscan import ScanOptions, scan_repository
 #: Values that say "fill me in": compared case-insensitively against the whole value and, for
 #: URLs, against the password.
 PLACEHOLDER = re.compile(
-    r"""^(?:change[-_ ]?me.*|your[-_ ].*[-_ ]here|x{3,}|<[^>]*>|todo|tbd|fixme|replace[-_ ]?me
-        |placeholder|example|dummy|secret|password)$
-      | \bchange[-_]?me\b | \byour[-_][\w-]*[-_]here\b | <[^>]+> | \bTODO\b | \bexample\b""",
+    r"""^(?:change[-_ ]?me.*|change[-_ ]?(?:this|it)(?:[-_ .].*)?|your[-_ ].*[-_ ]here|x{3,}
+        |<[^>]*>|todo|tbd|fixme|replace[-_ ]?me|placeholder|example|dummy|secret|password)$
+      | \bchange[-_]?(?:me|this)\b | \byour[-_][\w-]*[-_]here\b | <[^>]+> | \bTODO\b
+      | \bexample\b""",
     re.IGNORECASE | re.VERBOSE)
 UNRESOLVED = re.compile(r"\$\{([^}]*)\}")
 MAX_LISTED = 8

@@ -24,9 +24,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ops.deploy.audit import AuditEvent, record
 from ops.deploy.lock import LockInfo, deploy_lock, lock_path
@@ -91,7 +92,8 @@ def changing_action(root: Path, env: str, *, action: str, version: str | None = 
                     progress: Callable[[str], None] | None = None,
                     warn: Callable[[str], None] | None = None,
                     dry_lock_note: bool = True,
-                    quiet_audit_after_failure: bool = False) -> Iterator[Act]:
+                    quiet_audit_after_failure: bool = False,
+                    cluster_lock: AbstractContextManager[Any] | None = None) -> Iterator[Act]:
     """Run the block as ``action`` on ``env``: locked, timed, its outcome settled and audited.
 
     ``describe(act)`` builds the audit line (None: no line, e.g. a deploy's dry run); it runs
@@ -101,7 +103,9 @@ def changing_action(root: Path, env: str, *, action: str, version: str | None = 
     that cannot be had (``LockHeld``) is a way out like any other: audited as failed, with
     ``act.locked`` False.
     ``quiet_audit_after_failure``: when the action failed and the audit line cannot be written
-    either (a full disk), the action's own error is the one raised.
+    either (a full disk), the action's own error is the one raised. ``cluster_lock``: a lock
+    shared by operators on other machines (a swarm's, ``ops.deploy.swarm_lock``), taken inside
+    the file lock.
     """
     act = Act(action, env, version, started if started is not None else time.perf_counter(),
               dry_run=dry_run)
@@ -116,6 +120,8 @@ def changing_action(root: Path, env: str, *, action: str, version: str | None = 
                                                      warn=warn or (lambda m: speak(
                                                          f"  warning: {m}")),
                                                      dry_note=dry_lock_note))
+                if cluster_lock is not None:
+                    held.enter_context(cluster_lock)
             act.locked = True
             try:
                 yield act

@@ -47,6 +47,7 @@ from ops.deploy.restore import restore_backup
 from ops.deploy.stack import Stack, audit_path, open_stack
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, current_version
+from ops.deploy.swarm_lock import stack_lock
 from ops.deploy.watch import WatchBreached, measure_baseline, post_deploy_watch
 from ops.errors import ChecksFailed, DeployFailed, LockHeld, UsageError
 from ops.release.verify import verify_release
@@ -202,7 +203,8 @@ def changing_action(stack: Stack, action: str, version: str | None, lock_wait_s:
     return action_wrapper(stack.root, stack.env_name, action=action, version=version,
                           describe=describe, audit_log=audit_path(stack), done=done,
                           dry_run=stack.dry_run, lock_wait_s=lock_wait_s, started=started,
-                          say=stack.steps.say, progress=stack.steps.waiting)
+                          say=stack.steps.say, progress=stack.steps.waiting,
+                          cluster_lock=stack_lock(stack, action, version, lock_wait_s))
 
 
 def ending(stack: Stack, result: DeployResult, act: Act,
@@ -536,8 +538,12 @@ def running_versions(stack: Stack, services: list[str]) -> list[str]:
 
 
 def require_images(stack: Stack, version: ReleaseVersion) -> None:
-    """A deploy never builds: every versioned image must already be in the engine."""
-    if stack.client is None:
+    """A deploy never builds: every versioned image must already be in the engine.
+
+    On a swarm the nodes pull from the registry by digest: the swarm backend finds each digest
+    (the manifest's, else the registry's) and fails there when the registry lacks it.
+    """
+    if stack.client is None or stack.env.backend == "swarm":
         return
     versioned = set(stack.versioned_services())
     missing = [i.reference for i in stack.images(version.tag)

@@ -19,9 +19,10 @@ from pathlib import Path
 from ops.atomic import make_ignored_dir
 from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, append_event_line, read_events, record
-from ops.errors import UsageError
+from ops.errors import OpsError, UsageError
 from ops.redact import mask_urls_in
 from ops.runtime.compose import project_name
+from ops.runtime.images import find_compose_file, load_compose
 from ops.stamps import operator
 
 #: Severity → the response target the document sets for it.
@@ -76,7 +77,7 @@ def mitigations(root: Path, settings: Settings, env: str,
     """The document's three mitigations as commands for this environment's services."""
     conf = settings.environment(env)
     project = project_name(root, env, conf.project_name)
-    services = list(conf.services) or ["app", "worker"]
+    services = list(conf.services) or stack_services(root, conf.compose_file) or ["app", "worker"]
     flag = f" --env {env}"
     out = [("restart a failing service (compose; tminus has no restart task)",
             f"docker compose -p {project} restart {services[0]}"),
@@ -89,6 +90,22 @@ def mitigations(root: Path, settings: Settings, env: str,
         out.append((f"scale down the failing service {name}",
                     f"invoke scale {name}={max(count - 1, 1)}{flag}"))
     return out
+
+
+def stack_services(root: Path, configured: Path | None) -> list[str]:
+    """The services the compose file builds (the ones a release changes), else all of them: the
+    mitigations must name services this stack has, not the document's ``app`` and ``worker``.
+    No compose file, or one that cannot be read, names none."""
+    compose = find_compose_file(root, configured)
+    if compose is None:
+        return []
+    try:
+        services = load_compose(compose)["services"]
+    except OpsError:
+        return []
+    built = [str(name) for name, spec in services.items()
+             if isinstance(spec, dict) and "build" in spec]
+    return built or [str(name) for name in services]
 
 
 def record_incident(root: Path, settings: Settings, description: str, severity: str, env: str,

@@ -19,6 +19,7 @@ from ops.deploy.audit import AuditEvent, AuditLogRefused, AuditNotWritten
 from ops.deploy.backend import backend_for
 from ops.deploy.deploy import DeployResult, audit_event
 from ops.deploy.stack import Stack, audit_path, open_stack
+from ops.deploy.swarm_lock import stack_lock
 from ops.errors import DeployFailed, OpsError, UsageError
 
 _ASSIGNMENT = re.compile(r"^(?P<service>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<count>\d+)$")
@@ -78,7 +79,8 @@ def scale(root: Path, settings: Settings, env: str, targets: dict[str, int], *, 
         with changing_action(stack.root, env, action="scale", describe=describe,
                              audit_log=audit_path(stack), done=done, dry_run=stack.dry_run,
                              lock_wait_s=lock_wait_s, started=started, say=stack.steps.say,
-                             progress=stack.steps.waiting) as act:
+                             progress=stack.steps.waiting,
+                             cluster_lock=stack_lock(stack, "scale", label, lock_wait_s)) as act:
             for service, count in targets.items():
                 changes[service] = scale_service(stack, service, count, step=step)
             if dry_run:

@@ -387,13 +387,15 @@ def images_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecor
     ``note`` is appended to a pass: what the check could not prove (a manifest recording
     references but no ids).
     """
-    from docker.errors import DockerException
-
     if not expected:
         return skipped(IMAGES, empty_reason
                        or "no service builds an image (no `build:` in the compose file)")
     if engine is None:
         return skipped(IMAGES, f"image ids not checked: {engine_reason or 'no Docker engine'}")
+    # only now: the docker SDK (with requests and urllib3) costs a few tenths of a second of
+    # every predeploy of a service that has no image to look up
+    from docker.errors import DockerException
+
     verdicts: list[tuple[Status, str]] = []
     found: dict[str, Any] = {}
     try:

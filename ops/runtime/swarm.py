@@ -30,6 +30,8 @@ VERSION_LABEL = "tminus.version"
 ROLE_LABEL = "tminus.role"
 ENTRYPOINT_ROLE = "entrypoint"
 STACK_LABEL = "com.docker.stack.namespace"
+#: How often a one-off task is tried before it counts as failed.
+ONE_OFF_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -85,16 +87,18 @@ def stack_rm(stack: str) -> Argv:
     return ["docker", "stack", "rm", stack]
 
 
-def service_update(service: str, image: str, version: str, policy: UpdatePolicy) -> Argv:
+def service_update(service: str, image: str, version: str, policy: UpdatePolicy, *,
+                   replicas: int | None = None) -> Argv:
     """Put ``image`` (``repo@sha256:…``) in place, Swarm rolling it by ``policy``.
 
     ``--detach``: tminus follows the update itself (UpdateStatus), so an automatic rollback is
     reported as the failure it is, whatever the CLI's exit status. The release label moves with
     the image, so what runs is read from the swarm, not from a file.
     """
+    count = ["--replicas", str(replicas)] if replicas is not None else []
     return ["docker", "service", "update", "--detach", "--with-registry-auth",
             "--image", image, "--container-label-add", f"{VERSION_LABEL}={version}",
-            *policy.flags(), service]
+            *count, *policy.flags(), service]
 
 
 def service_scale(service: str, replicas: int) -> Argv:
@@ -119,10 +123,12 @@ def node_ls() -> Argv:
 
 
 def one_off(name: str, image: str, command: list[str], *, network: str,
-            env_file: str | None) -> Argv:
-    """A task that runs once to completion (the migrations): no restart, same network."""
+            env_file: str | None, attempts: int = ONE_OFF_ATTEMPTS) -> Argv:
+    """A task that runs to completion (the migrations) on the stack's network, tried again on
+    failure a few times (a database task that just started may not accept connections yet)."""
     argv = ["docker", "service", "create", "--detach", "--with-registry-auth", "--name", name,
-            "--restart-condition", "none", "--network", network]
+            "--restart-condition", "on-failure", "--restart-max-attempts", str(attempts - 1),
+            "--restart-delay", "2s", "--no-healthcheck", "--network", network]
     if env_file:
         argv += ["--env-file", env_file]
     return [*argv, image, *command]
@@ -142,7 +148,7 @@ class StackPlan:
     images: Mapping[str, str]  # service -> reference to run (by digest where known)
     replicas: Mapping[str, int] = field(default_factory=dict)
     routed: frozenset[str] = frozenset()  # services the entry point resolves through DNS
-    pins: Mapping[str, str] = field(default_factory=dict)  # service -> node hostname
+    pins: Mapping[str, str] = field(default_factory=dict)  # service -> node id
     policy: UpdatePolicy = UpdatePolicy()
     versions: Mapping[str, str] = field(default_factory=dict)  # service -> release label
 
@@ -168,15 +174,17 @@ def stack_file(compose: Mapping[str, Any], plan: StackPlan) -> dict[str, Any]:
         deploy = dict(spec.get("deploy") or {})
         if name in plan.replicas:
             deploy["replicas"] = plan.replicas[name]
-        if name in plan.routed:
-            deploy["endpoint_mode"] = "dnsrr"
+        # every service resolves by DNS round robin: a VIP's connections do not carry on
+        # every network (they time out where overlay traffic otherwise flows); the entry point
+        # resolves the routed app's tasks itself, as on compose
+        deploy["endpoint_mode"] = "dnsrr"
         if name in plan.versions:
             deploy["update_config"] = plan.policy.update_config()
             deploy["rollback_config"] = plan.policy.rollback_config()
         if name in plan.pins:
             placement = dict(deploy.get("placement") or {})
             placement["constraints"] = [*(placement.get("constraints") or []),
-                                        f"node.hostname == {plan.pins[name]}"]
+                                        f"node.id == {plan.pins[name]}"]
             deploy["placement"] = placement
         if "ports" in spec:
             spec["ports"] = [host_port(p) for p in spec["ports"]]

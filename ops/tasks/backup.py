@@ -132,8 +132,9 @@ def checked_label(label: str) -> str | None:
 @boundary
 def restore(c: Context, backup_id: str, env: str = "production", yes: bool = False,
             dry_run: bool = False, lock_wait: float = 0.0) -> None:
-    """Restore an environment's Postgres and Redis from a backup, all or nothing (after a safety
-    backup, under the environment's deploy lock)."""
+    """Restore an environment's Postgres and Redis from a backup, all or nothing.
+
+    A safety backup is taken first, under the environment's deploy lock."""
     settings = settings_from(c)
     root = project_root(c, settings)
     confirm = _ask if sys.stdin.isatty() else None

@@ -197,3 +197,23 @@ def test_service_built_without_image_is_looked_up_under_the_compose_name(
     assert finding.status is Status.FAIL
     assert finding.message in {"app: repo-production-app:v0.2.0 is not in the engine",
                                "app: repo-production_app:v0.2.0 is not in the engine"}
+
+
+def test_a_service_with_no_image_to_look_up_never_loads_the_docker_sdk(git_repo: GitRepo) -> None:
+    """Like microblog (no compose file, no manifest): the SDK with requests and urllib3 cost a
+    few tenths of a second of every predeploy. Run in a fresh interpreter, whose modules tell."""
+    import subprocess
+    import sys
+
+    git_repo.write("app.py", "print('hi')\n")
+    git_repo.commit("a service without images")
+    script = ("import sys\nfrom pathlib import Path\nfrom ops.checks import CheckContext\n"
+              "from ops.checks.artifacts import run\nfrom ops.config import Settings\n"
+              "from ops.versioning import parse_version\n"
+              "ctx = CheckContext(root=Path(sys.argv[1]), settings=Settings(), "
+              "version=parse_version('v0.2.0'))\n"
+              "statuses = {f.id: f.status.value for f in run(ctx)}\n"
+              "print(statuses['artifacts.images'], 'docker' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(git_repo.path)], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["skip", "False"]

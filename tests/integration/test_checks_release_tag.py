@@ -242,3 +242,39 @@ def test_monotonic_names_the_highest_release_above_first(git_repo: GitRepo) -> N
     finding = by_id(check(git_repo.path), "release_tag.monotonic")
     assert finding.message.endswith("v0.9.0, v0.5.0, v0.3.0 exist")
     assert "above v0.9.0" in (finding.hint or "")
+
+
+def test_unprefixed_tag_of_the_version_is_the_release_tag(git_repo: GitRepo) -> None:
+    """Teams that tag ``0.2.0`` (lightweight, as many do) release v0.2.0: no 'does not exist'."""
+    git_repo.write("service/app.py", "print('v2')\n")
+    git_repo.commit("feat: second release")
+    git_repo.tag("0.2.0", annotated=False)
+    findings = check(git_repo.path)
+    assert by_id(findings, "release_tag.exists").message == "tag 0.2.0 exists (release v0.2.0)"
+    assert by_id(findings, "release_tag.points_at_head").status is Status.PASS
+    assert by_id(findings, "release_tag.annotated").message.startswith("0.2.0 is a lightweight")
+
+
+def test_short_tag_names_the_release_with_patch_zero(git_repo: GitRepo) -> None:
+    git_repo.write("service/app.py", "print('v23')\n")
+    git_repo.commit("feat: chapter 23")
+    git_repo.tag("v0.23")
+    findings = check(git_repo.path, "v0.23.0")
+    assert by_id(findings, "release_tag.exists").message == "tag v0.23 exists (release v0.23.0)"
+    assert not_passing(findings) == {}
+
+
+@pytest.mark.parametrize("committed", [False, True])
+def test_audit_lines_appended_after_the_release_keep_the_tree_clean(git_repo: GitRepo,
+                                                                     committed: bool) -> None:
+    """A deploy, backup or incident appends to releases/deployments.jsonl after the tag: the next
+    (strict) predeploy must not call tminus's own audit log an uncommitted change."""
+    if committed:
+        git_repo.write("releases/deployments.jsonl", '{"action": "deploy"}\n')
+    released(git_repo)
+    (git_repo.path / "releases").mkdir(exist_ok=True)
+    with (git_repo.path / "releases" / "deployments.jsonl").open("a") as log:
+        log.write('{"action": "incident"}\n')
+    finding = by_id(check(git_repo.path), "release_tag.worktree_clean")
+    assert finding.status is Status.PASS
+    assert "the audit log" in finding.message

@@ -318,6 +318,7 @@ def test_project_without_prometheus_files_skips_both_promtool_findings_with_the_
     for fid in ("runbook.prometheus_config", "runbook.alert_rules"):
         assert found[fid].status is Status.SKIP
         assert "no prometheus/prometheus.yml or prometheus.yml" in found[fid].message
+    assert "ops.runbook.prometheus_config" in (found["runbook.prometheus_config"].hint or "")
 
 
 def test_valid_prometheus_config_and_rules_pass_promtool(repo: GitRepo) -> None:
@@ -360,3 +361,119 @@ def test_promtool_on_the_projects_path_is_never_run(repo: GitRepo,
     found = check(with_prometheus(repo, alerts=broken))
     assert found["runbook.alert_rules"].status is Status.FAIL
     assert not (repo.path / "planted-ran").exists()
+
+
+# The stock Prometheus image layout: the project's prometheus/ folder is bind-mounted at
+# /etc/prometheus and the config lists its rule files by their paths inside the container.
+CONTAINER_CONFIG = PROMETHEUS_YML.replace("  - alerts.yml", "  - /etc/prometheus/rules/*.yml")
+PROMETHEUS_COMPOSE = """\
+services:
+  prometheus:
+    image: prom/prometheus
+    volumes:
+      - ./prometheus:/etc/prometheus:ro
+      - prometheus-data:/prometheus
+volumes:
+  prometheus-data:
+"""
+
+
+def with_container_paths(repo: GitRepo, config: str = CONTAINER_CONFIG,
+                         compose: str | None = PROMETHEUS_COMPOSE) -> GitRepo:
+    repo.write("prometheus/prometheus.yml", config)
+    repo.write("prometheus/rules/alerts.yml", ALERTS_YML)
+    if compose is not None:
+        repo.write("docker-compose.yml", compose)
+    repo.commit("monitoring: rule files named by their container paths")
+    return repo
+
+
+def test_rule_files_listed_by_container_path_are_checked_through_the_compose_bind_mount(
+        repo: GitRepo) -> None:
+    need_promtool()
+    found = check(with_container_paths(repo))
+    assert found["runbook.prometheus_config"].status is Status.PASS
+    assert found["runbook.alert_rules"].status is Status.PASS
+    assert found["runbook.alert_rules"].message == (
+        "promtool check rules: 1 rule(s) in prometheus/rules/alerts.yml")
+
+
+def test_broken_rule_behind_a_container_path_fails_alert_rules(repo: GitRepo) -> None:
+    need_promtool()
+    with_container_paths(repo)
+    repo.write("prometheus/rules/alerts.yml", ALERTS_YML.replace("> 0.05", "> > 0.05"))
+    repo.commit("monitoring: a broken rule")
+    found = check(repo)
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert "parse error" in found["runbook.alert_rules"].message
+
+
+def test_config_naming_a_container_rule_file_passes_on_its_syntax_not_on_host_paths(
+        repo: GitRepo) -> None:
+    """promtool's own check would say the container path does not exist on this host."""
+    need_promtool()
+    config = CONTAINER_CONFIG.replace("rules/*.yml", "rules/alerts.yml")
+    found = check(with_container_paths(repo, config=config))
+    assert found["runbook.prometheus_config"].status is Status.PASS
+    assert "--syntax-only" in found["runbook.prometheus_config"].message
+    assert "/etc/prometheus/rules/alerts.yml" in found["runbook.prometheus_config"].message
+    assert found["runbook.alert_rules"].status is Status.PASS
+
+
+def test_container_rule_path_no_bind_mount_maps_skips_alert_rules_with_the_reason(
+        repo: GitRepo) -> None:
+    need_promtool()
+    found = check(with_container_paths(repo, compose=None))
+    assert found["runbook.alert_rules"].status is Status.SKIP
+    assert "/etc/prometheus/rules/*.yml" in found["runbook.alert_rules"].message
+    assert "bind mount" in found["runbook.alert_rules"].message
+
+
+def test_rule_file_promtool_rejects_names_the_file_and_promtools_reason(repo: GitRepo) -> None:
+    """promtool prints a bare ``FAILED:`` and the reason on the next line (stderr)."""
+    need_promtool()
+    found = check(with_prometheus(repo, alerts=ALERTS_YML.replace("for: 5m", "for: 5x")))
+    message = found["runbook.alert_rules"].message
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert "prometheus/alerts.yml" in message
+    assert 'not a valid duration string: "5x"' in message
+    assert "5x" in found["runbook.prometheus_config"].message
+
+
+def test_promtool_quoting_a_remote_write_url_never_shows_its_password(repo: GitRepo) -> None:
+    """promtool quotes the URL it could not parse, credentials and all."""
+    need_promtool()
+    config = PROMETHEUS_YML + (
+        "remote_write:\n  - url: \"https://metrics:Hunter2-rw-Secret@mimir example.com/push\"\n")
+    found = check(with_prometheus(repo, config=config))
+    finding = found["runbook.prometheus_config"]
+    assert finding.status is Status.FAIL
+    assert "invalid character" in finding.message
+    assert "Hunter2-rw-Secret" not in finding.message
+    assert "Hunter2-rw-Secret" not in str(finding.detail)
+
+
+def test_values_under_secret_keys_of_the_config_are_hidden_from_promtools_words() -> None:
+    from ops.checks.runbook import fit_to_show
+
+    config = ("scrape_configs:\n  - job_name: a\n    authorization:\n"
+              "      credentials: tok-Abc123-Secret\n")
+    said = 'FAILED: cannot parse "tok-Abc123-Secret" in job a'
+    assert fit_to_show(said, config) == 'FAILED: cannot parse "***" in job a'
+
+
+def test_rule_files_beside_the_config_folder_are_named_by_their_own_path(repo: GitRepo) -> None:
+    need_promtool()
+    repo.write("alerts/api.yml", ALERTS_YML)
+    found = check(with_prometheus(repo, config=PROMETHEUS_YML.replace(
+        "  - alerts.yml", "  - ../alerts/*.yml")))
+    assert found["runbook.alert_rules"].message == (
+        "promtool check rules: 1 rule(s) in alerts/api.yml")
+
+
+def test_config_promtool_cannot_unmarshal_says_what_it_could_not(repo: GitRepo) -> None:
+    """promtool's 'yaml: unmarshal errors:' is followed by the line that says which."""
+    need_promtool()
+    found = check(with_prometheus(repo, config="rule_files: alerts.yml\n"))
+    message = found["runbook.prometheus_config"].message
+    assert "yaml: unmarshal errors: line 1: cannot unmarshal" in message

@@ -140,3 +140,39 @@ def test_config_prints_non_ascii_text_as_text(service_repo: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "- 상태 확인\n" in done.stdout
     assert "- santé\n" in done.stdout
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--watch", "abc", "error: --watch takes a number, not 'abc'\n"),
+    ("--lock-wait", "1e", "error: --lock-wait takes a number, not '1e'\n"),
+    ("--batch", "x", "error: --batch takes a whole number, not 'x'\n")])
+def test_option_value_of_the_wrong_kind_exits_2_naming_the_option(
+        service_repo: Path, option: str, value: str, message: str) -> None:
+    """Invoke's cast of ``--watch abc`` used to escape as a ValueError traceback (exit 1)."""
+    done = invoke(service_repo, "deploy", "production", "v0.2.0", option, value)
+    assert (done.returncode, done.stderr) == (2, message)
+
+
+def test_unknown_option_is_a_usage_error_exit_2(service_repo: Path) -> None:
+    done = invoke(service_repo, "deploy", "production", "v0.2.0", "--no-such-option")
+    assert (done.returncode, done.stderr) == (2, "error: No idea what '--no-such-option' is!\n")
+
+
+def test_help_shows_that_number_options_take_a_value(service_repo: Path) -> None:
+    done = invoke(service_repo, "--help", "deploy")
+    assert done.returncode == 0, done.stderr
+    assert "--watch=NUMBER" in done.stdout
+    assert "--lock-wait=NUMBER" in done.stdout
+    assert "--batch=INT" in done.stdout
+
+
+def test_output_naming_a_directory_exits_2_before_any_check(service_repo: Path,
+                                                           tmp_path: Path) -> None:
+    """It was an IsADirectoryError from the atomic rename at the very end (internal error)."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    done = invoke(service_repo, "predeploy", "--version", "v0.2.0", "--output", str(folder))
+    assert done.returncode == 2
+    assert done.stderr == (f"error: {folder} is a directory, not a file (hint: name a file in "
+                           f"it, e.g. {folder / 'report.json'})\n")
+    assert done.stdout == ""

@@ -99,3 +99,18 @@ def test_unknown_environment_is_refused_before_anything_is_written(repo: Path) -
     with pytest.raises(Exception, match="unknown environment"):
         record_incident(repo, settings, "x", "P1", "prodution")
     assert not (repo / "incidents").exists()
+
+
+def test_mitigations_name_the_services_the_compose_file_builds(repo: Path) -> None:
+    """A stack whose services are not called app and worker (backend, frontend, a db image):
+    the restart and scale-down commands name services it has."""
+    (repo / "docker-compose.yml").write_text(
+        "services:\n"
+        "  db:\n    image: postgres:16\n"
+        "  backend:\n    build: ./backend\n    image: acme/backend:${TAG-latest}\n"
+        "  frontend:\n    build: ./frontend\n", encoding="utf-8")
+    found = record_incident(repo, Settings(), "API answers 500", "P2", "production")
+    commands = [command for _, command in found.mitigations]
+    assert commands[0].endswith(" restart backend")
+    assert [c for c in commands if c.startswith("invoke scale")] == [
+        "invoke scale backend=1 --env production", "invoke scale frontend=1 --env production"]

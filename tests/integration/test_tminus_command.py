@@ -67,3 +67,16 @@ def test_tminus_lists_the_tasks_it_carries(service: tuple[GitRepo, Path]) -> Non
     done = tminus(repo.path, "--list")
     assert "predeploy" in done.stdout
     assert "create-release" in done.stdout
+
+
+def test_unknown_core_option_of_tminus_exits_2(service: tuple[GitRepo, Path]) -> None:
+    repo, _ = service
+    done = tminus(repo.path, "--no-such-flag")
+    assert (done.returncode, done.stderr) == (2, "error: No idea what '--no-such-flag' is!\n")
+
+
+def test_tminus_completion_still_lists_the_tasks(service: tuple[GitRepo, Path]) -> None:
+    repo, _ = service
+    done = tminus(repo.path, "--complete", "--", "smoke")
+    assert done.returncode == 0, done.stderr
+    assert "smoke-test" in done.stdout.split()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ops.config import EnvironmentSettings, Settings
-from ops.deploy.backend import ComposeBackend, backend_for
+from ops.deploy.backend import BACKENDS, ComposeBackend, backend_for
 from ops.deploy.deploy import DeployResult, audit_event
 from ops.deploy.rollback import FAST_PATH
 from ops.deploy.stack import Stack, Steps
@@ -46,13 +46,16 @@ def test_without_an_engine_the_compose_health_facts_are_skipped_not_passed(
     assert [(f.id, f.status.value) for f in findings] == [("smoke.containers", "skip")]
 
 
-def test_swarm_names_itself_or_says_it_is_not_available_yet(tmp_path: Path) -> None:
-    try:
-        backend = backend_for(stack_with(tmp_path, backend="swarm"))
-    except ConfigError as exc:
-        assert exc.message == "the swarm backend is not available yet"
-    else:
-        assert backend.name == "swarm"
+def test_an_environment_that_says_swarm_gets_the_swarm_backend(tmp_path: Path) -> None:
+    assert backend_for(stack_with(tmp_path, backend="swarm")).name == "swarm"
+
+
+def test_a_backend_whose_module_is_missing_is_a_configuration_error_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "swarm", "ops.deploy.no_such_module:Backend")
+    with pytest.raises(ConfigError) as caught:
+        backend_for(stack_with(tmp_path, backend="swarm"))
+    assert caught.value.message == "the swarm backend is not available yet"
 
 
 def test_the_executor_runs_a_plans_commands_in_order_with_its_hooks_before_wait_and_drain(

@@ -15,6 +15,8 @@ PREFIXES = ["django-insecure-", "changeme"]
     "changeme", "change-me", "CHANGE_ME_PLEASE", "your-api-key-here", "your_token_here",
     # pragma: allowlist nextline secret
     "xxx", "XXXXXXXX", "<stripe key>", "TODO", "example", "postgresql://app:change-me@db/app",
+    # the fastapi template's and Java keystores' markers
+    "changethis", "change_this_secret", "changeit", "postgresql://app:changethis@db/app",
 ])
 def test_placeholder_shapes_are_recognised(value: str) -> None:
     assert placeholder_reason("STRIPE_API_KEY", value, None, set()) == "looks like a placeholder"
@@ -23,6 +25,7 @@ def test_placeholder_shapes_are_recognised(value: str) -> None:
 @pytest.mark.parametrize("value", [
     # pragma: allowlist nextline secret
     "info", "redis://redis:6379/0", "v0.2.0", "sk_live_" + "a1b2c3d4e5f6a7b8c9d0", "exampled",
+    "changeitem", "changes-tracked",
 ])
 def test_ordinary_values_are_not_placeholders(value: str) -> None:
     assert placeholder_reason("SOME_VALUE", value, None, set()) is None

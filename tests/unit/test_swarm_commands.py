@@ -32,7 +32,7 @@ COMPOSE: dict[str, Any] = {
     "volumes": {"dbdata": None},
 }
 PLAN = StackPlan(images={"app": f"10.9.0.1:5000/tminus-demo/app@{DIGEST}"},
-                 replicas={"app": 3}, routed=frozenset({"app"}), pins={"db": "node1"},
+                 replicas={"app": 3}, routed=frozenset({"app"}), pins={"db": "n0d3id"},
                  versions={"app": "v0.3.0"})
 
 
@@ -65,11 +65,12 @@ def test_logs_are_bounded_by_time() -> None:
         "docker service logs --no-task-ids --timestamps --since 300s shop_app")
 
 
-def test_one_off_task_never_restarts_and_joins_the_stack_network() -> None:
+def test_one_off_task_is_retried_a_bounded_number_of_times_on_the_stack_network() -> None:
     assert line(one_off("shop_migrate", "app@x", ["alembic", "upgrade", "head"],
                         network="shop_default", env_file="/srv/.env")) == (
         "docker service create --detach --with-registry-auth --name shop_migrate "
-        "--restart-condition none --network shop_default --env-file /srv/.env app@x "
+        "--restart-condition on-failure --restart-max-attempts 9 --restart-delay 2s "
+        "--no-healthcheck --network shop_default --env-file /srv/.env app@x "
         "alembic upgrade head")
 
 
@@ -84,10 +85,10 @@ def test_stack_file_drops_what_only_compose_understands() -> None:
     assert "restart" not in services["proxy"]
 
 
-def test_stack_file_resolves_the_routed_app_by_dns_round_robin() -> None:
-    deploy = stack_file(COMPOSE, PLAN)["services"]["app"]["deploy"]
-    assert deploy["endpoint_mode"] == "dnsrr"
-    assert deploy["replicas"] == 3
+def test_stack_file_resolves_every_service_by_dns_round_robin_not_a_vip() -> None:
+    services = stack_file(COMPOSE, PLAN)["services"]
+    assert {s["deploy"]["endpoint_mode"] for s in services.values()} == {"dnsrr"}
+    assert services["app"]["deploy"]["replicas"] == 3
 
 
 def test_stack_file_carries_the_update_and_rollback_policy_for_released_services() -> None:
@@ -108,7 +109,7 @@ def test_stack_file_publishes_the_entry_point_in_host_mode_not_through_the_mesh(
 
 def test_stack_file_pins_a_stateful_service_to_the_node_holding_its_volume() -> None:
     deploy = stack_file(COMPOSE, PLAN)["services"]["db"]["deploy"]
-    assert deploy["placement"]["constraints"] == ["node.hostname == node1"]
+    assert deploy["placement"]["constraints"] == ["node.id == n0d3id"]
 
 
 def test_stack_file_keeps_the_volumes_and_declares_a_version_the_cli_accepts() -> None:

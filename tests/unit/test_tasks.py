@@ -58,6 +58,9 @@ def test_every_task_has_a_one_line_summary_and_help_for_each_option() -> None:
         doc = (task.__doc__ or "").strip()
         assert doc, f"{name} has no docstring"
         assert len(doc.splitlines()[0]) <= 100, f"{name}'s summary is too long"
+        # `invoke --list` shows the first line only: a sentence cut at the wrap ("… (after a
+        # safety") reads as a truncated summary
+        assert doc.splitlines()[0].endswith("."), f"{name}'s summary is not one whole line"
         missing = [a.name for a in task.get_arguments() if not a.help]
         assert not missing, f"{name}: no help for {missing}"
 

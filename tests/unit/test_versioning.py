@@ -50,3 +50,16 @@ def test_existing_tags_are_read_as_versions_in_the_forms_teams_use(tag: str,
 @pytest.mark.parametrize("tag", ["latest", "release-candidate", "v1.2.3.4", "v1.2.3;x", ""])
 def test_tags_that_name_no_version_are_not_releases(tag: str) -> None:
     assert version_of_tag(tag) is None
+
+
+def test_version_without_the_v_is_refused_with_the_spelling_to_use() -> None:
+    """A repository tagged 0.7.0: the user types what the tag says; the hint gives v0.7.0."""
+    with pytest.raises(UsageError) as caught:
+        parse_version("0.7.0")
+    assert caught.value.hint == "write v0.7.0: an existing tag 0.7.0 is found as release v0.7.0"
+
+
+def test_malformed_version_that_no_v_would_fix_has_no_hint() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_version("v1.2")
+    assert caught.value.hint is None

@@ -13,6 +13,7 @@ isn't mounted".
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -23,11 +24,31 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CERTS_D = Path("/etc/docker/certs.d")
+#: Helpers on one machine share the host engine (and the tminus-demo/* tags): whatever uses it
+#: holds this lock, and only for as long as it does (the swarm nodes are engines of their own).
+HOST_ENGINE_LOCK = Path("/tmp/tminus-docker.lock")
+
+
+@contextmanager
+def host_engine(*, wait: bool = True) -> Iterator[bool]:
+    """Hold the host engine's lock; with ``wait=False`` yield False at once when it is busy."""
+    with HOST_ENGINE_LOCK.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run(*argv: str, check: bool = True, stdin: str | None = None,
@@ -108,10 +129,10 @@ auth:
     realm: tminus-test
     path: {self.workdir / 'htpasswd'}
 """, encoding="utf-8")
-        log = (self.workdir / "registry.log").open("wb")
-        self.process = subprocess.Popen(
-            ["docker-registry", "serve", str(self.workdir / "config.yml")],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with (self.workdir / "registry.log").open("wb") as log:  # Popen keeps a copy
+            self.process = subprocess.Popen(
+                ["docker-registry", "serve", str(self.workdir / "config.yml")],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.trust_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(self.ca, self.trust_dir / "ca.crt")
         wait_for(f"registry on {self.address}", self._answers, timeout=30)
@@ -170,3 +191,162 @@ def start_registry(workdir: Path, host: str = "127.0.0.1") -> TestRegistry:
     except BaseException:
         registry.stop()
         raise
+
+
+# --- engines in network namespaces, joined into a swarm -----------------------------------------
+
+
+@dataclass
+class Node:
+    """One dockerd in its own network namespace, with its own data and exec roots."""
+
+    name: str  # also the namespace's name
+    address: str  # its veth address on the bridge
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        return f"/run/{self.name}.sock"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def data_root(self) -> Path:
+        return Path(f"/var/lib/{self.name}")
+
+    @property
+    def exec_root(self) -> Path:
+        return Path(f"/run/{self.name}")
+
+    def docker(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+               timeout: float = 120) -> str:
+        return run("docker", "-H", self.docker_host, *args, check=check, env=env,
+                   timeout=timeout)
+
+    def start_engine(self) -> None:
+        with Path(f"/tmp/{self.name}-dockerd.log").open("wb") as log:  # Popen keeps a copy
+            self.process = subprocess.Popen(
+                ["nsenter", f"--net=/var/run/netns/{self.name}", "dockerd",
+                 "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                 "-H", self.docker_host, "--pidfile", f"/run/{self.name}.pid",
+                 "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(f"dockerd of {self.name}", self._answers, timeout=60)
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            tail = Path(f"/tmp/{self.name}-dockerd.log").read_text(errors="replace")[-800:]
+            raise RuntimeError(f"dockerd of {self.name} exited {self.process.returncode}: {tail}")
+        return subprocess.run(["docker", "-H", self.docker_host, "info", "--format", "{{.ID}}"],
+                              capture_output=True, timeout=10, check=False).returncode == 0
+
+    def stop_engine(self, *, timeout: float = 30) -> None:
+        """SIGTERM dockerd (its containers stop with it), as a node going away would."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class SwarmNet:
+    """A bridge with an address of its own, the FORWARD rule, and one namespace per node."""
+
+    tag: str  # short and unique: names the bridge, namespaces, veths
+    subnet: int  # 10.213.<subnet>.0/24
+    nodes: list[Node] = field(default_factory=list)
+    _made: list[tuple[str, ...]] = field(default_factory=list)  # undo commands, newest last
+
+    @property
+    def bridge(self) -> str:
+        return f"br{self.tag}"
+
+    @property
+    def gateway(self) -> str:
+        return f"10.213.{self.subnet}.1"
+
+    def _do(self, argv: tuple[str, ...], undo: tuple[str, ...] | None) -> None:
+        run(*argv)
+        if undo is not None:
+            self._made.append(undo)
+
+    def create(self, count: int) -> SwarmNet:
+        self._do(("ip", "link", "add", self.bridge, "type", "bridge"),
+                 ("ip", "link", "del", self.bridge))
+        run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        run("ip", "link", "set", self.bridge, "up")
+        # the host engine sets FORWARD's policy to DROP; nodes talk through the bridge
+        self._do(("iptables", "-I", "FORWARD", "-i", self.bridge, "-o", self.bridge, "-j",
+                  "ACCEPT"),
+                 ("iptables", "-D", "FORWARD", "-i", self.bridge, "-o", self.bridge, "-j",
+                  "ACCEPT"))
+        for i in range(1, count + 1):
+            node = Node(f"tminus-{self.tag}-n{i}", f"10.213.{self.subnet}.{10 + i}")
+            self._do(("ip", "netns", "add", node.name), ("ip", "netns", "del", node.name))
+            veth = f"v{self.tag}{i}"
+            run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
+                node.name)
+            run("ip", "link", "set", veth, "master", self.bridge, "up")
+            run("ip", "-n", node.name, "addr", "add", f"{node.address}/24", "dev", "eth0")
+            run("ip", "-n", node.name, "link", "set", "eth0", "up")
+            run("ip", "-n", node.name, "link", "set", "lo", "up")
+            run("ip", "-n", node.name, "route", "add", "default", "via", self.gateway)
+            self.nodes.append(node)
+        return self
+
+    def destroy(self) -> None:
+        for node in self.nodes:
+            node.stop_engine()
+        for node in self.nodes:
+            shutil.rmtree(node.data_root, ignore_errors=True)
+            shutil.rmtree(node.exec_root, ignore_errors=True)
+            for leftover in (Path(node.socket), Path(f"/run/{node.name}.pid"),
+                             Path(f"/tmp/{node.name}-dockerd.log")):
+                leftover.unlink(missing_ok=True)
+        for undo in reversed(self._made):
+            run(*undo, check=False)
+        self._made.clear()
+
+
+@dataclass
+class Swarm:
+    """A swarm over some nodes of a ``SwarmNet``: the first one is the manager."""
+
+    nodes: list[Node]
+
+    @property
+    def manager(self) -> Node:
+        return self.nodes[0]
+
+    def form(self) -> Swarm:
+        with ThreadPoolExecutor(len(self.nodes)) as pool:  # engines start in parallel
+            list(pool.map(lambda n: n.start_engine(), self.nodes))
+        self.manager.docker("swarm", "init", "--advertise-addr", self.manager.address,
+                            "--dispatcher-heartbeat", "1s", "--task-history-limit", "2")
+        token = self.manager.docker("swarm", "join-token", "-q", "worker")
+        with ThreadPoolExecutor(max(1, len(self.nodes) - 1)) as pool:
+            list(pool.map(lambda n: n.docker("swarm", "join", "--token", token,
+                                             "--advertise-addr", n.address,
+                                             f"{self.manager.address}:2377"),
+                          self.nodes[1:]))
+        return self
+
+    def node_ids(self) -> dict[str, str]:
+        """node name (its namespace) → swarm node id, matched by address."""
+        by_address = {}
+        for line in self.manager.docker("node", "ls", "-q").split():
+            addr = self.manager.docker("node", "inspect", "--format", "{{.Status.Addr}}", line)
+            by_address[addr] = line
+        return {n.name: by_address[n.address] for n in self.nodes if n.address in by_address}
+
+

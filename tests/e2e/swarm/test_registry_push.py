@@ -28,7 +28,7 @@ from ops.report import Finding, Status
 from ops.runtime import registry as reg
 from ops.versioning import parse_version
 from tests.conftest import GitRepo
-from tests.e2e.swarm.harness import TestRegistry, run
+from tests.e2e.swarm.harness import TestRegistry, host_engine, run
 
 V020 = parse_version("v0.2.0")
 
@@ -71,7 +71,8 @@ services:
                                   f"      registry: {registry.address}/team\n")
     git_repo.write(".gitignore", ".docker/\n")
     git_repo.commit("feat: app image")
-    yield git_repo
+    with host_engine():
+        yield git_repo
     ids = {image.id for repository in (f"{name}/app", f"{registry.address}/team/{name}/app")
            for image in docker_client.images.list(name=repository)}
     for image_id in ids:
