@@ -21,7 +21,14 @@ import pytest
 
 from tests.conftest import need
 from tests.e2e import conftest as demo
-from tests.e2e.swarm.harness import Swarm, SwarmNet, TestRegistry, host_engine, start_registry
+from tests.e2e.swarm.harness import (
+    Forwarder,
+    Swarm,
+    SwarmNet,
+    TestRegistry,
+    host_engine,
+    start_registry,
+)
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +124,7 @@ class SwarmStack:
     swarm: Swarm
     root: Path
     env: dict[str, str]
+    door: Forwarder | None = None
 
     @property
     def url(self) -> str:
@@ -146,6 +154,14 @@ class SwarmStack:
             node_id, state, version = node.split()
             found.append({"node": node_id, "state": state, "version": version})
         return [t for t in found if t["state"] == "running"]
+
+    @property
+    def loopback_url(self) -> str:
+        """The entry point through a loopback relay (the load client sends load to loopback
+        only)."""
+        if self.door is None:
+            self.door = Forwarder((self.swarm.manager.address, HTTP_PORT))
+        return self.door.url
 
     def diagnose(self) -> str:
         """What the swarm says about every task, for a failed spec's message."""
