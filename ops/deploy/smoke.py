@@ -89,6 +89,9 @@ def log_findings(stack: Stack) -> Iterator[Finding]:
     pattern = re.compile(stack.settings.smoke.error_pattern)
     hits: list[str] = []
     running = stack.containers()
+    if not running:
+        yield skipped("smoke.logs", f"no container of project {stack.project} runs: no log to read")
+        return
     for container in running:
         for line in container_logs(stack.client, container.id, since_s=window).splitlines():
             if pattern.search(line):
