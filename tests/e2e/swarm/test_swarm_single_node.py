@@ -66,13 +66,14 @@ def test_rolling_deploy_under_load_drops_no_request(stack: SwarmStack) -> None:
     assert stack.app_versions() == ["v0.2.0"] * 3
 
 
-def test_broken_release_is_rolled_back_automatically_and_the_deploy_exits_1(
+def test_broken_release_is_rolled_back_by_swarm_and_the_deploy_exits_1_saying_so(
         stack: SwarmStack) -> None:
     with load_on(f"{stack.loopback_url}/version") as load:
         took, output, code = deploy(stack, "v0.3.0")  # its /health answers 503
     report("deploy of broken v0.3.0", load, took)
     assert code == 1, output
     assert "deploy of v0.3.0 failed, rolled back to v0.2.0" in output
+    assert "Swarm rolled app back to the previous version by itself" in output
     assert load.stats.failed == 0, load.failures
     assert stack.app_versions() == ["v0.2.0"] * 3
 
