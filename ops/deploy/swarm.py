@@ -162,23 +162,35 @@ class SwarmBackend:
             stack.run(sw.service_update(name, image, version.tag, self.policy,
                                         replicas=replicas if first else None))
             if not stack.dry_run:
-                self._follow_update(name, service, info.version_index if info else 0)
+                self._follow_update(name, service, info.version_index if info else 0,
+                                    info.update_started if info else "")
                 self._converge(service, replicas, image=image)
                 rec.detail = f"{replicas} replica(s) on {image.rpartition('@')[2][:19]}"
         if self._routed(service):
             wait_entrypoint(stack, timeout_s=stack.env.health_timeout_s)
         return Rollout(service, version.tag, previous, replicas, replicas, len(before))
 
-    def _follow_update(self, name: str, service: str, index_before: int) -> None:
-        """Until Swarm says the update completed; a rollback by Swarm is a failed switch."""
+    def _follow_update(self, name: str, service: str, index_before: int,
+                       started_before: str) -> None:
+        """Until Swarm says the update completed; a rollback by Swarm is a failed switch.
+
+        Only a status of *this* update counts: right after ``service update`` the service still
+        shows the previous update's "completed". A service Swarm starts no update for (no task
+        to replace) gets no new status; after a grace period its convergence decides.
+        """
         client = self.stack.client
-        deadline = time.monotonic() + self.timeout_s
+        started = time.monotonic()
+        deadline = started + self.timeout_s
+        grace = self.policy.monitor_s + self.policy.delay_s + 10
         self.stack.steps.waiting(f"Swarm to finish updating {name} (up to {self.timeout_s:.0f}s)")
         while True:
             info = sw.service_info(client, name)
             if info is None:
                 raise DeployFailed(f"{name} disappeared during the update")
-            moved = info.version_index > index_before
+            fresh = info.update_started != started_before or (
+                not started_before and info.update_state is not None)
+            moved = info.version_index > index_before and (
+                fresh or time.monotonic() - started > grace)
             if moved and info.update_state in ROLLED_BACK:
                 if info.update_state == "rollback_started":
                     self._wait_rollback(name)

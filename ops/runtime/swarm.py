@@ -283,6 +283,7 @@ class ServiceInfo:
     labels: dict[str, str]
     update_state: str | None  # updating | completed | rollback_started | rollback_completed …
     update_message: str
+    update_started: str = ""  # when the update this status describes began
 
 
 def service_info(client: Any, service: str) -> ServiceInfo | None:
@@ -303,7 +304,8 @@ def service_info(client: Any, service: str) -> ServiceInfo | None:
         version_index=int((attrs.get("Version") or {}).get("Index", 0)),
         replicas=int(replicated.get("Replicas", 0)) if replicated is not None else None,
         image=str(container.get("Image", "")), labels=dict(spec.get("Labels") or {}),
-        update_state=status.get("State"), update_message=str(status.get("Message") or ""))
+        update_state=status.get("State"), update_message=str(status.get("Message") or ""),
+        update_started=str(status.get("StartedAt") or ""))
 
 
 @dataclass(frozen=True)

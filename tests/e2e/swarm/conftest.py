@@ -197,7 +197,7 @@ ops:
         update_parallelism: 1
         update_delay_s: 1
         update_monitor_s: 4
-        converge_timeout_s: 180
+        converge_timeout_s: 90
 """, encoding="utf-8")
     registry.login(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}

@@ -55,7 +55,7 @@ def test_first_deploy_runs_the_stack_from_registry_digests(stack: SwarmStack) ->
 
 
 def test_rolling_deploy_under_load_drops_no_request(stack: SwarmStack) -> None:
-    with load_on(f"{stack.url}/version") as load:
+    with load_on(f"{stack.loopback_url}/version") as load:
         time.sleep(1)
         took, output, code = deploy(stack, "v0.2.0")
         time.sleep(1)
@@ -66,18 +66,20 @@ def test_rolling_deploy_under_load_drops_no_request(stack: SwarmStack) -> None:
     assert stack.app_versions() == ["v0.2.0"] * 3
 
 
-def test_broken_release_is_rolled_back_by_swarm_and_the_deploy_exits_1(
+def test_broken_release_is_rolled_back_by_swarm_and_the_deploy_exits_1_saying_so(
         stack: SwarmStack) -> None:
-    with load_on(f"{stack.url}/version") as load:
+    with load_on(f"{stack.loopback_url}/version") as load:
         took, output, code = deploy(stack, "v0.3.0")  # its /health answers 503
     report("deploy of broken v0.3.0", load, took)
     assert code == 1, output
-    assert "Swarm rolled app back" in output
+    assert "deploy of v0.3.0 failed, rolled back to v0.2.0" in output
+    assert "Swarm rolled app back to the previous version by itself" in output
+    assert load.stats.failed == 0, load.failures
     assert stack.app_versions() == ["v0.2.0"] * 3
 
 
 def test_rollback_to_a_release_updates_to_its_recorded_digests(stack: SwarmStack) -> None:
-    with load_on(f"{stack.url}/version") as load:
+    with load_on(f"{stack.loopback_url}/version") as load:
         started = time.monotonic()
         done = stack.invoke("rollback", "v0.1.0")
         took = time.monotonic() - started
@@ -90,7 +92,7 @@ def test_rollback_to_a_release_updates_to_its_recorded_digests(stack: SwarmStack
 
 
 def test_scale_up_to_6_then_down_to_2_under_load_drops_no_request(stack: SwarmStack) -> None:
-    with load_on(f"{stack.url}/version") as load:
+    with load_on(f"{stack.loopback_url}/version") as load:
         started = time.monotonic()
         up = stack.invoke("scale", "app=6")
         six = len(stack.app_tasks())
