@@ -88,10 +88,9 @@ def _service(client: Any, name: str) -> Any:
     try:
         client.services.create(LOCK_IMAGE, name=name, mode=ServiceMode("replicated", replicas=0),
                                labels={"tminus.role": "lock"})
-    except APIError as exc:
-        if exc.status_code != 409:  # 409: another operator created it just now
-            raise
-    return client.services.get(name)
+    except APIError:
+        pass  # another operator created it just now (409, or 500 "name conflicts"): read it
+    return client.services.get(name)  # NotFound here: the create failed for another reason
 
 
 def _swap(client: Any, service: Any, labels: dict[str, str]) -> bool:
