@@ -14,6 +14,7 @@ this host and is gone (a deploy killed with SIGKILL), as the file lock on compos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -85,13 +86,11 @@ def _service(client: Any, name: str) -> Any:
         return client.services.get(name)
     except NotFound:
         pass
-    try:
+    # another operator may create it just now (409, or 500 "name conflicts"): then read theirs
+    with contextlib.suppress(APIError):
         client.services.create(LOCK_IMAGE, name=name, mode=ServiceMode("replicated", replicas=0),
                                labels={"tminus.role": "lock"})
-    except APIError as exc:
-        if exc.status_code != 409:  # 409: another operator created it just now
-            raise
-    return client.services.get(name)
+    return client.services.get(name)  # NotFound here: the create failed for another reason
 
 
 def _swap(client: Any, service: Any, labels: dict[str, str]) -> bool:
