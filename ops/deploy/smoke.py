@@ -20,9 +20,12 @@ from typing import Any, TextIO
 from ops.deploy.backend import backend_for
 from ops.deploy.deploy import running_version
 from ops.deploy.stack import Stack
+from ops.errors import OpsError
 from ops.report import Finding, Report, Section, failed, passed, skipped
 from ops.runtime.docker_engine import container_logs
-from ops.runtime.probe import get, new_session, sample
+from ops.runtime.haproxy import read_stats
+from ops.runtime.probe import Stats, get, new_session, sample
+from ops.runtime.prometheus import value_at
 
 SECTIONS = (("health", "Health Endpoint"), ("containers", "Containers"),
             ("latency", "Latency"), ("logs", "Recent Logs"), ("traffic", "Real Traffic"),
@@ -107,9 +110,6 @@ def log_findings(stack: Stack) -> Iterator[Finding]:
 
 def traffic_findings(stack: Stack) -> Iterator[Finding]:
     """Every smoke URL answers 200; the entry point's error rate over a short window."""
-    from ops.runtime.haproxy import read_stats
-    from ops.runtime.probe import Stats
-
     urls = [str(u) for u in stack.env.smoke_urls]
     conf = stack.settings.smoke
     stats_url = str(stack.env.haproxy_stats_url) if stack.env.haproxy_stats_url else None
@@ -149,8 +149,6 @@ def error_rate_finding(stack: Stack, stats_url: str | None,
                        before: dict[tuple[str, str], dict[str, int]],
                        probes: dict[str, Any]) -> Finding:
     """The entry point's error rate since ``before`` (its counters), else the probes'."""
-    from ops.runtime.haproxy import read_stats
-
     conf = stack.settings.smoke
     if stats_url:
         errors = total = 0
@@ -175,8 +173,6 @@ def error_rate_finding(stack: Stack, stats_url: str | None,
 def metrics_summary(prometheus_url: str, window: str) -> dict[str, dict[str, Any]]:
     """The T-1 runbook's key figures now: {name: {"value", "unit", "query"}}; value None when
     Prometheus has no data for it."""
-    from ops.runtime.prometheus import value_at
-
     out: dict[str, dict[str, Any]] = {}
     for name, template in SUMMARY_QUERIES.items():
         promql = template.replace("{w}", window)
@@ -205,8 +201,6 @@ def metrics_findings(stack: Stack) -> Iterator[Finding]:
     if stack.env.prometheus_url is None:
         yield skipped("smoke.metrics", "no prometheus_url configured for this environment")
         return
-    from ops.errors import OpsError
-
     window = stack.env.watch.error_rate.window
     try:
         summary = metrics_summary(str(stack.env.prometheus_url), window)

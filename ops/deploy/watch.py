@@ -38,7 +38,10 @@ from ops.deploy.backend import backend_for
 from ops.deploy.stack import Stack
 from ops.deploy.strategies.plan import current_version
 from ops.errors import DeployFailed, OpsError
+from ops.runtime.haproxy import container_addresses, read_stats
+from ops.runtime.probe import Stats, get, new_session
 from ops.runtime.process import fault_point
+from ops.runtime.prometheus import value_at
 
 #: The seed's decision tree: these figures in the watch window mean "roll back".
 MAX_ERROR_RATE = 0.05
@@ -207,8 +210,6 @@ class PrometheusSource:
 
     def figure(self, rule: str, version: str, at: float | None = None) -> tuple[
             float | None, float, str]:
-        from ops.runtime.prometheus import value_at
-
         configured: WatchRule = getattr(self.settings, rule)
         figure_q, samples_q = rule_query(rule, configured, version)
         value = value_at(self.url, figure_q, at=at)
@@ -249,8 +250,6 @@ class EntryPointSource:
 
     def begin(self) -> None:
         if self.stats_url:
-            from ops.runtime.haproxy import read_stats
-
             self.start = {(s.backend, s.server): dict(s.responses)
                           for s in read_stats(self.stats_url)}
         else:
@@ -258,8 +257,6 @@ class EntryPointSource:
 
     def counters(self) -> tuple[float, float, dict[str, dict[str, int]]]:
         """(5xx, answered) of the new version's servers since ``begin``, and per version."""
-        from ops.runtime.haproxy import container_addresses, read_stats
-
         stats_url = self.stats_url or ""
         running = [c for s in self.stack.versioned_services() for c in self.stack.running(s)]
         versions = container_addresses(self.stack.client,
@@ -363,8 +360,6 @@ def probe_sample(urls: list[str], count: int, *, version: str | None,
     left out."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ops.runtime.probe import Stats, get, new_session
-
     def run(share: int, offset: int) -> list[Any]:
         session = new_session()
         try:
@@ -438,8 +433,6 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
                replicas: dict[str, int]) -> tuple[dict[str, Any], Decision | None]:
     """Probe the URLs continuously; every ``interval_s`` measure, judge and report. Ends at the
     first breach, a lost replica, or the end of the window."""
-    from ops.runtime.probe import Stats, get, new_session
-
     settings = stack.env.watch
     urls = probe_urls(stack)
     prom = (PrometheusSource(str(stack.env.prometheus_url), settings, version)
