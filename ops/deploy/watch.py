@@ -328,7 +328,9 @@ def measure_baseline(stack: Stack) -> float | None:
                 if stack.running(s)), None)
     with stack.steps.step("latency baseline") as rec:
         if stack.env.prometheus_url is None:
-            stats, other = probe_sample(urls, count, version=old)
+            # one request at a time, as the watch probes: concurrent probes on a small host
+            # measure their own queueing, and an inflated baseline hides a slow release
+            stats, other = probe_sample(urls, count, version=old, concurrency=1)
             rec.detail = (f"p95 {stats.p95_ms:.0f} ms over {stats.total} requests"
                           + (f" of {old} ({other} answered by another version left out)"
                              if other else ""))
