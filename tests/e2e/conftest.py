@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import GitRepo, need
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_FILES = ("docker-compose.yml", "alembic.ini", ".dockerignore")
@@ -185,3 +185,34 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory, docker_client: Any,
         yield stack
     finally:
         tear_down(root)
+
+
+# --- a one-file release image (static busybox FROM scratch): builds in a second, no base image --
+
+BUSYBOX = Path("/bin/busybox")
+BUSYBOX_DOCKERFILE = """\
+FROM scratch
+ARG GREETING=unset
+COPY busybox /bin/busybox
+LABEL greeting=$GREETING
+CMD ["/bin/busybox", "true"]
+"""
+
+
+def lay_out_busybox_app(repo: GitRepo, image: str, *, more_services: str = "") -> None:
+    """A service repository whose one built service ``app`` is ``image/app:${TMINUS_VERSION}``
+    (its build arg GREETING from TMINUS_TEST_GREETING), with ``from ops.tasks import ns``."""
+    if not BUSYBOX.is_file():
+        pytest.skip("static busybox not installed (apt-get install busybox-static)")
+    repo.write("docker-compose.yml", f"""\
+services:
+  app:
+    build:
+      context: app
+      args:
+        GREETING: "${{TMINUS_TEST_GREETING:-hello}}"
+    image: "{image}/app:${{TMINUS_VERSION:-latest}}"
+""" + more_services)
+    repo.write("app/Dockerfile", BUSYBOX_DOCKERFILE)
+    shutil.copy(BUSYBOX, repo.path / "app" / "busybox")
+    repo.write("tasks.py", "from ops.tasks import ns\n")

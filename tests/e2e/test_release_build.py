@@ -6,7 +6,6 @@ No registry is reachable, so the image is ``FROM scratch`` plus the static busyb
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -26,18 +25,9 @@ from ops.release.verify import verify_release
 from ops.report import Finding, Status
 from ops.versioning import parse_version
 from tests.conftest import GitRepo
+from tests.e2e.conftest import lay_out_busybox_app
 
 pytestmark = pytest.mark.e2e
-
-BUSYBOX = Path("/bin/busybox")
-DOCKERFILE = """\
-FROM scratch
-ARG GREETING=unset
-COPY busybox /bin/busybox
-LABEL greeting=$GREETING
-CMD ["/bin/busybox", "true"]
-"""
-
 
 @pytest.fixture
 def name() -> str:
@@ -46,23 +36,8 @@ def name() -> str:
 
 @pytest.fixture
 def repo(git_repo: GitRepo, name: str, docker_client: Any) -> Iterator[GitRepo]:
-    if not BUSYBOX.is_file():
-        pytest.skip("static busybox not installed (apt-get install busybox-static)")
-    git_repo.write("docker-compose.yml", f"""\
-services:
-  app:
-    build:
-      context: app
-      args:
-        GREETING: "${{TMINUS_TEST_GREETING:-hello}}"
-    image: "{name}/app:${{TMINUS_VERSION:-latest}}"
-  cache:
-    image: "redis:7"
-""")
-    git_repo.write("app/Dockerfile", DOCKERFILE)
-    shutil.copy(BUSYBOX, git_repo.path / "app" / "busybox")
+    lay_out_busybox_app(git_repo, name, more_services='  cache:\n    image: "redis:7"\n')
     git_repo.write("checkpoints/model.pt", b"weights")
-    git_repo.write("tasks.py", "from ops.tasks import ns\n")
     git_repo.commit("feat: app image")
     yield git_repo
     for image in docker_client.images.list(name=f"{name}/app"):

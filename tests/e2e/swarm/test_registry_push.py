@@ -28,21 +28,14 @@ from ops.report import Finding, Status
 from ops.runtime import registry as reg
 from ops.versioning import parse_version
 from tests.conftest import GitRepo
+from tests.e2e.conftest import BUSYBOX, BUSYBOX_DOCKERFILE, lay_out_busybox_app
 from tests.e2e.swarm.harness import TestRegistry, host_engine, run
 
 V020 = parse_version("v0.2.0")
 
 pytestmark = pytest.mark.e2e
 
-BUSYBOX = Path("/bin/busybox")
 INVOKE = str(Path(sys.executable).with_name("invoke"))
-DOCKERFILE = """\
-FROM scratch
-ARG GREETING=unset
-COPY busybox /bin/busybox
-LABEL greeting=$GREETING
-CMD ["/bin/busybox", "true"]
-"""
 
 
 @pytest.fixture
@@ -53,20 +46,7 @@ def name() -> str:
 @pytest.fixture
 def repo(git_repo: GitRepo, name: str, registry: TestRegistry,
          docker_client: Any) -> Iterator[GitRepo]:
-    if not BUSYBOX.is_file():
-        pytest.skip("static busybox not installed (apt-get install busybox-static)")
-    git_repo.write("docker-compose.yml", f"""\
-services:
-  app:
-    build:
-      context: app
-      args:
-        GREETING: "${{TMINUS_TEST_GREETING:-hello}}"
-    image: "{name}/app:${{TMINUS_VERSION:-latest}}"
-""")
-    git_repo.write("app/Dockerfile", DOCKERFILE)
-    shutil.copy(BUSYBOX, git_repo.path / "app" / "busybox")
-    git_repo.write("tasks.py", "from ops.tasks import ns\n")
+    lay_out_busybox_app(git_repo, name)
     git_repo.write("invoke.yaml", f"ops:\n  environments:\n    production:\n"
                                   f"      registry: {registry.address}/team\n")
     git_repo.write(".gitignore", ".docker/\n")
@@ -187,7 +167,7 @@ def test_tag_pushed_over_in_the_registry_fails_the_tamper_gate(
     other = repo.path / "other"
     other.mkdir()
     shutil.copy(BUSYBOX, other / "busybox")
-    (other / "Dockerfile").write_text(DOCKERFILE.replace("unset", "tampered"))
+    (other / "Dockerfile").write_text(BUSYBOX_DOCKERFILE.replace("unset", "tampered"))
     run("docker", "build", "-q", "--build-arg", "GREETING=tampered", "-t", target, str(other))
     reg.push(docker_client, target, target, auth={"username": registry.username,
                                                   "password": registry.password})
