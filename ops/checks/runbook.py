@@ -20,13 +20,12 @@ from urllib.parse import unquote, urlsplit
 
 from ops.bounded import SENTENCE_CHARS, listed
 from ops.checks import CheckContext
-from ops.errors import OpsError
 from ops.redact import HIDDEN, is_secret_name, mask_urls_in
 from ops.report import Finding, failed, passed, skipped, warned
 from ops.runtime.files import MAX_DOC_BYTES, UnsafeFile, read_text_safely
 from ops.runtime.git import last_commit_date
 from ops.runtime.http import check_links as check_urls
-from ops.runtime.images import find_compose_file, load_compose
+from ops.runtime.images import compose_services
 from ops.runtime.prometheus import ToolResult, promtool, promtool_check
 
 if TYPE_CHECKING:
@@ -304,13 +303,10 @@ def bind_mounts(ctx: CheckContext) -> list[Mount]:
     Prometheus container sees the project's rule files. Named volumes and paths outside the
     project map nothing; a compose file that cannot be read maps nothing."""
     env = ctx.settings.environments.get(ctx.env)
-    compose = find_compose_file(ctx.root, env.compose_file if env else None)
-    if compose is None:
+    found = compose_services(ctx.root, env.compose_file if env else None)
+    if found is None:
         return []
-    try:
-        services = load_compose(compose)["services"]
-    except OpsError:
-        return []
+    compose, services = found
     root = ctx.root.resolve()
     mounts: list[Mount] = []
     for spec in services.values():

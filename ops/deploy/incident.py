@@ -19,10 +19,10 @@ from pathlib import Path
 from ops.atomic import make_ignored_dir
 from ops.config import Settings, resolve_path
 from ops.deploy.audit import AuditEvent, append_event_line, read_events, record
-from ops.errors import OpsError, UsageError
+from ops.errors import UsageError
 from ops.redact import mask_urls_in
 from ops.runtime.compose import project_name
-from ops.runtime.images import find_compose_file, load_compose
+from ops.runtime.images import compose_services
 from ops.stamps import operator
 
 #: Severity → the response target the document sets for it.
@@ -96,13 +96,10 @@ def stack_services(root: Path, configured: Path | None) -> list[str]:
     """The services the compose file builds (the ones a release changes), else all of them: the
     mitigations must name services this stack has, not the document's ``app`` and ``worker``.
     No compose file, or one that cannot be read, names none."""
-    compose = find_compose_file(root, configured)
-    if compose is None:
+    found = compose_services(root, configured)
+    if found is None:
         return []
-    try:
-        services = load_compose(compose)["services"]
-    except OpsError:
-        return []
+    services = found[1]
     built = [str(name) for name, spec in services.items()
              if isinstance(spec, dict) and "build" in spec]
     return built or [str(name) for name in services]

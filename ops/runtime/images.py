@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.errors import ConfigError, UsageError
+from ops.errors import ConfigError, OpsError, UsageError
 
 VERSION_VARIABLE = "TMINUS_VERSION"
 COMPOSE_NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml")
@@ -105,6 +105,20 @@ def load_compose(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         raise ConfigError(f"{path.name}: no `services:` mapping")
     return data
+
+
+def compose_services(root: Path, configured: Path | None = None
+                     ) -> tuple[Path, dict[Any, Any]] | None:
+    """The compose file and its ``services:`` mapping, or None when there is no compose file or
+    it cannot be read: for readers that only inform (rule-file mounts, incident mitigations)."""
+    compose = find_compose_file(root, configured)
+    if compose is None:
+        return None
+    try:
+        services: dict[Any, Any] = load_compose(compose)["services"]
+    except OpsError:
+        return None
+    return compose, services
 
 
 def substitute(text: str, variables: dict[str, str]) -> str:
