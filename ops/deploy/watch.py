@@ -73,10 +73,12 @@ class Measurement:
     query: str  # the PromQL, or how the entry point's figure was computed
     baseline: float | None = None
     note: str | None = None
+    #: the median beside a p95 from probes: what a short window's verdict also has to show
+    typical: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("value", "samples", "limit", "baseline"):
+        for key in ("value", "samples", "limit", "baseline", "typical"):
             if isinstance(out[key], float):
                 out[key] = round(out[key], 4)
         return out
@@ -131,14 +133,21 @@ def judge(measurements: dict[str, Measurement], settings: WatchSettings, *,
     """The first rule (in ``RULE_ORDER``) breached, or None. Before the window ends a rule
     decides only with ``min_samples`` behind its figure (stopping early on three requests would
     be noise); at the end of the window the figures of the whole window decide, as few as
-    they are (a slow release sends few requests through in a short window)."""
+    they are (a slow release sends few requests through in a short window) -- but a latency
+    figure on fewer than ``min_samples`` requests is one or two of them (a cold replica's first
+    answer, a busy host's pause), so it decides only when its median is past the limit too:
+    a release that is slow is slow for the typical request."""
     for name in RULE_ORDER:
         rule: WatchRule = getattr(settings, name)
         found = measurements.get(name)
         if not rule.enabled or found is None or found.value is None or found.limit is None:
             continue
-        enough = found.samples >= (1 if final else rule.min_samples)
-        if enough and found.value > found.limit:
+        few = found.samples < rule.min_samples
+        if few and not final:
+            continue
+        if few and found.typical is not None and found.typical <= found.limit:
+            continue
+        if found.samples >= 1 and found.value > found.limit:
             return Decision(name, rule.action, found.value, found.limit, found.samples,
                             found.window, found.query, after_s, time.time())
     return None
@@ -297,7 +306,8 @@ class EntryPointSource:
             "p95", probes.p95_ms if probes.total else None, probes.total,
             p95_limit(baseline_p95, self.settings), window,
             "probes of smoke_urls through the entry point: nearest-rank p95", baseline_p95,
-            None if baseline_p95 is not None else "no baseline: rule not applied")
+            None if baseline_p95 is not None else "no baseline: rule not applied",
+            typical=probes.p50_ms if probes.total else None)
         for rule in ("worker_failures", "database_errors"):
             out[rule] = Measurement(rule, None, 0, None, window, "",
                                     note="needs prometheus_url: not measured")

@@ -68,6 +68,27 @@ def test_p95_without_a_baseline_never_decides() -> None:
     assert judge(slow, DEFAULTS, after_s=60, final=True) is None
 
 
+def test_a_short_windows_p95_from_one_or_two_slow_requests_does_not_roll_back() -> None:
+    # 37 probes in a 2 s window: the nearest-rank p95 is the second-slowest answer
+    cold_start = {"p95": Measurement("p95", 136.0, 37, 100.0, "the watch so far", "q",
+                                     baseline=39.0, typical=41.0)}
+    assert judge(cold_start, DEFAULTS, after_s=2, final=True) is None
+
+
+def test_a_short_window_where_the_typical_request_is_past_the_limit_rolls_back() -> None:
+    slow = {"p95": Measurement("p95", 480.0, 7, 240.0, "the watch so far", "q",
+                               baseline=120.0, typical=450.0)}
+    decision = judge(slow, DEFAULTS, after_s=3, final=True)
+    assert decision is not None and decision.rule == "p95" and decision.action == "rollback"
+
+
+def test_a_p95_on_enough_requests_decides_whatever_the_median() -> None:
+    tail = {"p95": Measurement("p95", 900.0, 200, 600.0, "the watch so far", "q",
+                               baseline=300.0, typical=50.0)}
+    decision = judge(tail, DEFAULTS, after_s=5)
+    assert decision is not None and decision.rule == "p95"
+
+
 def test_a_disabled_rule_never_decides() -> None:
     settings = load_settings({"environments": {"production": {"watch": {
         "error_rate": {"enabled": False}}}}}).environment("production").watch
