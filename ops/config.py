@@ -114,7 +114,8 @@ class ServiceSettings(_Strict):
     strategy: Literal["rolling", "recreate"] = "rolling"
     required: bool = True
     replicas: int = Field(default=1, ge=0,
-                          description="replicas on a first deploy; later deploys keep the count")
+                          description=("replicas on a first deploy; later deploys keep the count, "
+                                       "never below the last one asked for"))
 
 
 #: A Prometheus range: what a rule's ``window`` may say.

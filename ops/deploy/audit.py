@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -193,6 +193,30 @@ def _event(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     except Refused as exc:
         return None, f"JSON that {exc}"
     return (event, None) if isinstance(event, dict) else (None, "JSON but not an event object")
+
+
+#: A count above this in a replicas record is no count tminus wrote: the record is ignored.
+MAX_RECORDED_REPLICAS = 1000
+
+
+def asked_replicas(events: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Per service, the replica count the latest successful deploy, rollback or scale left
+    (``details.replicas``): what the operator last asked for, which a later deploy restores
+    when replicas were lost in between. A value that is no small count is ignored (the log
+    is untrusted input)."""
+    asked: dict[str, int] = {}
+    for event in events:
+        details = event.get("details")
+        if (event.get("action") not in {"deploy", "rollback", "scale"}
+                or event.get("result") != Outcome.SUCCESS.recorded
+                or not isinstance(details, dict)
+                or not isinstance(details.get("replicas"), dict)):
+            continue
+        for service, count in details["replicas"].items():
+            if (isinstance(service, str) and type(count) is int
+                    and 0 <= count <= MAX_RECORDED_REPLICAS):
+                asked[service] = count
+    return asked
 
 
 _warned: set[tuple[str, int]] = set()

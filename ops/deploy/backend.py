@@ -72,6 +72,9 @@ class Replica:
     health: str | None  # healthy | unhealthy | starting | None (no HEALTHCHECK)
     status: str = "running"
     node: str | None = None  # the swarm node; None on a single engine
+    #: when its process last started: a replica that crashed and was restarted in place (a
+    #: restart policy) keeps its id but not this
+    started_at: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -80,7 +83,7 @@ class Replica:
     @classmethod
     def of(cls, container: ContainerState) -> Replica:
         return cls(container.id, container.name, container.service, container.version,
-                   container.health, container.status)
+                   container.health, container.status, started_at=container.started_at)
 
 
 class NotShown(Exception):
@@ -124,7 +127,8 @@ class ComposeBackend:
         services = self.stack.versioned_services()
         return ServiceState(service, tuple(self.stack.containers(service, include_stopped=True)),
                             default_replicas=self.stack.replicas_default(service),
-                            routed=bool(services) and services[0] == service)
+                            routed=bool(services) and services[0] == service,
+                            asked=self.stack.replicas_asked(service))
 
     # --- changing ------------------------------------------------------------------------------
 

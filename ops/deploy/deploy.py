@@ -680,6 +680,11 @@ def audit_event(stack: Stack, result: DeployResult) -> AuditEvent | None:
             details[key] = value
     if result.left_unfinished:
         details["interrupted"] = result.left_unfinished
+    if result.result == Outcome.SUCCESS:
+        # what the operator asked for: the next deploy restores it if replicas are lost
+        details["replicas"] = {service: change.get("replicas", change.get("to"))
+                               for service, change in result.services.items()
+                               if isinstance(change.get("replicas", change.get("to")), int)}
     if result.action in {"deploy", "rollback"} and not result.began:
         details["began"] = False  # refused before it held the lock: it changed nothing
     return AuditEvent(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ops.config import EnvironmentSettings, Settings, resolve_path
+from ops.deploy.audit import asked_replicas, read_events
 from ops.deploy.outcome import Outcome, StepRecord, timed_step
 from ops.errors import DeployFailed, UsageError
 from ops.runtime.compose import Compose, detect_program, project_name, version_env
@@ -109,6 +110,8 @@ class Stack:
     steps: Steps
     #: the compose file is read once per stack (it does not change during an action)
     _images: dict[str, list[ServiceImage]] = field(default_factory=dict, repr=False)
+    #: the audit log's replica counts, read once per stack
+    _asked: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def dry_run(self) -> bool:
@@ -146,6 +149,19 @@ class Stack:
     def replicas_default(self, service: str) -> int:
         configured = self.env.services.get(service)
         return getattr(configured, "replicas", 1) if configured else 1
+
+    def replicas_asked(self, service: str) -> int | None:
+        """The count a deploy restores when fewer replicas run: the one the audit log's latest
+        successful deploy, rollback or scale of this environment left, else the configuration's
+        ``replicas`` when it is set explicitly; None when neither says (keep what runs)."""
+        if self._asked is None:
+            self._asked = asked_replicas(read_events(audit_path(self), env=self.env_name))
+        if service in self._asked:
+            return self._asked[service]
+        configured = self.env.services.get(service)
+        if configured is not None and "replicas" in configured.model_fields_set:
+            return configured.replicas
+        return None
 
     def containers(self, service: str | None = None, *,
                    include_stopped: bool = False) -> list[ContainerState]:

@@ -29,7 +29,7 @@ not something to replace quietly.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -455,6 +455,7 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
     if prom is None:
         entry.begin()
     probes = Stats()
+    at_start = running_replicas(stack, replicas)
     session = new_session()
     started = last_eval = time.monotonic()
     figures: dict[str, Any] = {}
@@ -468,7 +469,7 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
                 last_eval = now
                 measured = (prom.measure(baseline_p95) if prom is not None
                             else entry.measure(baseline_p95, probes))
-                lost = lost_replicas(stack, replicas)
+                lost = lost_replicas(stack, replicas, at_start)
                 figures = watch_figures(source_name, version, probes, measured, baseline_p95,
                                         skipped_why, now - started, lost)
                 decision = judge(measured, settings, after_s=now - started, final=ended)
@@ -489,16 +490,31 @@ def _running_new_version(stack: Stack) -> str:
     return "unknown"
 
 
-def lost_replicas(stack: Stack, expected: dict[str, int]) -> list[str]:
-    """Each service with fewer running replicas than the deploy started: "app: 2 of 3 running".
-    Running, not healthy: a health check that times out once on a busy host is the health
-    check's business (the proxy stops routing to it); a replica that exited is lost."""
-    lost = []
+def running_replicas(stack: Stack, services: Iterable[str]) -> dict[str, dict[str, str | None]]:
+    """service → {replica id: when it started}, for the replicas running now."""
     backend = backend_for(stack)
+    return {service: {r.id: r.started_at for r in backend.replicas(service)
+                      if r.status == "running"}
+            for service in services}
+
+
+def lost_replicas(stack: Stack, expected: dict[str, int],
+                  at_start: dict[str, dict[str, str | None]]) -> list[str]:
+    """What happened to the replicas the watch began with: "app: 2 of 3 running", "app:
+    tminus_app_4 restarted". Running, not healthy: a health check that times out once on a
+    busy host is the health check's business (the proxy stops routing to it); a replica that
+    exited, or crashed and was restarted by a restart policy, is lost -- the release's fault
+    until shown otherwise."""
+    lost = []
+    now = running_replicas(stack, expected)
     for service, count in expected.items():
-        running = [r for r in backend.replicas(service) if r.status == "running"]
+        running = now.get(service, {})
         if len(running) < count:
             lost.append(f"{service}: {len(running)} of {count} running")
+        restarted = [rid[:12] for rid, started in at_start.get(service, {}).items()
+                     if rid in running and started and running[rid] != started]
+        if restarted:
+            lost.append(f"{service}: {', '.join(restarted)} restarted (its process exited)")
     return lost
 
 

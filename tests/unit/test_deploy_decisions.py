@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ops.deploy.audit import asked_replicas
 from ops.deploy.history import history_rows
 from ops.deploy.rollback import previous_version, undone_deploy
 from ops.deploy.scale import parse_targets
@@ -64,6 +65,27 @@ def test_the_deploy_being_undone_carries_the_backup_taken_before_it() -> None:
     undone = undone_deploy(EVENTS, "v0.2.0")
     assert undone is not None
     assert undone["details"]["backup_id"] == "b-2"
+
+
+def event(action: str, result: str, replicas: Any) -> dict[str, Any]:
+    return {"action": action, "env": "production", "result": result,
+            "details": {"replicas": replicas}}
+
+
+def test_the_count_asked_for_is_the_latest_successful_deploy_or_scale_per_service() -> None:
+    log = [event("deploy", "success", {"app": 3, "worker": 1}),
+           event("scale", "success", {"app": 5}),
+           event("deploy", "rolled_back", {"app": 2}),
+           event("deploy", "failed", {"worker": 4})]
+    assert asked_replicas(log) == {"app": 5, "worker": 1}
+
+
+def test_a_count_in_the_log_that_is_no_small_number_is_ignored() -> None:
+    log = [event("deploy", "success", {"app": 3}),
+           event("deploy", "success", {"app": "9", "worker": True, "db": 10**9, "x": -1}),
+           event("backup", "success", {"app": 7}),
+           {"action": "deploy", "result": "success", "details": ["app"]}]
+    assert asked_replicas(log) == {"app": 3}
 
 
 def test_scale_targets_accept_several_assignments_in_one_argument() -> None:

@@ -42,8 +42,10 @@ def replica(number: int, version: str | None, *, service: str = "app",
                           image=f"shop/{service}:{version}", number=number, started_at="")
 
 
-def app(*replicas: ContainerState, routed: bool = True, default: int = 1) -> ServiceState:
-    return ServiceState("app", tuple(replicas), default_replicas=default, routed=routed)
+def app(*replicas: ContainerState, routed: bool = True, default: int = 1,
+        asked: int | None = None) -> ServiceState:
+    return ServiceState("app", tuple(replicas), default_replicas=default, routed=routed,
+                        asked=asked)
 
 
 def lines(plan_commands: list[tuple[str | None, list[str]]]) -> list[str]:
@@ -114,6 +116,40 @@ def test_rolling_of_a_service_with_no_replicas_starts_the_configured_count() -> 
     start = plan.steps[0]
     assert isinstance(start, StartBeside) and start.total == 3
     assert not any(isinstance(s, Drain) for s in plan.steps)
+
+
+def test_rolling_after_a_lost_replica_restores_the_count_last_asked_for_and_says_so() -> None:
+    plan = plan_rolling(app(replica(1, "v1"), replica(2, "v1"), asked=3), "v2", RolloutOptions())
+    note, start = plan.steps[0], plan.steps[1]
+    assert isinstance(note, Note) and "restoring 3 replicas (2 running" in note.text
+    assert isinstance(start, StartBeside) and start.total == 5
+    assert plan.replicas == 3
+
+
+def test_redeploying_the_running_version_after_a_lost_replica_starts_only_the_lost_one() -> None:
+    plan = plan_rolling(app(replica(1, "v2"), replica(2, "v2"), asked=3), "v2", RolloutOptions())
+    start = plan.steps[1]
+    assert isinstance(start, StartBeside) and (start.running, start.total) == (2, 3)
+    assert not any(isinstance(s, Drain) for s in plan.steps)
+
+
+def test_rolling_never_lowers_a_count_raised_outside_tminus_to_the_one_asked_for() -> None:
+    running = [replica(n, "v1") for n in range(1, 6)]
+    plan = plan_rolling(app(*running, asked=3), "v2", RolloutOptions())
+    assert plan.replicas == 5
+    assert not any(isinstance(s, Note) for s in plan.steps)
+
+
+def test_an_explicit_replicas_option_wins_over_the_count_asked_for() -> None:
+    plan = plan_rolling(app(replica(1, "v1"), asked=3), "v2", RolloutOptions(replicas=2))
+    assert plan.replicas == 2
+
+
+def test_recreate_after_a_lost_replica_restores_the_count_last_asked_for() -> None:
+    state = ServiceState("worker", (replica(1, "v1", service="worker"),), asked=2)
+    plan = plan_recreate(state, "v2", RolloutOptions())
+    recreate = plan.steps[1]
+    assert isinstance(recreate, Recreate) and recreate.replicas == 2
 
 
 def test_recreate_stops_the_old_before_starting_the_new_at_the_same_count() -> None:

@@ -54,6 +54,20 @@ class ServiceState:
     default_replicas: int = 1
     #: the health URL reaches this service through the entry point (the proxy routes to it)
     routed: bool = False
+    #: the count the operator last asked for (audit log, else explicit configuration): fewer
+    #: running means replicas were lost since, and the deploy starts them again
+    asked: int | None = None
+
+    def wanted(self, options: RolloutOptions, found: int) -> tuple[int, Note | None]:
+        """How many replicas the new version runs, and a note when that restores lost ones:
+        ``--replicas`` when given; else what runs now (``found``), raised to the count last
+        asked for -- never lowered, so replicas started outside tminus are not taken away."""
+        if options.replicas:
+            return options.replicas, None
+        if self.asked is not None and found < self.asked:
+            return self.asked, Note(f"  {self.service}: restoring {self.asked} replicas "
+                                    f"({found} running; {self.asked} were asked for last)")
+        return found or self.default_replicas, None
 
     @property
     def running(self) -> list[ContainerState]:

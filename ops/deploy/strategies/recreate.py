@@ -23,8 +23,8 @@ from ops.deploy.strategies.plan import (
 def plan_recreate(state: ServiceState, version: str, options: RolloutOptions) -> Plan:
     running = state.running
     previous = current_version(running)
-    wanted = options.replicas or len(running) or state.default_replicas
-    steps: list[Step] = []
+    wanted, restoring = state.wanted(options, len(running))
+    steps: list[Step] = [restoring] if restoring else []
     if state.stopped:
         steps.append(RemoveStopped(state.service, tuple(c.id for c in state.stopped)))
     if running and all(c.version == version for c in running) and len(running) == wanted:

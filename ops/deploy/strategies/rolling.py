@@ -28,9 +28,9 @@ def plan_rolling(state: ServiceState, version: str, options: RolloutOptions) -> 
     stale = [c for c in running if c.version != version]
     fresh = [c for c in running if c.version == version]
     previous = current_version(stale)
-    wanted = options.replicas or max(len(stale), len(fresh)) or state.default_replicas
+    wanted, restoring = state.wanted(options, max(len(stale), len(fresh)))
     missing = max(0, wanted - len(fresh))
-    steps: list[Step] = []
+    steps: list[Step] = [restoring] if restoring else []
     if state.stopped:
         steps.append(RemoveStopped(state.service, tuple(c.id for c in state.stopped)))
     if not stale and not missing:
