@@ -30,20 +30,21 @@ GOOD = "v0.2.0"
 #: Versions of their own (tminus-demo/* images are shared between runs on one machine).
 ERRORS = "v0.51.0"  # 500 on one normal request in five; /health 200
 SLOW3X = "v0.52.0"  # normal requests three times slower
-WORKER_HALF = "v0.53.0"  # the worker fails every other job
+WORKER_MOST = "v0.55.0"  # the worker fails three jobs in five
 DB_ERRORS = "v0.54.0"  # the work's query cannot connect
 FLAWS = {ERRORS: "APP_ERROR_RATIO=0.2", SLOW3X: "APP_SLOW_FACTOR=3",
-         WORKER_HALF: "WORKER_FAIL_RATIO=0.5", DB_ERRORS: "APP_DB_ERRORS=1"}
+         WORKER_MOST: "WORKER_FAIL_RATIO=0.6", DB_ERRORS: "APP_DB_ERRORS=1"}
 WATCH_S = 40
 #: Two app replicas (the other modules run three): each switch and rollback drains one fewer,
 #: which keeps these six deploys within their share of CI.
 REPLICAS = 2
-#: Short windows so each rule decides in seconds; the worker rule at 40 %: a worker failing
-#: exactly half its jobs sits *on* the document's 50 % threshold, not above it; the p95 rule on
-#: 40 requests, which the entry point's sequential probes of a 300 ms /work reach in ~12 s.
+#: Short windows so each rule decides in seconds, thresholds as the document says (the worker
+#: release fails three jobs in five: one failing exactly half sits *on* its "> 50 %", not
+#: above it); the p95 rule on 40 requests, which the entry point's sequential probes of a
+#: 300 ms /work reach in ~12 s.
 WATCH_RULES: dict[str, Any] = {
     "error_rate": {"window": "20s"}, "p95": {"window": "20s", "min_samples": 40},
-    "worker_failures": {"window": "20s", "threshold": 0.4, "min_samples": 10},
+    "worker_failures": {"window": "20s", "min_samples": 10},
     "database_errors": {"window": "20s"}}
 
 
@@ -201,17 +202,17 @@ def test_release_three_times_slower_is_rolled_back_early_by_the_p95_rule(
 
 
 @pytest.mark.usefixtures("jobs")
-def test_worker_failing_half_its_jobs_rolls_back_the_worker_only_and_keeps_the_api(
+def test_worker_failing_most_of_its_jobs_rolls_back_the_worker_only_and_keeps_the_api(
         flawed: DemoStack, tmp_path: Path) -> None:
     flawed.converge(GOOD, replicas=REPLICAS)
-    done, result, load, took = deploy(flawed, "prom.yaml", WORKER_HALF, tmp_path / "r.json")
+    done, result, load, took = deploy(flawed, "prom.yaml", WORKER_MOST, tmp_path / "r.json")
     timings("worker failures, prometheus", result, load, took)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"rolled back worker to {GOOD} (app stays on {WORKER_HALF})" in done.stderr
+    assert f"rolled back worker to {GOOD} (app stays on {WORKER_MOST})" in done.stderr
     decision = result["watch"]["decision"]
     assert (decision["rule"], decision["action"]) == ("worker_failures", "rollback-service")
     assert "worker_jobs_failed_total" in decision["query"]
-    assert flawed.app_versions() == [WORKER_HALF] * REPLICAS
+    assert flawed.app_versions() == [WORKER_MOST] * REPLICAS
     assert worker_versions(flawed) == [GOOD]
     assert result["services"]["worker"]["rolled_back"] is True
     assert load.stats.failed == 0, load.failures
