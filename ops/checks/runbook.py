@@ -7,6 +7,7 @@ a code block) and a link is a link; GitHub's slug rules give the anchors.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -357,7 +358,11 @@ def rule_files(ctx: CheckContext, config: Path) -> tuple[list[Path], str | None,
     unmapped: list[str] = []
     root = ctx.root.resolve()
     mounts: list[Mount] | None = None
-    for pattern in map(str, patterns):
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip():
+            entry = json.dumps(pattern, default=str)
+            return [], (f"rule_files in {ctx.shown(config)} lists {entry}, which is no file "
+                        "pattern"), []
         if pattern.startswith("/"):
             mounts = bind_mounts(ctx) if mounts is None else mounts
             matches = _on_host(pattern, mounts)

@@ -477,3 +477,11 @@ def test_config_promtool_cannot_unmarshal_says_what_it_could_not(repo: GitRepo) 
     found = check(with_prometheus(repo, config="rule_files: alerts.yml\n"))
     message = found["runbook.prometheus_config"].message
     assert "yaml: unmarshal errors: line 1: cannot unmarshal" in message
+
+
+def test_a_rule_files_entry_that_is_no_file_pattern_fails_the_rules_finding_naming_it(
+        repo: GitRepo) -> None:
+    found = check(with_prometheus(repo, config=PROMETHEUS_YML.replace("  - alerts.yml",
+                                                                      "  - null")))
+    assert found["runbook.alert_rules"].status is Status.FAIL
+    assert "lists null, which is no file pattern" in found["runbook.alert_rules"].message
