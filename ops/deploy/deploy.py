@@ -99,6 +99,8 @@ class DeployResult:
     began: bool = False
     #: what a quick rollback left out, and why that is safe (the audit line says so)
     fast_path: str | None = None
+    #: services a one-service rollback left on the new version (the release still runs there)
+    kept: list[str] = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -375,7 +377,7 @@ def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], pre
                                    "removed": r.removed, "from": r.previous,
                                    "rolled_back": r.service == service}
                        for r in switched}
-    result.result, result.rolled_back_to = Outcome.ROLLED_BACK, previous
+    result.result, result.rolled_back_to, result.kept = Outcome.ROLLED_BACK, previous, kept
     result.reason = (f"{exc.message}; rolled back {service} only"
                      + (f", {', '.join(kept)} stay on {version}" if kept else ""))
     stay = "stays" if len(kept) == 1 else "stay"
@@ -674,7 +676,7 @@ def audit_event(stack: Stack, result: DeployResult) -> AuditEvent | None:
         return None
     details: dict[str, Any] = {"strategy_steps": len(result.steps), "project": stack.project}
     for key in ("reason", "rolled_back_to", "backup_id", "watch", "db", "recovered_from",
-                "recovered", "fast_path"):
+                "recovered", "fast_path", "kept"):
         value = getattr(result, key)
         if value:
             details[key] = value

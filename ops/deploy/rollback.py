@@ -46,11 +46,16 @@ FAST_PATH = ("no backup (the data stays as it is), no predeploy checks (the rele
 
 
 def previous_version(events: list[dict[str, Any]], current: str | None) -> str | None:
-    """The version that ran before ``current``: the newest successful change *to* it says so."""
+    """The version that ran before ``current``: the newest successful change *to* it says so --
+    or a deploy that rolled one service back and kept the others on ``current`` (the release
+    still runs there: ``rollback previous`` takes them back too)."""
     for event in reversed(events):
         if event.get("action") not in {"deploy", "rollback"}:
             continue
-        if event.get("result") != "success" or event.get("to_version") != current:
+        details = event.get("details")
+        kept = event.get("result") == "rolled_back" and isinstance(details, dict) \
+            and bool(details.get("kept"))
+        if (event.get("result") != "success" and not kept) or event.get("to_version") != current:
             continue
         before = event.get("from_version")
         if before and before != current:

@@ -215,6 +215,7 @@ def test_worker_failing_most_of_its_jobs_rolls_back_the_worker_only_and_keeps_th
     assert flawed.app_versions() == [WORKER_MOST] * REPLICAS
     assert worker_versions(flawed) == [GOOD]
     assert result["services"]["worker"]["rolled_back"] is True
+    assert last_audit(flawed)["details"]["kept"] == ["app"]  # `rollback previous` takes it back
     assert load.stats.failed == 0, load.failures
 
 

@@ -61,6 +61,14 @@ def test_a_rolled_back_deploy_is_not_a_version_to_return_to() -> None:
     assert previous_version(EVENTS, "v0.3.0") is None
 
 
+def test_after_a_worker_only_rollback_the_previous_version_is_the_one_before_the_release(
+        ) -> None:
+    partial = {"action": "deploy", "env": "production", "result": "rolled_back",
+               "from_version": "v0.2.0", "to_version": "v0.5.0",
+               "details": {"rolled_back_to": "v0.2.0", "kept": ["app"]}}
+    assert previous_version([*EVENTS, partial], "v0.5.0") == "v0.2.0"
+
+
 def test_the_deploy_being_undone_carries_the_backup_taken_before_it() -> None:
     undone = undone_deploy(EVENTS, "v0.2.0")
     assert undone is not None
