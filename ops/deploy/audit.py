@@ -17,6 +17,7 @@ import errno
 import json
 import logging
 import os
+import re
 import socket
 import stat
 from collections.abc import Iterable, Iterator
@@ -195,24 +196,36 @@ def _event(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     return (event, None) if isinstance(event, dict) else (None, "JSON but not an event object")
 
 
-#: A count above this in a replicas record is no count tminus wrote: the record is ignored.
-MAX_RECORDED_REPLICAS = 1000
+#: A count above this in a replicas record is no count tminus wrote (the log is a file anyone
+#: with write access to the repository can edit): the record is ignored.
+MAX_RECORDED_REPLICAS = 200
+_SCALE_TARGET = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)=(\d{1,6})")
 
 
-def asked_replicas(events: Iterable[dict[str, Any]]) -> dict[str, int]:
+def asked_replicas(events: Iterable[dict[str, Any]], *, project: str | None = None
+                   ) -> dict[str, int]:
     """Per service, the replica count the latest successful deploy, rollback or scale left
-    (``details.replicas``): what the operator last asked for, which a later deploy restores
-    when replicas were lost in between. A value that is no small count is ignored (the log
-    is untrusted input)."""
+    (``details.replicas``; a scale line written before that field, from its ``app=2`` label):
+    what the operator last asked for, which a later deploy restores when replicas were lost in
+    between. Lines of another compose ``project`` (``details.project``) do not count, and a
+    value that is no small count is ignored."""
     asked: dict[str, int] = {}
     for event in events:
         details = event.get("details")
         if (event.get("action") not in {"deploy", "rollback", "scale"}
                 or event.get("result") != Outcome.SUCCESS.recorded
-                or not isinstance(details, dict)
-                or not isinstance(details.get("replicas"), dict)):
+                or not isinstance(details, dict)):
             continue
-        for service, count in details["replicas"].items():
+        if project is not None and details.get("project") not in {None, project}:
+            continue
+        counts = details.get("replicas")
+        if counts is None and event.get("action") == "scale":
+            label = event.get("to_version")
+            counts = dict(_SCALE_TARGET.findall(label)) if isinstance(label, str) else None
+            counts = {k: int(v) for k, v in (counts or {}).items()}
+        if not isinstance(counts, dict):
+            continue
+        for service, count in counts.items():
             if (isinstance(service, str) and type(count) is int
                     and 0 <= count <= MAX_RECORDED_REPLICAS):
                 asked[service] = count

@@ -337,9 +337,7 @@ def run_deploy(stack: Stack, services: list[str], release: ReleaseVersion,
                            hint=exc.message) from None
     finally:
         stack.steps.say(stack.steps.phase_summary())
-    result.services = {r.service: {"replicas": r.replicas, "started": r.started,
-                                   "removed": r.removed, "from": r.previous}
-                       for r in switched}
+    result.services = services_of(switched)
     if stack.dry_run:
         result.result = Outcome.DRY_RUN
 
@@ -371,12 +369,10 @@ def act_on_breach(stack: Stack, exc: WatchBreached, switched: list[Rollout], pre
     service = exc.service
     stack.steps.say(f"automatic rollback of {service} only to {previous}")
     tracker.step(f"rolling back to {previous}: switching {service}")
-    switch(stack, service, parse_version(previous), opts)
+    switch(stack, service, parse_version(previous), opts,
+           replicas=next((r.replicas for r in switched if r.service == service), None))
     kept = [r.service for r in switched if r.service != service]
-    result.services = {r.service: {"replicas": r.replicas, "started": r.started,
-                                   "removed": r.removed, "from": r.previous,
-                                   "rolled_back": r.service == service}
-                       for r in switched}
+    result.services = services_of(switched, rolled_back=service)
     result.result, result.rolled_back_to, result.kept = Outcome.ROLLED_BACK, previous, kept
     result.reason = (f"{exc.message}; rolled back {service} only"
                      + (f", {', '.join(kept)} stay on {version}" if kept else ""))
@@ -420,18 +416,22 @@ def phase(stack: Stack, tracker: Tracker, name: str) -> None:
 
 def switch(stack: Stack, service: str, version: ReleaseVersion, opts: DeployOptions, *,
            on_started: Callable[[], None] | None = None,
-           on_ready: Callable[[], None] | None = None) -> Rollout:
-    """Put ``version`` of ``service`` in place with its strategy, through the backend."""
+           on_ready: Callable[[], None] | None = None, replicas: int | None = None) -> Rollout:
+    """Put ``version`` of ``service`` in place with its strategy, through the backend;
+    ``replicas``: the count to run (default: the planner's choice)."""
     strategy = opts.strategy or stack.strategy_of(service)
-    options = RolloutOptions(batch=opts.batch, on_started=on_started, on_ready=on_ready)
+    options = RolloutOptions(batch=opts.batch, on_started=on_started, on_ready=on_ready,
+                             replicas=replicas)
     return backend_for(stack).switch(service, version, strategy=strategy, options=options)
 
 
 def switch_services(stack: Stack, services: list[str], version: ReleaseVersion,
                     opts: DeployOptions, tracker: Tracker | None, *,
                     on_started: Callable[[], None] | None = None,
-                    label: str = "switching") -> list[Rollout]:
-    """Switch every service in ``services`` to ``version``, all at once.
+                    label: str = "switching",
+                    counts: dict[str, int] | None = None) -> list[Rollout]:
+    """Switch every service in ``services`` to ``version``, all at once (``counts``: replicas
+    per service, where the planner must not choose).
 
     They share no step: the release's migrations run before (or after) all of them, never
     between two, and each service's strategy keeps its own guarantee (rolling: the old replicas
@@ -444,28 +444,31 @@ def switch_services(stack: Stack, services: list[str], version: ReleaseVersion,
     Under ``--dry-run`` they run one after another, so the printed commands keep their order.
     """
     first, *others = services
+    counts = counts or {}
     if tracker is not None:
         tracker.step(f"{label} {first}")
     stack.steps.phase(f"{label} {', '.join(services)}")
     if stack.dry_run or not others:
-        done = [switch(stack, first, version, opts, on_started=on_started)]
+        done = [switch(stack, first, version, opts, on_started=on_started,
+                       replicas=counts.get(first))]
         for service in others:
             if tracker is not None:
                 tracker.step(f"{label} {service}")
-            done.append(switch(stack, service, version, opts))
+            done.append(switch(stack, service, version, opts, replicas=counts.get(service)))
         fault_point("deploy:switched")
         return done
     beside: list[Beside] = []
 
     def start_others() -> None:
         stack.steps.say(f"  {first} is healthy: switching {', '.join(others)} beside its drain")
-        beside.extend(Beside(partial(switch, stack, s, version, opts)) for s in others)
+        beside.extend(Beside(partial(switch, stack, s, version, opts, replicas=counts.get(s)))
+                      for s in others)
 
     failure: DeployFailed | None = None
     done = []
     try:
         done.append(switch(stack, first, version, opts, on_started=on_started,
-                           on_ready=start_others))
+                           on_ready=start_others, replicas=counts.get(first)))
     except DeployFailed as exc:
         failure = exc
     for job in beside:
@@ -508,6 +511,16 @@ class Beside:
         return self._value
 
 
+def services_of(rollouts: list[Rollout], *, rolled_back: str | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """The result's ``services``: what each switch did (and, after a one-service rollback,
+    which one went back)."""
+    return {r.service: {"replicas": r.replicas, "started": r.started, "removed": r.removed,
+                        "from": r.previous,
+                        **({"rolled_back": r.service == rolled_back} if rolled_back else {})}
+            for r in rollouts}
+
+
 def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
                      opts: DeployOptions, tracker: Tracker | None = None) -> None:
     """Put back the version that ran: the rolled service's old replicas were never removed
@@ -518,8 +531,11 @@ def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
     back = [s for s in stack.versioned_services()
             if s in touched or any(c.version != previous for c in stack.running(s))]
     if back:
+        # as many as the deploy ran: a replica of the release lost in the watch is not one
+        # fewer of the version that comes back
         switch_services(stack, back, parse_version(previous), opts, tracker,
-                        label=f"rolling back to {previous}: switching")
+                        label=f"rolling back to {previous}: switching",
+                        counts={r.service: r.replicas for r in switched if r.replicas})
 
 
 # --- the steps -----------------------------------------------------------------------------------

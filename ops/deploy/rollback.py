@@ -25,6 +25,7 @@ from ops.deploy.deploy import (
     changing_action,
     interrupted_action,
     running_version,
+    services_of,
     switch_services,
     take_over,
     usable_versions,
@@ -52,10 +53,7 @@ def previous_version(events: list[dict[str, Any]], current: str | None) -> str |
     for event in reversed(events):
         if event.get("action") not in {"deploy", "rollback"}:
             continue
-        details = event.get("details")
-        kept = event.get("result") == "rolled_back" and isinstance(details, dict) \
-            and bool(details.get("kept"))
-        if (event.get("result") != "success" and not kept) or event.get("to_version") != current:
+        if not brought_in(event) or event.get("to_version") != current:
             continue
         before = event.get("from_version")
         if before and before != current:
@@ -64,12 +62,22 @@ def previous_version(events: list[dict[str, Any]], current: str | None) -> str |
 
 
 def undone_deploy(events: list[dict[str, Any]], current: str | None) -> dict[str, Any] | None:
-    """The successful deploy that brought ``current`` in: its backup is the data to go back to."""
+    """The deploy that brought ``current`` in (successful, or rolled back on one service with
+    the others kept on it): its backup is the data to go back to."""
     for event in reversed(events):
-        if (event.get("action") == "deploy" and event.get("result") == "success"
+        if (event.get("action") == "deploy" and brought_in(event)
                 and event.get("to_version") == current):
             return dict(event)
     return None
+
+
+def brought_in(event: dict[str, Any]) -> bool:
+    """The change left its ``to_version`` running: it succeeded, or it rolled one service
+    back and kept the others on it (``details.kept``)."""
+    details = event.get("details")
+    return event.get("result") == "success" or (
+        event.get("result") == "rolled_back" and isinstance(details, dict)
+        and bool(details.get("kept")))
 
 
 def rollback(root: Path, settings: Settings, env: str, version: str | None = None, *,
@@ -121,7 +129,8 @@ def rollback(root: Path, settings: Settings, env: str, version: str | None = Non
                     result.fast_path = FAST_PATH
                     stack.steps.say(f"  quick rollback: {FAST_PATH}")
                 opts = DeployOptions(env=env, version=target, dry_run=dry_run)
-                switch_services(stack, services, parse_version(target), opts, tracker)
+                result.services = services_of(
+                    switch_services(stack, services, parse_version(target), opts, tracker))
                 fault_point("rollback:switched")
                 stack.steps.say(stack.steps.phase_summary())
                 if dry_run:

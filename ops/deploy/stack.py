@@ -155,7 +155,8 @@ class Stack:
         successful deploy, rollback or scale of this environment left, else the configuration's
         ``replicas`` when it is set explicitly; None when neither says (keep what runs)."""
         if self._asked is None:
-            self._asked = asked_replicas(read_events(audit_path(self), env=self.env_name))
+            self._asked = asked_replicas(read_events(audit_path(self), env=self.env_name),
+                                         project=self.project)
         if service in self._asked:
             return self._asked[service]
         configured = self.env.services.get(service)

@@ -135,8 +135,8 @@ def judge(measurements: dict[str, Measurement], settings: WatchSettings, *,
     be noise); at the end of the window the figures of the whole window decide, as few as
     they are (a slow release sends few requests through in a short window) -- but a latency
     figure on fewer than ``min_samples`` requests is one or two of them (a cold replica's first
-    answer, a busy host's pause), so it decides only when its median is past the limit too:
-    a release that is slow is slow for the typical request."""
+    answer, a busy host's pause), so it decides only when the median of its slowest URL is past
+    the limit too: a release that is slow is slow for the typical request."""
     for name in RULE_ORDER:
         rule: WatchRule = getattr(settings, name)
         found = measurements.get(name)
@@ -287,7 +287,10 @@ class EntryPointSource:
         mine = by_version.get(self.version, {"5xx": 0, "total": 0})
         return float(mine["5xx"]), float(mine["total"]), by_version
 
-    def measure(self, baseline_p95: float | None, probes: Any) -> dict[str, Measurement]:
+    def measure(self, baseline_p95: float | None, probes: Any,
+                typical: float | None = None) -> dict[str, Measurement]:
+        """``typical``: the median of the slowest probed URL (what a short window's p95
+        verdict also has to show)."""
         window = "the watch so far"
         out: dict[str, Measurement] = {}
         if self.stats_url:
@@ -307,7 +310,7 @@ class EntryPointSource:
             p95_limit(baseline_p95, self.settings), window,
             "probes of smoke_urls through the entry point: nearest-rank p95", baseline_p95,
             None if baseline_p95 is not None else "no baseline: rule not applied",
-            typical=probes.p50_ms if probes.total else None)
+            typical=typical)
         for rule in ("worker_failures", "database_errors"):
             out[rule] = Measurement(rule, None, 0, None, window, "",
                                     note="needs prometheus_url: not measured")
@@ -417,11 +420,13 @@ def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None, 
         return None
     version = version or _running_new_version(stack)
     fault_point("deploy:watching")
+    # the replicas the watch begins with, before it says it began: one lost after is seen
+    at_start = running_replicas(stack, replicas or {})
     with stack.steps.step(f"post-deploy watch ({seconds:g}s, {source_name})") as rec:
         stack.steps.waiting(f"{seconds:g}s of {', '.join(urls)}; judged from {source_name}")
         figures, decision = watch_loop(stack, seconds, baseline_p95, version, source_name,
                                        skipped_why=skipped_why, on_figures=on_figures,
-                                       replicas=replicas or {})
+                                       replicas=replicas or {}, at_start=at_start)
         rec.detail = summary_line(figures)
         if decision is not None:
             figures["decision"] = decision.to_dict()
@@ -439,10 +444,18 @@ def post_deploy_watch(stack: Stack, seconds: float, baseline_p95: float | None, 
         return figures
 
 
+def slowest_median(by_url: dict[str, Stats]) -> float | None:
+    """The largest per-URL median: with a fast and a slow smoke URL, the slow one's requests
+    are the typical ones of the release's slowness (a median over both would hide it)."""
+    medians = [stats.p50_ms for stats in by_url.values() if stats.total]
+    return max(medians) if medians else None
+
+
 def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version: str,
                source_name: str, *, skipped_why: str | None,
                on_figures: Callable[[dict[str, Any]], None] | None,
-               replicas: dict[str, int]) -> tuple[dict[str, Any], Decision | None]:
+               replicas: dict[str, int], at_start: dict[str, dict[str, str | None]]
+               ) -> tuple[dict[str, Any], Decision | None]:
     """Probe the URLs continuously; every ``interval_s`` measure, judge and report. Ends at the
     first breach, a lost replica, or the end of the window."""
     settings = stack.env.watch
@@ -455,20 +468,22 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
     if prom is None:
         entry.begin()
     probes = Stats()
-    at_start = running_replicas(stack, replicas)
+    by_url = {url: Stats() for url in urls}
     session = new_session()
     started = last_eval = time.monotonic()
     figures: dict[str, Any] = {}
     try:
         while True:
             for url in urls:
-                probes.add(get(session, url, timeout=5))
+                answer = get(session, url, timeout=5)
+                probes.add(answer)
+                by_url[url].add(answer)
             now = time.monotonic()
             ended = now - started >= seconds
             if now - last_eval >= settings.interval_s or ended:
                 last_eval = now
                 measured = (prom.measure(baseline_p95) if prom is not None
-                            else entry.measure(baseline_p95, probes))
+                            else entry.measure(baseline_p95, probes, slowest_median(by_url)))
                 lost = lost_replicas(stack, replicas, at_start)
                 figures = watch_figures(source_name, version, probes, measured, baseline_p95,
                                         skipped_why, now - started, lost)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from ops.config import EnvironmentSettings, Settings
 from ops.deploy.backend import BACKENDS, ComposeBackend, backend_for
 from ops.deploy.deploy import DeployResult, audit_event
+from ops.deploy.outcome import Outcome
 from ops.deploy.rollback import FAST_PATH
 from ops.deploy.stack import Stack, Steps
 from ops.deploy.strategies.execute import execute
@@ -99,3 +101,47 @@ def test_a_quick_rollback_says_in_its_audit_line_that_it_took_no_backup_and_ran_
     assert event is not None
     assert event.details["fast_path"].startswith("no backup (the data stays as it is), "
                                                  "no predeploy checks")
+
+
+def live(stack: Stack) -> Stack:
+    stack.runner.dry_run = False  # audit_event writes nothing for a dry run
+    return stack
+
+
+def test_a_successful_deploy_records_the_replicas_of_each_switched_service(
+        tmp_path: Path) -> None:
+    result = DeployResult("deploy", "production", "v0.2.0", services={
+        "app": {"replicas": 3, "started": 3, "removed": 3, "from": "v0.1.0"},
+        "worker": {"replicas": 1, "started": 1, "removed": 1, "from": "v0.1.0"}})
+    event = audit_event(live(stack_with(tmp_path)), result)
+    assert event is not None and event.details["replicas"] == {"app": 3, "worker": 1}
+
+
+def test_a_successful_scale_records_the_count_it_scaled_to(tmp_path: Path) -> None:
+    result = DeployResult("scale", "production", "app=5",
+                          services={"app": {"from": 3, "to": 5, "version": "v0.2.0"}})
+    event = audit_event(live(stack_with(tmp_path)), result)
+    assert event is not None and event.details["replicas"] == {"app": 5}
+
+
+def test_a_rolled_back_deploy_records_no_count_asked_for(tmp_path: Path) -> None:
+    result = DeployResult("deploy", "production", "v0.3.0", result=Outcome.ROLLED_BACK,
+                          services={"app": {"replicas": 3}})
+    event = audit_event(live(stack_with(tmp_path)), result)
+    assert event is not None and "replicas" not in event.details
+
+
+def test_the_count_asked_for_falls_back_to_replicas_set_in_the_configuration(
+        tmp_path: Path) -> None:
+    stack = stack_with(tmp_path, services={"app": {"replicas": 3}, "worker": {}})
+    assert stack.replicas_asked("app") == 3
+    assert stack.replicas_asked("worker") is None  # the default 1 is no one's request
+
+
+def test_the_audit_log_count_wins_over_the_configured_one(tmp_path: Path) -> None:
+    stack = stack_with(tmp_path, services={"app": {"replicas": 3}})
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "releases" / "deployments.jsonl").write_text(json.dumps({
+        "action": "scale", "env": "production", "result": "success", "to_version": "app=2",
+        "details": {"project": "shop-production", "replicas": {"app": 2}}}) + "\n")
+    assert stack.replicas_asked("app") == 2

@@ -90,10 +90,25 @@ def test_the_count_asked_for_is_the_latest_successful_deploy_or_scale_per_servic
 
 def test_a_count_in_the_log_that_is_no_small_number_is_ignored() -> None:
     log = [event("deploy", "success", {"app": 3}),
-           event("deploy", "success", {"app": "9", "worker": True, "db": 10**9, "x": -1}),
+           event("deploy", "success", {"app": "9", "worker": True, "db": 201, "x": -1}),
            event("backup", "success", {"app": 7}),
            {"action": "deploy", "result": "success", "details": ["app"]}]
     assert asked_replicas(log) == {"app": 3}
+
+
+def test_a_scale_line_written_before_the_replicas_field_is_read_from_its_label() -> None:
+    old_scale = {"action": "scale", "env": "production", "result": "success",
+                 "to_version": "app=2 worker=1", "details": {"strategy_steps": 2}}
+    assert asked_replicas([event("deploy", "success", {"app": 3}), old_scale]) == {
+        "app": 2, "worker": 1}
+
+
+def test_lines_of_another_compose_project_do_not_set_the_count() -> None:
+    other = event("scale", "success", {"app": 9})
+    other["details"]["project"] = "shop-staging"
+    mine = event("deploy", "success", {"app": 3})
+    mine["details"]["project"] = "shop-production"
+    assert asked_replicas([mine, other], project="shop-production") == {"app": 3}
 
 
 def test_scale_targets_accept_several_assignments_in_one_argument() -> None:

@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 
 from ops.config import WatchSettings, load_settings
-from ops.deploy.watch import Measurement, judge, p95_limit, promql, rule_query
+from ops.deploy.watch import (
+    Measurement,
+    judge,
+    p95_limit,
+    promql,
+    rule_query,
+    slowest_median,
+)
 from ops.errors import ConfigError, UsageError
 from ops.runtime.haproxy import StatsUnavailable, parse_csv
+from ops.runtime.probe import Answer, Stats
 from ops.runtime.prometheus import parse_vector, scalar
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -80,6 +88,22 @@ def test_a_short_window_where_the_typical_request_is_past_the_limit_rolls_back()
                                baseline=120.0, typical=450.0)}
     decision = judge(slow, DEFAULTS, after_s=3, final=True)
     assert decision is not None and decision.rule == "p95" and decision.action == "rollback"
+
+
+def test_a_short_windows_p95_without_a_median_beside_it_decides_on_its_own() -> None:
+    # Prometheus's p95 is a histogram quantile: no median is read beside it
+    slow = {"p95": Measurement("p95", 900.0, 12, 300.0, "20s", "q", baseline=150.0)}
+    decision = judge(slow, DEFAULTS, after_s=20, final=True)
+    assert decision is not None and decision.rule == "p95"
+
+
+def test_the_typical_request_is_the_median_of_the_slowest_probed_url() -> None:
+    fast, slow = Stats(), Stats()
+    for _ in range(20):
+        fast.add(Answer(True, 200, 5.0, None))
+        slow.add(Answer(True, 200, 3000.0, None))
+    assert slowest_median({"/health": fast, "/work": slow}) == 3000.0
+    assert slowest_median({"/health": Stats()}) is None
 
 
 def test_a_p95_on_enough_requests_decides_whatever_the_median() -> None:
