@@ -152,6 +152,15 @@ def test_recreate_after_a_lost_replica_restores_the_count_last_asked_for() -> No
     assert isinstance(recreate, Recreate) and recreate.replicas == 2
 
 
+def test_recreate_of_the_running_version_after_a_lost_replica_stops_nothing() -> None:
+    state = ServiceState("worker", (replica(1, "v2", service="worker"),), asked=2)
+    plan = plan_recreate(state, "v2", RolloutOptions())
+    assert [type(s) for s in plan.steps] == [Note, StartBeside, WaitHealthy]
+    start = plan.steps[1]
+    assert isinstance(start, StartBeside) and (start.running, start.total) == (1, 2)
+    assert plan.removes == 0
+
+
 def test_recreate_stops_the_old_before_starting_the_new_at_the_same_count() -> None:
     state = ServiceState("worker", (replica(1, "v1", service="worker"),))
     plan = plan_recreate(state, "v2", RolloutOptions())

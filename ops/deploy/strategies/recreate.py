@@ -14,6 +14,7 @@ from ops.deploy.strategies.plan import (
     RemoveStopped,
     RolloutOptions,
     ServiceState,
+    StartBeside,
     Step,
     WaitHealthy,
     current_version,
@@ -29,6 +30,12 @@ def plan_recreate(state: ServiceState, version: str, options: RolloutOptions) ->
         steps.append(RemoveStopped(state.service, tuple(c.id for c in state.stopped)))
     if running and all(c.version == version for c in running) and len(running) == wanted:
         steps.append(Note(f"  {state.service} already runs {version} ({len(running)} replicas)"))
+        return Plan(state.service, "recreate", version, previous, wanted, tuple(steps))
+    if running and all(c.version == version for c in running) and len(running) < wanted:
+        # one version still: the lost replicas start beside the running ones, none stops
+        steps.append(StartBeside(state.service, version, len(running), wanted))
+        steps.append(WaitHealthy(state.service, version, tuple(c.id for c in running),
+                                 routed=state.routed))
         return Plan(state.service, "recreate", version, previous, wanted, tuple(steps))
     steps.append(Recreate(state.service, version, wanted, len(running)))
     steps.append(WaitHealthy(state.service, version, routed=state.routed))
