@@ -1,0 +1,76 @@
+"""The loopback tunnel: each connection relayed through a real process's stdin and stdout
+(``cat`` echoes, ``sleep`` never answers), no engine needed."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from ops.runtime.tunnel import Tunnel, via_loopback
+
+
+def connect(tunnel: Tunnel) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", tunnel.port), timeout=5)
+    sock.settimeout(5)
+    return sock
+
+
+def read_until_eof(sock: socket.socket) -> bytes:
+    chunks = []
+    while data := sock.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def test_bytes_sent_into_the_tunnel_reach_the_process_and_its_answer_comes_back() -> None:
+    payload = bytes(range(256)) * 1024  # binary, 256 KiB: more than one pipe buffer
+    with Tunnel(lambda: ["cat"]) as tunnel, connect(tunnel) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_until_eof(sock) == payload
+
+
+def test_every_connection_gets_a_process_of_its_own() -> None:
+    with Tunnel(lambda: ["sh", "-c", "echo $$"]) as tunnel:
+        pids = set()
+        for _ in range(3):
+            with connect(tunnel) as sock:
+                pids.add(read_until_eof(sock))
+    assert len(pids) == 3
+
+
+def test_the_client_hears_eof_when_the_process_ends_first() -> None:
+    with Tunnel(lambda: ["true"]) as tunnel, connect(tunnel) as sock:
+        assert read_until_eof(sock) == b""
+
+
+def test_closing_the_tunnel_ends_the_processes_of_open_connections() -> None:
+    tunnel = Tunnel(lambda: ["sleep", "60"])
+    with connect(tunnel) as sock:
+        time.sleep(0.3)  # the relay process has started
+        started = time.monotonic()
+        tunnel.close()
+        assert read_until_eof(sock) == b""
+        assert time.monotonic() - started < 10
+
+
+def test_connections_beyond_the_bound_are_closed_at_once() -> None:
+    with Tunnel(lambda: ["sleep", "60"], max_connections=1) as tunnel, \
+            connect(tunnel) as first:
+        time.sleep(0.3)
+        with connect(tunnel) as second:
+            assert read_until_eof(second) == b""
+        first.settimeout(0.5)
+        try:
+            first.recv(1)
+        except TimeoutError:
+            pass  # still relayed
+        else:
+            raise AssertionError("the first connection was closed")
+    assert tunnel.accepted == 1
+
+
+def test_a_url_via_the_tunnel_keeps_its_credentials_and_path_and_names_loopback() -> None:
+    assert via_loopback("postgresql://app:s3cret@db:5432/app?sslmode=disable", 41234) == \
+        "postgresql://app:s3cret@127.0.0.1:41234/app?sslmode=disable"
+    assert via_loopback("redis://redis:6379/2", 41235) == "redis://127.0.0.1:41235/2"
