@@ -14,7 +14,10 @@ verifies the outcome instead of re-implementing any of it:
 - ``scale`` is ``docker service scale``: up at once, down ``step`` replicas at a time, each
   step converged (Swarm stops a task with its stop grace period, so it drains);
 - ``health`` reports replicas running/desired per service, recent task errors, nodes that are
-  not ready (their tasks rescheduled elsewhere), and error lines of ``docker service logs``.
+  not ready (their tasks rescheduled elsewhere), and error lines of ``docker service logs``;
+- ``reach`` gives backup and restore a loopback URL for each store that the configured URL
+  names by its service name (``db:5432``, as the app sees it): a tunnel through the manager's
+  Docker API to a relay task on the stack's network (see ``reach`` for why that way).
 
 Images run by content digest: the digest the release's manifest recorded (``invoke build
 --push``), else the one the registry serves for the release tag now. A rollback to a version
@@ -29,17 +32,21 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ops.deploy.backend import Replica
 from ops.deploy.stack import Stack, wait_entrypoint
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, ScaleChange
-from ops.errors import DeployFailed, UsageError
+from ops.errors import DeployFailed, UnavailableError, UsageError
 from ops.release import manifest as mf
 from ops.report import Finding, failed, passed, warned
 from ops.runtime import registry as reg
@@ -48,6 +55,7 @@ from ops.runtime.docker_engine import PROJECT_LABEL
 from ops.runtime.docker_engine import SERVICE_LABEL as COMPOSE_SERVICE_LABEL
 from ops.runtime.envfile import read_env
 from ops.runtime.images import VERSION_VARIABLE, load_compose, substitute
+from ops.runtime.tunnel import Tunnel, via_loopback
 from ops.versioning import ReleaseVersion, parse_version
 
 #: How often a wait re-reads the swarm.
@@ -365,6 +373,82 @@ class SwarmBackend:
             time.sleep(POLL_S)
         raise DeployFailed(f"migrations did not finish within {self.timeout_s:.0f}s")
 
+    # --- reaching the stores --------------------------------------------------------------------
+
+    @contextmanager
+    def reach(self, urls: Sequence[str | None]) -> Iterator[list[str | None]]:
+        """Each URL whose host is a service of the stack (``db:5432``), as a loopback URL that
+        reaches that service's task for as long as the block runs; other URLs unchanged.
+
+        Why a relay task and ``docker exec``: the operator's docker client talks to one manager
+        (``DOCKER_HOST``, often ``ssh://``), and that is the only channel tminus may assume. A
+        stateful task may run on any node (pinned to the one holding its volume), its port is
+        not published to the operator's network (nor should a database's be), and
+        ``docker exec`` into it works only on the engine of the node that runs it, which the
+        manager does not proxy. So tminus starts an idle task of the stateful service's own
+        image (already in the registry) on the stack's overlay network, pinned to the manager
+        this client talks to; the overlay carries its connections to the store on whichever
+        node it runs, and ``docker exec -i`` into the relay, on this manager, carries each of
+        pg_dump's, psycopg's and redis-py's connections (``ops.runtime.tunnel``). The relay is
+        removed when the block ends, also on failure.
+        """
+        stack = self.stack
+        services = set(stack.all_services())
+        inside = [(i, parts.hostname, parts.port) for i, url in enumerate(urls) if url
+                  for parts in [urlsplit(url)] if parts.hostname in services]
+        if not inside:
+            yield list(urls)
+            return
+        store = str(inside[0][1])
+        info = None if stack.client is None else sw.service_info(stack.client,
+                                                                 self.service(store))
+        if stack.dry_run:
+            stack.run(sw.relay_service(self._relay_name(), info.image if info else store,
+                                       network=self.network, node_id=self._self_node() or "?",
+                                       owner=self._owner()))
+            yield list(urls)
+            return
+        if info is None:
+            raise UnavailableError(f"{store} is not deployed on the swarm {stack.project}",
+                                   hint="deploy the stack first")
+        name = self._relay_name()
+        with ExitStack() as cleanup:
+            stack.run(sw.relay_service(name, info.image, network=self.network,
+                                       node_id=self._self_node(), owner=self._owner()))
+            cleanup.callback(stack.runner.run, sw.service_rm(name), check=False)
+            container = self._relay_container(name)
+            reached: list[str | None] = list(urls)
+            for index, host, port in inside:
+                default = 6379 if str(urls[index]).startswith("redis") else 5432
+                tunnel = cleanup.enter_context(Tunnel(
+                    _connector(container, str(host), int(port or default))))
+                reached[index] = via_loopback(str(urls[index]), tunnel.port)
+            stack.steps.say(f"  reaching {', '.join(sorted({str(h) for _, h, _ in inside}))} "
+                            f"through relay task {name} on the manager")
+            yield reached
+
+    def _relay_name(self) -> str:
+        return f"{self.stack.project}_tminus-relay-{os.getpid()}"
+
+    @staticmethod
+    def _owner() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def _relay_container(self, name: str) -> str:
+        """The relay's container id once its task runs (the image may have to be pulled)."""
+        deadline = time.monotonic() + min(self.timeout_s, 120.0)
+        while True:
+            tasks = sw.tasks(self.stack.client, name)
+            running = [t for t in tasks if t.running and t.container_id]
+            if running:
+                return str(running[0].container_id)
+            bad = [t for t in tasks if t.state in {"failed", "rejected", "complete"}]
+            if bad or time.monotonic() >= deadline:
+                why = f"{bad[0].state}: {bad[0].error}" if bad else "not running in time"
+                raise UnavailableError(f"the relay task to the stack's stores did not start "
+                                       f"({why})", hint=f"docker service ps {name}")
+            time.sleep(POLL_S)
+
     # --- the smoke test's facts ------------------------------------------------------------------
 
     def health(self) -> list[Finding]:
@@ -435,6 +519,10 @@ class SwarmBackend:
                 findings.append(passed(fid, f"{service}: no error lines in {len(lines)} log "
                                        f"line(s) of the last {settings.log_window_s}s"))
         return findings
+
+
+def _connector(container: str, host: str, port: int) -> Callable[[], list[str]]:
+    return lambda: sw.relay_connect(container, host, port)
 
 
 def _is_release(version: str) -> bool:
