@@ -5,7 +5,8 @@ verifies the outcome instead of re-implementing any of it:
 
 - ``ensure_infrastructure`` deploys the stack once (``docker stack deploy`` of a file derived
   from the compose file, ``ops.runtime.swarm.stack_file``) and waits until every service runs
-  what it asked for;
+  what it asked for; the entry point and the stateful services are pinned to the node the
+  health URL names (else the manager tminus talks to), wherever the operator stands;
 - ``switch`` is one ``docker service update --image REPO@DIGEST --update-order start-first …
   --update-failure-action rollback``, followed until Swarm reports the update ``completed`` and
   the health URL answers through the entry point. When Swarm rolls the update back on its own,
@@ -304,13 +305,13 @@ class SwarmBackend:
                    versioned: list[str]) -> sw.StackPlan:
         stack = self.stack
         images = {s: self.reference(s, version) for s in compose["services"]}
-        manager = self._self_node()
+        home = self._entry_node() or self._self_node()
         pins: dict[str, str] = {}
         for name, spec in compose["services"].items():
             stateful = any(":" in str(v) and not str(v).startswith((".", "/"))
                            for v in (spec or {}).get("volumes") or [])
             if stateful or name in sw.entrypoint_services(compose):
-                pins[name] = self._node_of(name) or manager
+                pins[name] = self._node_of(name) or home
         labels = {s: {PROJECT_LABEL: stack.project, COMPOSE_SERVICE_LABEL: s}
                   for s in compose["services"]}
         for name, extra in labels.items():
@@ -325,6 +326,15 @@ class SwarmBackend:
             replicas=dict.fromkeys(versioned, 0),
             routed=frozenset(versioned[:1]), pins={s: n for s, n in pins.items() if n},
             policy=self.policy, versions=dict.fromkeys(versioned, version))
+
+    def _entry_node(self) -> str | None:
+        """The node whose address the health URL names: the entry point is published there
+        (host mode), so the first deploy puts it (and the stateful services) on that node,
+        whichever manager the operator's ``DOCKER_HOST`` names; None when no node has it."""
+        host = urlsplit(str(self.stack.env.health_url)).hostname
+        if self.stack.client is None or not host:
+            return None
+        return next((n.id for n in sw.nodes(self.stack.client) if n.address == host), None)
 
     def _self_node(self) -> str:
         if self.stack.client is None:
