@@ -20,7 +20,9 @@ A backend can:
 - ``reach(urls)``: the stateful services' URLs (Postgres, Redis) as this process can connect to
   them, for as long as the block runs: backup and restore speak to the stores through it.
   Compose: the URLs as configured (the ports the compose file publishes). Swarm: a tunnel
-  through the manager's engine to a relay task on the stack's network.
+  through the manager's engine to a relay task on the stack's network;
+- ``cluster_lock(action, version, wait_s)``: the lock operators on other machines share
+  (a swarm's), held inside the environment's file lock; None on compose.
 
 ``backend_for(stack)`` picks the implementation the environment configures
 (``ops.environments.<env>.backend: compose | swarm``, default compose); ``store_route(root,
@@ -36,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.bounded import Refused, loads_json, read_capped
@@ -116,12 +118,20 @@ class Backend(Protocol):
     def reach(self, urls: Sequence[str | None]
               ) -> AbstractContextManager[list[str | None]]: ...
 
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None: ...
+
 
 class StoreRoute(Protocol):
-    """How backup and restore connect to the stores (``Backend.reach``)."""
+    """How backup and restore connect to the stores (``Backend.reach``), and the lock a
+    restore holds besides the environment's file lock (a swarm's, shared by operators on
+    other machines; None where there is none)."""
 
     def reach(self, urls: Sequence[str | None]
               ) -> AbstractContextManager[list[str | None]]: ...
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None: ...
 
 
 class Direct:
@@ -130,6 +140,10 @@ class Direct:
     @contextmanager
     def reach(self, urls: Sequence[str | None]) -> Iterator[list[str | None]]:
         yield list(urls)
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None:
+        return None
 
 
 class ComposeBackend:
@@ -260,6 +274,10 @@ class ComposeBackend:
 
     def reach(self, urls: Sequence[str | None]) -> AbstractContextManager[list[str | None]]:
         return Direct().reach(urls)
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None:
+        return None  # one host: the environment's file lock is the whole lock
 
     # --- the smoke test's facts ----------------------------------------------------------------
 

@@ -2,10 +2,10 @@
 
 The order is the safety argument:
 
-1. The environment's deploy lock is taken (a deploy, rollback or scale holding it makes the
-   restore refuse, naming the holder), and the backup is pinned so that no process's retention
-   deletes it while it is read; then it is verified (checksums, pg_restore reads it, the Redis
-   file parses).
+1. The environment's deploy lock is taken, on a swarm the swarm's too (a deploy, rollback or
+   scale holding it makes the restore refuse, naming the holder), and the backup is pinned so
+   that no process's retention deletes it while it is read; then it is verified (checksums,
+   pg_restore reads it, the Redis file parses).
 2. A spare, empty db index of the Redis server is claimed (SWAPDB needs Redis 4.0; no spare
    index, or an older Redis, refuses before anything is touched), and a safety backup of the
    current state is taken (``label: safety``; retention keeps it apart from ``keep``).
@@ -132,14 +132,17 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
     # the environment's deploy lock (LockHeld, exit 1, naming the holder, as for a deploy); not
     # taken again when this very process holds it (rollback --with-db restores inside its lock)
     # the stores through the environment's backend (on a swarm, a tunnel to the stack's
-    # network: ops.deploy.backend.store_route), opened once for the safety backup and the restore
+    # network: ops.deploy.backend.store_route), opened once for the safety backup and the
+    # restore; on a swarm the swarm's deploy lock is held too (operators on other machines)
+    route = store_route(root, settings, env, out=stream)
     with changing_action(root, env, action="restore", version=backup.version,
                          describe=describe, audit_log=audit_path, reentrant=True,
                          lock_wait_s=lock_wait_s, started=started, say=say,
-                         warn=lambda m: say(f"warning: {m}"), progress=say), \
+                         warn=lambda m: say(f"warning: {m}"), progress=say,
+                         cluster_lock=route.cluster_lock("restore", backup.version,
+                                                         lock_wait_s)), \
             pin(backup) as pinned, \
-            store_route(root, settings, env, out=stream).reach(
-                [found.database_url, found.redis_url]) as (database, redis):
+            route.reach([found.database_url, found.redis_url]) as (database, redis):
         verify_backup(pinned)
         restored.append(_restore(root, settings, env, pinned, Targets(database, redis), current,
                                  safety if safety_backup else None, started, progress, stream))

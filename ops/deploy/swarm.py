@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 from ops.deploy.backend import Replica
 from ops.deploy.stack import Stack, wait_entrypoint
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, ScaleChange
+from ops.deploy.swarm_lock import stack_lock
 from ops.errors import DeployFailed, UnavailableError, UsageError
 from ops.release import manifest as mf
 from ops.report import Finding, failed, passed, warned
@@ -436,6 +437,12 @@ class SwarmBackend:
             stack.steps.say(f"  reaching {', '.join(sorted({str(h) for _, h, _ in inside}))} "
                             f"through relay task {name} on the manager")
             yield reached
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None:
+        """The swarm's deploy lock, which a restore holds too: another operator's deploy must
+        not switch releases while the stores are being replaced."""
+        return stack_lock(self.stack, action, version, wait_s)
 
     def _relay_name(self) -> str:
         return f"{self.stack.project}_tminus-relay-{os.getpid()}"
