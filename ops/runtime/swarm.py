@@ -144,11 +144,13 @@ RELAY_LABEL = "tminus.relay"
 RELAY_IDLE = "while :; do sleep 3600; done"
 #: Run in the relay task per connection (``sh -c SCRIPT HOST PORT``): stdin/stdout become a TCP
 #: connection to HOST:PORT. bash's /dev/tcp where there is bash (Debian-based images: the
-#: official postgres and redis ones), else nc (busybox, Alpine-based images).
+#: official postgres and redis ones), else nc (busybox, Alpine-based images). Whichever
+#: direction ends first ends the connection: a server that closes first (Postgres after a
+#: cancel request, which libpq waits for) must be seen closing by the client.
 RELAY_CONNECT = (
     'if command -v bash >/dev/null 2>&1; then '
-    'exec bash -c \'exec 3<>"/dev/tcp/$0/$1" || exit 1; cat <&3 & cat >&3; kill $! 2>/dev/null\' '
-    '"$0" "$1"; fi; '
+    'exec bash -c \'exec 3<>"/dev/tcp/$0/$1" || exit 1; cat <&3 & cat <&0 >&3 & wait -n; '
+    'kill $(jobs -p) 2>/dev/null; exit 0\' "$0" "$1"; fi; '
     'if command -v nc >/dev/null 2>&1; then exec nc "$0" "$1"; fi; '
     'echo "tminus relay: the image has neither bash nor nc" >&2; exit 127')
 

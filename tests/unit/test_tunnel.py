@@ -1,11 +1,14 @@
 """The loopback tunnel: each connection relayed through a real process's stdin and stdout
-(``cat`` echoes, ``sleep`` never answers), no engine needed."""
+(``cat`` echoes, ``sleep`` never answers), and the swarm relay's connect script run by the
+local shell against local servers: no engine needed."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
+from ops.runtime.swarm import RELAY_CONNECT
 from ops.runtime.tunnel import Tunnel, via_loopback
 
 
@@ -74,3 +77,46 @@ def test_a_url_via_the_tunnel_keeps_its_credentials_and_path_and_names_loopback(
     assert via_loopback("postgresql://app:s3cret@db:5432/app?sslmode=disable", 41234) == \
         "postgresql://app:s3cret@127.0.0.1:41234/app?sslmode=disable"
     assert via_loopback("redis://redis:6379/2", 41235) == "redis://127.0.0.1:41235/2"
+
+
+def one_shot_server(answer: bytes) -> socket.socket:
+    """A TCP server that reads one request, answers and closes first (as Postgres does after
+    a cancel request, while libpq waits for that close)."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_the_relay_script_passes_the_answer_and_the_close_of_a_server_that_closes_first(
+) -> None:
+    server = one_shot_server(b"bye")
+    port = server.getsockname()[1]
+    with server, Tunnel(lambda: ["sh", "-c", RELAY_CONNECT, "localhost", str(port)]) as tunnel, \
+            connect(tunnel) as sock:
+        sock.sendall(b"cancel, please")  # and the client never closes its side
+        assert read_until_eof(sock) == b"bye"
+
+
+def test_the_relay_script_carries_a_conversation_both_ways_until_the_client_closes() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def shout() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data.upper())
+
+    threading.Thread(target=shout, daemon=True).start()
+    port = server.getsockname()[1]
+    with server, Tunnel(lambda: ["sh", "-c", RELAY_CONNECT, "localhost", str(port)]) as tunnel, \
+            connect(tunnel) as sock:
+        for word in (b"ping", b"again"):
+            sock.sendall(word)
+            assert sock.recv(64) == word.upper()
