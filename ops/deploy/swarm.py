@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -432,7 +432,7 @@ class SwarmBackend:
             for index, host, port in inside:
                 default = 6379 if str(urls[index]).startswith("redis") else 5432
                 tunnel = cleanup.enter_context(Tunnel(
-                    _connector(container, str(host), int(port or default))))
+                    sw.relay_connect(container, str(host), int(port or default))))
                 reached[index] = via_loopback(str(urls[index]), tunnel.port)
             stack.steps.say(f"  reaching {', '.join(sorted({str(h) for _, h, _ in inside}))} "
                             f"through relay task {name} on the manager")
@@ -536,10 +536,6 @@ class SwarmBackend:
                 findings.append(passed(fid, f"{service}: no error lines in {len(lines)} log "
                                        f"line(s) of the last {settings.log_window_s}s"))
         return findings
-
-
-def _connector(container: str, host: str, port: int) -> Callable[[], list[str]]:
-    return lambda: sw.relay_connect(container, host, port)
 
 
 def _is_release(version: str) -> bool:

@@ -1,22 +1,31 @@
 """A loopback port whose every connection is relayed through a command's standard streams.
 
-``Tunnel(connect)`` listens on 127.0.0.1; each accepted connection starts ``connect()`` (an argv,
-say ``docker exec -i RELAY … db 5432``) and copies bytes both ways between the socket and the
+``Tunnel(argv)`` listens on 127.0.0.1; each accepted connection starts ``argv`` (say
+``docker exec -i RELAY … db 5432``) and copies bytes both ways between the socket and the
 process's stdin/stdout until either side ends. Clients that speak TCP (libpq, pg_dump, redis-py)
 then reach a server this process has no route to, through a channel it does have: the Docker
 API of a swarm manager (see ``ops.deploy.swarm.SwarmBackend.reach``).
 
+The relaying runs in a process of its own (``python -m ops.runtime.tunnel``, handed the
+listening socket), not in threads of the caller: a client in the caller may block in C while
+holding the GIL — libpq's cancel request does (psycopg's ``Connection.cancel``), and then
+waits for an answer that only the relay can carry.
+
 Bounded: at most ``max_connections`` relayed at once (further ones are closed at once), and
-``close()`` stops the listener and every process still running. Only loopback is ever bound.
+``close()`` ends the relay process with every command it started (one process group). Only
+loopback is ever bound.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
-from collections.abc import Callable
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,21 +47,19 @@ def via_loopback(url: str, port: int) -> str:
 
 
 class Tunnel:
-    """127.0.0.1:``port`` → a fresh ``connect()`` process per connection (module docstring)."""
+    """127.0.0.1:``port`` → a fresh ``argv`` process per connection (module docstring)."""
 
-    def __init__(self, connect: Callable[[], Argv], *,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
-        self.connect = connect
-        self.max_connections = max_connections
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.server.getsockname()[1])
-        self.accepted = 0
-        self._lock = threading.Lock()
-        self._live: set[subprocess.Popen[bytes]] = set()
-        self._starting = 0  # accepted, process not started yet
-        self._closed = False
-        self._thread = threading.Thread(target=self._accept, name="tminus-tunnel", daemon=True)
-        self._thread.start()
+    def __init__(self, argv: Argv, *, max_connections: int = MAX_CONNECTIONS) -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(listener.getsockname()[1])
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ops.runtime.tunnel", str(listener.fileno()),
+                 str(max_connections), json.dumps(list(argv))],
+                pass_fds=[listener.fileno()], stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            listener.close()  # the relay process holds its own copy
 
     def __enter__(self) -> Tunnel:
         return self
@@ -60,62 +67,66 @@ class Tunnel:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            with self._lock:
-                full = len(self._live) + self._starting >= self.max_connections or self._closed
-                if not full:
-                    self.accepted += 1
-                    self._starting += 1
-            if full:
-                client.close()
-                continue
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        try:
-            process = subprocess.Popen(self.connect(), stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       bufsize=0)
-        except OSError:
-            client.close()
-            with self._lock:
-                self._starting -= 1
-            return
-        with self._lock:
-            self._starting -= 1
-            if self._closed:
-                process.kill()
-            self._live.add(process)
-        stdin, stdout = process.stdin, process.stdout
-        if stdin is not None and stdout is not None:  # both are pipes (Popen above)
-            upstream = threading.Thread(target=_to_process, args=(client, stdin), daemon=True)
-            upstream.start()
-            _to_socket(stdout, client)
-        # the far side ended (the server closed, or the relay died): the client hears EOF and
-        # the copy towards the process ends with it
-        with contextlib.suppress(OSError):
-            client.shutdown(socket.SHUT_RDWR)
-        client.close()
-        _end(process)
-        with self._lock:
-            self._live.discard(process)
-
     def close(self) -> None:
-        """Stop listening and end every relayed connection's process."""
-        with self._lock:
-            self._closed = True
-            live = list(self._live)
-        with contextlib.suppress(OSError):
-            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
-        self.server.close()
-        for process in live:
-            _end(process)
-        self._thread.join(5)
+        """End the relay process and every command it started."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+# --- the relay process ---------------------------------------------------------------------------
+
+
+def serve(listener: socket.socket, argv: Argv, max_connections: int) -> None:
+    """Accept and relay until killed (``Tunnel.close`` signals the whole process group)."""
+    live: list[int] = [0]
+    lock = threading.Lock()
+
+    def relay(client: socket.socket) -> None:
+        try:
+            _relay(client, argv)
+        finally:
+            with lock:
+                live[0] -= 1
+
+    while True:
+        client, _ = listener.accept()
+        with lock:
+            full = live[0] >= max_connections
+            if not full:
+                live[0] += 1
+        if full:
+            client.close()
+            continue
+        threading.Thread(target=relay, args=(client,), daemon=True).start()
+
+
+def _relay(client: socket.socket, argv: Argv) -> None:
+    try:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, bufsize=0)
+    except OSError:
+        client.close()
+        return
+    stdin, stdout = process.stdin, process.stdout
+    if stdin is not None and stdout is not None:  # both are pipes (Popen above)
+        threading.Thread(target=_to_process, args=(client, stdin), daemon=True).start()
+        _to_socket(stdout, client)
+    # the far side ended (the server closed, or the command died): the client hears EOF, and
+    # the copy towards the process ends with it
+    with contextlib.suppress(OSError):
+        client.shutdown(socket.SHUT_RDWR)
+    client.close()
+    if process.poll() is None:
+        process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
 
 
 def _to_process(client: socket.socket, sink: IO[bytes]) -> None:
@@ -126,7 +137,7 @@ def _to_process(client: socket.socket, sink: IO[bytes]) -> None:
         pass
     finally:
         with contextlib.suppress(OSError):
-            sink.close()  # EOF on the relay's stdin: the client is done sending
+            sink.close()  # EOF on the command's stdin: the client is done sending
 
 
 def _to_socket(source: IO[bytes], client: socket.socket) -> None:
@@ -137,15 +148,11 @@ def _to_socket(source: IO[bytes], client: socket.socket) -> None:
         pass
 
 
-def _end(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
+def main(args: list[str]) -> None:
+    fd, bound, argv = int(args[0]), int(args[1]), json.loads(args[2])
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # the group's commands get it too
+    serve(socket.socket(fileno=fd), [str(a) for a in argv], bound)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -4,9 +4,12 @@ local shell against local servers: no engine needed."""
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import threading
 import time
+
+import pytest
 
 from ops.runtime.swarm import RELAY_CONNECT
 from ops.runtime.tunnel import Tunnel, via_loopback
@@ -27,14 +30,14 @@ def read_until_eof(sock: socket.socket) -> bytes:
 
 def test_bytes_sent_into_the_tunnel_reach_the_process_and_its_answer_comes_back() -> None:
     payload = bytes(range(256)) * 1024  # binary, 256 KiB: more than one pipe buffer
-    with Tunnel(lambda: ["cat"]) as tunnel, connect(tunnel) as sock:
+    with Tunnel(["cat"]) as tunnel, connect(tunnel) as sock:
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
         assert read_until_eof(sock) == payload
 
 
 def test_every_connection_gets_a_process_of_its_own() -> None:
-    with Tunnel(lambda: ["sh", "-c", "echo $$"]) as tunnel:
+    with Tunnel(["sh", "-c", "echo $$"]) as tunnel:
         pids = set()
         for _ in range(3):
             with connect(tunnel) as sock:
@@ -43,12 +46,25 @@ def test_every_connection_gets_a_process_of_its_own() -> None:
 
 
 def test_the_client_hears_eof_when_the_process_ends_first() -> None:
-    with Tunnel(lambda: ["true"]) as tunnel, connect(tunnel) as sock:
+    with Tunnel(["true"]) as tunnel, connect(tunnel) as sock:
         assert read_until_eof(sock) == b""
 
 
+@pytest.mark.timeout(20)
+def test_a_client_blocked_in_c_holding_the_gil_still_gets_its_answer() -> None:
+    """As libpq's cancel request does: the relay must not need this process's GIL."""
+    libc = ctypes.PyDLL(None)  # PyDLL: the call keeps the GIL held
+    msg_waitall = 0x100
+    with Tunnel(["cat"]) as tunnel, \
+            socket.create_connection(("127.0.0.1", tunnel.port)) as sock:  # blocking: no timeout
+        sock.sendall(b"ping")
+        answer = ctypes.create_string_buffer(4)
+        got = libc.recv(sock.fileno(), answer, 4, msg_waitall)
+        assert answer.raw[:got] == b"ping"
+
+
 def test_closing_the_tunnel_ends_the_processes_of_open_connections() -> None:
-    tunnel = Tunnel(lambda: ["sleep", "60"])
+    tunnel = Tunnel(["sleep", "60"])
     with connect(tunnel) as sock:
         time.sleep(0.3)  # the relay process has started
         started = time.monotonic()
@@ -58,7 +74,7 @@ def test_closing_the_tunnel_ends_the_processes_of_open_connections() -> None:
 
 
 def test_connections_beyond_the_bound_are_closed_at_once() -> None:
-    with Tunnel(lambda: ["sleep", "60"], max_connections=1) as tunnel, \
+    with Tunnel(["sleep", "60"], max_connections=1) as tunnel, \
             connect(tunnel) as first:
         time.sleep(0.3)
         with connect(tunnel) as second:
@@ -70,7 +86,6 @@ def test_connections_beyond_the_bound_are_closed_at_once() -> None:
             pass  # still relayed
         else:
             raise AssertionError("the first connection was closed")
-    assert tunnel.accepted == 1
 
 
 def test_a_url_via_the_tunnel_keeps_its_credentials_and_path_and_names_loopback() -> None:
@@ -98,7 +113,7 @@ def test_the_relay_script_passes_the_answer_and_the_close_of_a_server_that_close
 ) -> None:
     server = one_shot_server(b"bye")
     port = server.getsockname()[1]
-    with server, Tunnel(lambda: ["sh", "-c", RELAY_CONNECT, "localhost", str(port)]) as tunnel, \
+    with server, Tunnel(["sh", "-c", RELAY_CONNECT, "localhost", str(port)]) as tunnel, \
             connect(tunnel) as sock:
         sock.sendall(b"cancel, please")  # and the client never closes its side
         assert read_until_eof(sock) == b"bye"
@@ -115,7 +130,7 @@ def test_the_relay_script_carries_a_conversation_both_ways_until_the_client_clos
 
     threading.Thread(target=shout, daemon=True).start()
     port = server.getsockname()[1]
-    with server, Tunnel(lambda: ["sh", "-c", RELAY_CONNECT, "localhost", str(port)]) as tunnel, \
+    with server, Tunnel(["sh", "-c", RELAY_CONNECT, "localhost", str(port)]) as tunnel, \
             connect(tunnel) as sock:
         for word in (b"ping", b"again"):
             sock.sendall(word)
