@@ -163,6 +163,7 @@ class SwarmBackend:
         if info is not None and info.image == image and before and \
                 all(r.version == version.tag for r in before):
             stack.steps.say(f"[{service}] already runs {version.tag} ({image})")
+            _ready(options)
             return Rollout(service, version.tag, previous, replicas, 0, 0)
         if strategy != "rolling":
             stack.steps.say(f"  note: on a swarm every switch is Swarm's rolling update "
@@ -178,6 +179,8 @@ class SwarmBackend:
                 rec.detail = f"{replicas} replica(s) on {image.rpartition('@')[2][:19]}"
         if self._routed(service):
             wait_entrypoint(stack, timeout_s=stack.env.health_timeout_s)
+        # Swarm rolled it all; now the deploy switches the other services (the worker)
+        _ready(options)
         return Rollout(service, version.tag, previous, replicas, replicas, len(before))
 
     def _follow_update(self, name: str, service: str, index_before: int,
@@ -204,6 +207,7 @@ class SwarmBackend:
             if moved and info.update_state in ROLLED_BACK:
                 if info.update_state == "rollback_started":
                     self._wait_rollback(name)
+                self._settle_rollback(name, service)
                 raise DeployFailed(
                     f"Swarm rolled {service} back to the previous version by itself: "
                     f"{info.update_message or info.update_state}",
@@ -222,6 +226,14 @@ class SwarmBackend:
             if info is None or info.update_state != "rollback_started":
                 return
             time.sleep(POLL_S)
+
+    def _settle_rollback(self, name: str, service: str) -> None:
+        """Until the spec Swarm rolled back to runs whole: Swarm says ``rollback_completed``
+        while its last restarted task may still be starting, and "rolled back to" must
+        describe a state that was seen."""
+        info = sw.service_info(self.stack.client, name)
+        if info is not None and info.replicas is not None:
+            self._converge(service, info.replicas, image=info.image)
 
     def _converge(self, service: str, replicas: int, *, image: str | None = None) -> None:
         """Until exactly ``replicas`` tasks run (on ``image``) and none is still starting."""
@@ -536,6 +548,14 @@ class SwarmBackend:
                 findings.append(passed(fid, f"{service}: no error lines in {len(lines)} log "
                                        f"line(s) of the last {settings.log_window_s}s"))
         return findings
+
+
+def _ready(options: RolloutOptions) -> None:
+    """The rollout's hooks, in order: started (the deploy settles its latency baseline), then
+    ready (the deploy switches the other versioned services, e.g. the worker)."""
+    for hook in (options.on_started, options.on_ready):
+        if hook is not None:
+            hook()
 
 
 def _is_release(version: str) -> bool:
