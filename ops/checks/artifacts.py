@@ -2,7 +2,8 @@
 
 The checkpoints are hashed once (through ``ops.hashing``, the one SHA-256 engine), then compared
 with the release's VERSION file and manifest; each service image must be in the engine with the
-id ``invoke build`` recorded; the manifest must still match its ``.sha256``. The comparisons are
+id ``invoke build`` recorded (or, where the nodes pull from a registry, the registry must serve
+each recorded digest); the manifest must still match its ``.sha256``. The comparisons are
 ``ops.release.verify``'s, the same ones ``verify-release`` and the deploy gate run, so predeploy
 and the gate can never disagree. Before a release is cut the missing files are reported with the
 task that writes them rather than as failures of this section.
@@ -10,6 +11,7 @@ task that writes them rather than as failures of this section.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from ops.bounded import human_bytes
@@ -20,6 +22,7 @@ from ops.release import verify
 from ops.release.create import release_images
 from ops.release.version_file import CheckpointHashes, ReleaseFileError, hash_checkpoints
 from ops.report import Finding, failed, passed, skipped
+from ops.runtime import registry as reg
 from ops.runtime.docker_engine import try_connect
 
 HASHED = "artifacts.models_hashed"
@@ -67,6 +70,10 @@ def models_hashed(ctx: CheckContext, current: CheckpointHashes) -> Finding:
 def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
     """The manifest's images when it lists any (ids must match); else the compose file's.
 
+    Where the environment's nodes pull from its registry (swarm, ``registry`` set, digests
+    recorded by ``invoke build --push``), the registry must serve each recorded digest instead:
+    the engine this runs against is not the one that runs them.
+
     Ids are required only of a manifest in tminus's layout: the T-1 scripts record references
     alone, so their images are checked for presence and the message says so. A built image under
     a moving tag (``image: app:latest``) warns, with the compose line that fixes it.
@@ -91,6 +98,10 @@ def images(ctx: CheckContext, record: verify.ReleaseRecord) -> Finding:
         return verify.with_unpinned(finding, unpinned, ctx.version, compose_name)
 
     engine, reason = try_connect()
+    if from_manifest and verify.pulled_from_registry(ctx.settings, ctx.env, expected):
+        finding = verify.served_images_finding(ctx.version, expected, engine, reason,
+                                               auth=reg.credentials(os.environ))
+        return verify.with_unpinned(finding, unpinned, ctx.version, compose_name)
     finding = verify.images_finding(
         ctx.version, expected, engine, reason,
         require_ids=from_manifest and manifest is not None and manifest.records_hashes,

@@ -16,24 +16,34 @@ A backend can:
 - ``ensure_infrastructure(version, services)``: start the unversioned services (proxy, db,
   redis) that are not running;
 - ``migrate(service, version)``: the one-off ``alembic upgrade head`` of that release;
-- ``health()``: the smoke test's facts about the replicas (running/desired, unhealthy ones).
+- ``health()``: the smoke test's facts about the replicas (running/desired, unhealthy ones);
+- ``reach(urls)``: the stateful services' URLs (Postgres, Redis) as this process can connect to
+  them, for as long as the block runs: backup and restore speak to the stores through it.
+  Compose: the URLs as configured (the ports the compose file publishes). Swarm: a tunnel
+  through the manager's engine to a relay task on the stack's network;
+- ``cluster_lock(action, version, wait_s)``: the lock operators on other machines share
+  (a swarm's), held inside the environment's file lock; None on compose.
 
 ``backend_for(stack)`` picks the implementation the environment configures
-(``ops.environments.<env>.backend: compose | swarm``, default compose).
+(``ops.environments.<env>.backend: compose | swarm``, default compose); ``store_route(root,
+settings, env)`` is the ``reach`` of that backend for the backup and restore, which on compose
+need no engine at all.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol, TextIO
 
 from ops.atomic import atomic_write_text, make_ignored_dir
 from ops.bounded import Refused, loads_json, read_capped
-from ops.deploy.stack import Stack, wait_ready
+from ops.config import Settings
+from ops.deploy.stack import Stack, open_stack, wait_ready
 from ops.deploy.strategies import planner
 from ops.deploy.strategies.execute import execute
 from ops.deploy.strategies.plan import (
@@ -57,8 +67,8 @@ from ops.runtime.image_files import image_identity, image_texts
 from ops.runtime.postgres import probe_alembic_revisions as alembic_revisions
 from ops.versioning import ReleaseVersion
 
-__all__ = ["Backend", "ComposeBackend", "Replica", "Rollout", "RolloutOptions", "ScaleChange",
-           "backend_for"]
+__all__ = ["Backend", "ComposeBackend", "Direct", "Replica", "Rollout", "RolloutOptions",
+           "ScaleChange", "StoreRoute", "backend_for", "store_route"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,36 @@ class Backend(Protocol):
     def migrate(self, service: str, version: ReleaseVersion) -> None: ...
 
     def health(self) -> list[Finding]: ...
+
+    def reach(self, urls: Sequence[str | None]
+              ) -> AbstractContextManager[list[str | None]]: ...
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None: ...
+
+
+class StoreRoute(Protocol):
+    """How backup and restore connect to the stores (``Backend.reach``), and the lock a
+    restore holds besides the environment's file lock (a swarm's, shared by operators on
+    other machines; None where there is none)."""
+
+    def reach(self, urls: Sequence[str | None]
+              ) -> AbstractContextManager[list[str | None]]: ...
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None: ...
+
+
+class Direct:
+    """The stores answer where the configuration says (compose publishes their ports)."""
+
+    @contextmanager
+    def reach(self, urls: Sequence[str | None]) -> Iterator[list[str | None]]:
+        yield list(urls)
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None:
+        return None
 
 
 class ComposeBackend:
@@ -236,6 +276,13 @@ class ComposeBackend:
         write_heads_cache(cache, {**known, image_id: graph.heads})
         return graph.heads
 
+    def reach(self, urls: Sequence[str | None]) -> AbstractContextManager[list[str | None]]:
+        return Direct().reach(urls)
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None:
+        return None  # one host: the environment's file lock is the whole lock
+
     # --- the smoke test's facts ----------------------------------------------------------------
 
     def health(self) -> list[Finding]:
@@ -325,3 +372,12 @@ def backend_for(stack: Stack) -> Backend:
         raise ConfigError(f"the {name} backend is not available yet",
                           hint=f"set ops.environments.{stack.env_name}.backend: compose") from None
     return factory(stack)
+
+
+def store_route(root: Path, settings: Settings, env: str, *,
+                out: TextIO | None = None) -> StoreRoute:
+    """How backup and restore reach ``env``'s Postgres and Redis: on compose directly (no
+    engine is asked, so a backup needs none), on any other backend through its ``reach``."""
+    if settings.environment(env).backend == ComposeBackend.name:
+        return Direct()
+    return backend_for(open_stack(root, settings, env, out=out))

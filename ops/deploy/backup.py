@@ -39,6 +39,7 @@ from ops.bounded import loads_json, read_capped
 from ops.config import Settings, resolve_path
 from ops.deploy.action import Act, Outcome, changing_action
 from ops.deploy.audit import AuditEvent, read_events
+from ops.deploy.backend import store_route
 from ops.deploy.lock import _process_start, pid_alive
 from ops.errors import ConfigError, DeployFailed, OpsError, UsageError
 from ops.hashing import hash_files, sha256_file
@@ -255,13 +256,17 @@ def find_backup(root: Path, settings: Settings, env: str, backup_id: str) -> Bac
 def create_backup(root: Path, settings: Settings, env: str, *, label: str | None = None,
                   version: str | None = None, dry_run: bool = False,
                   progress: ProgressFn | None = None, protect: Collection[str] = (),
-                  out: TextIO | None = None, restore_of: str | None = None) -> Backup:
+                  out: TextIO | None = None, restore_of: str | None = None,
+                  reached: Targets | None = None) -> Backup:
     """Back up the environment's Postgres and Redis into a new verified backup directory.
 
     ``version`` is the release running now (default: the last successful deploy or rollback of
     ``env`` in the audit log, else ``unknown``). ``protect`` names backups retention must keep
     besides the newest ones (restore protects the backup it is about to read). ``restore_of``
     makes it a safety backup (``label: safety``) of the state before that backup's restore.
+    The stores are reached through the environment's backend (``backend.store_route``: on a
+    swarm, a tunnel to the stack's network); ``reached`` is a caller's route already open
+    (restore's), so the safety backup opens no second one.
     """
     if restore_of is not None:
         label = SAFETY_LABEL
@@ -303,7 +308,12 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
                 return Backup(backup_id, env, final, {"version": version, "label": label,
                                                       "env": env}, dry_run=True)
             try:
-                meta = _build(found, partial, runner, progress)
+                with _route(root, settings, env, found, reached, runner.out) as usable:
+                    meta = _build(usable, partial, runner, progress)
+                for store, configured in (("postgres", found.database_url),
+                                          ("redis", found.redis_url)):
+                    if meta.get(store) and configured:  # the configured URL, not the tunnel's
+                        meta[store]["url"] = mask_url(configured)
                 meta.update({"format": FORMAT, "id": backup_id, "env": env, "label": label,
                              "version": version,
                              "created_at": utc_stamp(now),
@@ -325,6 +335,18 @@ def create_backup(root: Path, settings: Settings, env: str, *, label: str | None
         raise
     prune(root, settings, env, protect=protect)
     return made[0]
+
+
+@contextlib.contextmanager
+def _route(root: Path, settings: Settings, env: str, found: Targets, reached: Targets | None,
+           out: TextIO) -> Iterator[Targets]:
+    """The stores' URLs as this process connects to them (see ``create_backup``)."""
+    if reached is not None:
+        yield reached
+        return
+    with store_route(root, settings, env, out=out).reach(
+            [found.database_url, found.redis_url]) as (database, redis):
+        yield Targets(database, redis)
 
 
 def _reason(exc: BaseException) -> str:

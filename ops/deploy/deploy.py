@@ -528,8 +528,9 @@ def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
     (and any that still run another version: the half a recovered switch left behind)."""
     stack.steps.say(f"automatic rollback to {previous}")
     touched = {r.service for r in switched}
+    backend = backend_for(stack)
     back = [s for s in stack.versioned_services()
-            if s in touched or any(c.version != previous for c in stack.running(s))]
+            if s in touched or any(r.version != previous for r in backend.replicas(s))]
     if back:
         # as many as the deploy ran: a replica of the release lost in the watch is not one
         # fewer of the version that comes back
@@ -542,9 +543,11 @@ def restore_previous(stack: Stack, switched: list[Rollout], previous: str,
 
 
 def running_version(stack: Stack, services: list[str]) -> str | None:
-    """What runs now, from the engine's labels (the first versioned service decides)."""
+    """What runs now, as the backend reports it (on a swarm: the tasks on every node, not
+    only the containers of the manager tminus talks to); the first versioned service decides."""
+    backend = backend_for(stack)
     for service in services:
-        version = current_version(stack.running(service))
+        version = current_version(backend.replicas(service))
         if version:
             return version
     return None
@@ -552,7 +555,8 @@ def running_version(stack: Stack, services: list[str]) -> str | None:
 
 def running_versions(stack: Stack, services: list[str]) -> list[str]:
     """Every version the running replicas of the versioned services carry (two: mid-switch)."""
-    return sorted({c.version for s in services for c in stack.running(s) if c.version})
+    backend = backend_for(stack)
+    return sorted({r.version for s in services for r in backend.replicas(s) if r.version})
 
 
 def require_images(stack: Stack, version: ReleaseVersion) -> None:
@@ -603,7 +607,7 @@ def run_gates(stack: Stack, release: ReleaseVersion, *, skip_checks: bool) -> No
     # The gate re-reads every checkpoint: whoever can swap a file can also edit the hash cache.
     with stack.steps.step(f"tamper gate: checkpoints and images match the {version} manifest"):
         findings = verify_release(stack.root, stack.settings, release, use_cache=False,
-                                  engine=stack.client)
+                                  engine=stack.client, env=stack.env_name)
         failed = [f for f in findings if f.status is Status.FAIL]
         if failed:
             raise ChecksFailed(f"release {version} does not match its manifest: "

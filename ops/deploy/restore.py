@@ -2,10 +2,10 @@
 
 The order is the safety argument:
 
-1. The environment's deploy lock is taken (a deploy, rollback or scale holding it makes the
-   restore refuse, naming the holder), and the backup is pinned so that no process's retention
-   deletes it while it is read; then it is verified (checksums, pg_restore reads it, the Redis
-   file parses).
+1. The environment's deploy lock is taken, on a swarm the swarm's too (a deploy, rollback or
+   scale holding it makes the restore refuse, naming the holder), and the backup is pinned so
+   that no process's retention deletes it while it is read; then it is verified (checksums,
+   pg_restore reads it, the Redis file parses).
 2. A spare, empty db index of the Redis server is claimed (SWAPDB needs Redis 4.0; no spare
    index, or an older Redis, refuses before anything is touched), and a safety backup of the
    current state is taken (``label: safety``; retention keeps it apart from ``keep``).
@@ -37,6 +37,7 @@ from typing import TextIO
 from ops.config import Settings, resolve_path
 from ops.deploy.action import Act, Outcome, changing_action
 from ops.deploy.audit import AuditEvent
+from ops.deploy.backend import store_route
 from ops.deploy.backup import (
     PG_FILE,
     REDIS_FILE,
@@ -130,13 +131,20 @@ def restore_backup(root: Path, settings: Settings, env: str, backup_id: str, *,
     current = deployed_version(root, settings, env)
     # the environment's deploy lock (LockHeld, exit 1, naming the holder, as for a deploy); not
     # taken again when this very process holds it (rollback --with-db restores inside its lock)
+    # the stores through the environment's backend (on a swarm, a tunnel to the stack's
+    # network: ops.deploy.backend.store_route), opened once for the safety backup and the
+    # restore; on a swarm the swarm's deploy lock is held too (operators on other machines)
+    route = store_route(root, settings, env, out=stream)
     with changing_action(root, env, action="restore", version=backup.version,
                          describe=describe, audit_log=audit_path, reentrant=True,
                          lock_wait_s=lock_wait_s, started=started, say=say,
-                         warn=lambda m: say(f"warning: {m}"), progress=say), \
-            pin(backup) as pinned:
+                         warn=lambda m: say(f"warning: {m}"), progress=say,
+                         cluster_lock=route.cluster_lock("restore", backup.version,
+                                                         lock_wait_s)), \
+            pin(backup) as pinned, \
+            route.reach([found.database_url, found.redis_url]) as (database, redis):
         verify_backup(pinned)
-        restored.append(_restore(root, settings, env, pinned, found, current,
+        restored.append(_restore(root, settings, env, pinned, Targets(database, redis), current,
                                  safety if safety_backup else None, started, progress, stream))
     return restored[0]
 
@@ -188,7 +196,8 @@ def _restore(root: Path, settings: Settings, env: str, backup: Backup, found: Ta
     try:
         if safety is not None:
             safety.append(create_backup(root, settings, env, version=current, progress=progress,
-                                        protect={backup.id}, restore_of=backup.id))
+                                        protect={backup.id}, restore_of=backup.id,
+                                        reached=found))
         if staging is not None:
             _phase(progress, "restore redis")
             rds.stage_keys(staging, backup.path / REDIS_FILE)

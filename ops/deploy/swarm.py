@@ -5,7 +5,8 @@ verifies the outcome instead of re-implementing any of it:
 
 - ``ensure_infrastructure`` deploys the stack once (``docker stack deploy`` of a file derived
   from the compose file, ``ops.runtime.swarm.stack_file``) and waits until every service runs
-  what it asked for;
+  what it asked for; the entry point and the stateful services are pinned to the node the
+  health URL names (else the manager tminus talks to), wherever the operator stands;
 - ``switch`` is one ``docker service update --image REPO@DIGEST --update-order start-first …
   --update-failure-action rollback``, followed until Swarm reports the update ``completed`` and
   the health URL answers through the entry point. When Swarm rolls the update back on its own,
@@ -14,7 +15,10 @@ verifies the outcome instead of re-implementing any of it:
 - ``scale`` is ``docker service scale``: up at once, down ``step`` replicas at a time, each
   step converged (Swarm stops a task with its stop grace period, so it drains);
 - ``health`` reports replicas running/desired per service, recent task errors, nodes that are
-  not ready (their tasks rescheduled elsewhere), and error lines of ``docker service logs``.
+  not ready (their tasks rescheduled elsewhere), and error lines of ``docker service logs``;
+- ``reach`` gives backup and restore a loopback URL for each store that the configured URL
+  names by its service name (``db:5432``, as the app sees it): a tunnel through the manager's
+  Docker API to a relay task on the stack's network (see ``reach`` for why that way).
 
 Images run by content digest: the digest the release's manifest recorded (``invoke build
 --push``), else the one the registry serves for the release tag now. A rollback to a version
@@ -29,17 +33,22 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ops.deploy.backend import Replica
 from ops.deploy.stack import Stack, wait_entrypoint
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, ScaleChange
-from ops.errors import DeployFailed, UsageError
+from ops.deploy.swarm_lock import stack_lock
+from ops.errors import DeployFailed, UnavailableError, UsageError
 from ops.release import manifest as mf
 from ops.report import Finding, failed, passed, warned
 from ops.runtime import registry as reg
@@ -48,6 +57,7 @@ from ops.runtime.docker_engine import PROJECT_LABEL
 from ops.runtime.docker_engine import SERVICE_LABEL as COMPOSE_SERVICE_LABEL
 from ops.runtime.envfile import read_env
 from ops.runtime.images import VERSION_VARIABLE, load_compose, substitute
+from ops.runtime.tunnel import Tunnel, via_loopback
 from ops.versioning import ReleaseVersion, parse_version
 
 #: How often a wait re-reads the swarm.
@@ -153,6 +163,7 @@ class SwarmBackend:
         if info is not None and info.image == image and before and \
                 all(r.version == version.tag for r in before):
             stack.steps.say(f"[{service}] already runs {version.tag} ({image})")
+            _ready(options)
             return Rollout(service, version.tag, previous, replicas, 0, 0)
         if strategy != "rolling":
             stack.steps.say(f"  note: on a swarm every switch is Swarm's rolling update "
@@ -168,6 +179,8 @@ class SwarmBackend:
                 rec.detail = f"{replicas} replica(s) on {image.rpartition('@')[2][:19]}"
         if self._routed(service):
             wait_entrypoint(stack, timeout_s=stack.env.health_timeout_s)
+        # Swarm rolled it all; now the deploy switches the other services (the worker)
+        _ready(options)
         return Rollout(service, version.tag, previous, replicas, replicas, len(before))
 
     def _follow_update(self, name: str, service: str, index_before: int,
@@ -194,6 +207,7 @@ class SwarmBackend:
             if moved and info.update_state in ROLLED_BACK:
                 if info.update_state == "rollback_started":
                     self._wait_rollback(name)
+                self._settle_rollback(name, service)
                 raise DeployFailed(
                     f"Swarm rolled {service} back to the previous version by itself: "
                     f"{info.update_message or info.update_state}",
@@ -212,6 +226,14 @@ class SwarmBackend:
             if info is None or info.update_state != "rollback_started":
                 return
             time.sleep(POLL_S)
+
+    def _settle_rollback(self, name: str, service: str) -> None:
+        """Until the spec Swarm rolled back to runs whole: Swarm says ``rollback_completed``
+        while its last restarted task may still be starting, and "rolled back to" must
+        describe a state that was seen."""
+        info = sw.service_info(self.stack.client, name)
+        if info is not None and info.replicas is not None:
+            self._converge(service, info.replicas, image=info.image)
 
     def _converge(self, service: str, replicas: int, *, image: str | None = None) -> None:
         """Until exactly ``replicas`` tasks run (on ``image``) and none is still starting."""
@@ -296,13 +318,13 @@ class SwarmBackend:
                    versioned: list[str]) -> sw.StackPlan:
         stack = self.stack
         images = {s: self.reference(s, version) for s in compose["services"]}
-        manager = self._self_node()
+        home = self._entry_node() or self._self_node()
         pins: dict[str, str] = {}
         for name, spec in compose["services"].items():
             stateful = any(":" in str(v) and not str(v).startswith((".", "/"))
                            for v in (spec or {}).get("volumes") or [])
             if stateful or name in sw.entrypoint_services(compose):
-                pins[name] = self._node_of(name) or manager
+                pins[name] = self._node_of(name) or home
         labels = {s: {PROJECT_LABEL: stack.project, COMPOSE_SERVICE_LABEL: s}
                   for s in compose["services"]}
         for name, extra in labels.items():
@@ -317,6 +339,15 @@ class SwarmBackend:
             replicas=dict.fromkeys(versioned, 0),
             routed=frozenset(versioned[:1]), pins={s: n for s, n in pins.items() if n},
             policy=self.policy, versions=dict.fromkeys(versioned, version))
+
+    def _entry_node(self) -> str | None:
+        """The node whose address the health URL names: the entry point is published there
+        (host mode), so the first deploy puts it (and the stateful services) on that node,
+        whichever manager the operator's ``DOCKER_HOST`` names; None when no node has it."""
+        host = urlsplit(str(self.stack.env.health_url)).hostname
+        if self.stack.client is None or not host:
+            return None
+        return next((n.id for n in sw.nodes(self.stack.client) if n.address == host), None)
 
     def _self_node(self) -> str:
         if self.stack.client is None:
@@ -364,6 +395,88 @@ class SwarmBackend:
                                    hint=f"docker service logs {name}")
             time.sleep(POLL_S)
         raise DeployFailed(f"migrations did not finish within {self.timeout_s:.0f}s")
+
+    # --- reaching the stores --------------------------------------------------------------------
+
+    @contextmanager
+    def reach(self, urls: Sequence[str | None]) -> Iterator[list[str | None]]:
+        """Each URL whose host is a service of the stack (``db:5432``), as a loopback URL that
+        reaches that service's task for as long as the block runs; other URLs unchanged.
+
+        Why a relay task and ``docker exec``: the operator's docker client talks to one manager
+        (``DOCKER_HOST``, often ``ssh://``), and that is the only channel tminus may assume. A
+        stateful task may run on any node (pinned to the one holding its volume), its port is
+        not published to the operator's network (nor should a database's be), and
+        ``docker exec`` into it works only on the engine of the node that runs it, which the
+        manager does not proxy. So tminus starts an idle task of the stateful service's own
+        image (already in the registry) on the stack's overlay network, pinned to the manager
+        this client talks to; the overlay carries its connections to the store on whichever
+        node it runs, and ``docker exec -i`` into the relay, on this manager, carries each of
+        pg_dump's, psycopg's and redis-py's connections (``ops.runtime.tunnel``). The relay is
+        removed when the block ends, also on failure.
+        """
+        stack = self.stack
+        services = set(stack.all_services())
+        inside = [(i, parts.hostname, parts.port) for i, url in enumerate(urls) if url
+                  for parts in [urlsplit(url)] if parts.hostname in services]
+        if not inside:
+            yield list(urls)
+            return
+        store = str(inside[0][1])
+        info = None if stack.client is None else sw.service_info(stack.client,
+                                                                 self.service(store))
+        if stack.dry_run:
+            stack.run(sw.relay_service(self._relay_name(), info.image if info else store,
+                                       network=self.network, node_id=self._self_node() or "?",
+                                       owner=self._owner()))
+            yield list(urls)
+            return
+        if info is None:
+            raise UnavailableError(f"{store} is not deployed on the swarm {stack.project}",
+                                   hint="deploy the stack first")
+        name = self._relay_name()
+        with ExitStack() as cleanup:
+            stack.run(sw.relay_service(name, info.image, network=self.network,
+                                       node_id=self._self_node(), owner=self._owner()))
+            cleanup.callback(stack.runner.run, sw.service_rm(name), check=False)
+            container = self._relay_container(name)
+            reached: list[str | None] = list(urls)
+            for index, host, port in inside:
+                default = 6379 if str(urls[index]).startswith("redis") else 5432
+                tunnel = cleanup.enter_context(Tunnel(
+                    sw.relay_connect(container, str(host), int(port or default))))
+                reached[index] = via_loopback(str(urls[index]), tunnel.port)
+            stack.steps.say(f"  reaching {', '.join(sorted({str(h) for _, h, _ in inside}))} "
+                            f"through relay task {name} on the manager")
+            yield reached
+
+    def cluster_lock(self, action: str, version: str | None,
+                     wait_s: float) -> AbstractContextManager[Any] | None:
+        """The swarm's deploy lock, which a restore holds too: another operator's deploy must
+        not switch releases while the stores are being replaced."""
+        return stack_lock(self.stack, action, version, wait_s)
+
+    def _relay_name(self) -> str:
+        return f"{self.stack.project}_tminus-relay-{os.getpid()}"
+
+    @staticmethod
+    def _owner() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def _relay_container(self, name: str) -> str:
+        """The relay's container id once its task runs (the image may have to be pulled)."""
+        deadline = time.monotonic() + min(self.timeout_s, 120.0)
+        while True:
+            tasks = sw.tasks(self.stack.client, name)
+            running = [t for t in tasks if t.running and t.container_id]
+            if running:
+                return str(running[0].container_id)
+            bad = [t for t in tasks if t.state in {"failed", "rejected", "complete"}]
+            if bad or time.monotonic() >= deadline:
+                why = f"{bad[0].state}: {bad[0].error}" if bad else "not running in time"
+                raise UnavailableError(f"the relay task to the stack's stores did not start "
+                                       f"({why})", hint=f"docker service ps {name}")
+            time.sleep(POLL_S)
 
     # --- the smoke test's facts ------------------------------------------------------------------
 
@@ -435,6 +548,14 @@ class SwarmBackend:
                 findings.append(passed(fid, f"{service}: no error lines in {len(lines)} log "
                                        f"line(s) of the last {settings.log_window_s}s"))
         return findings
+
+
+def _ready(options: RolloutOptions) -> None:
+    """The rollout's hooks, in order: started (the deploy settles its latency baseline), then
+    ready (the deploy switches the other versioned services, e.g. the worker)."""
+    for hook in (options.on_started, options.on_ready):
+        if hook is not None:
+            hook()
 
 
 def _is_release(version: str) -> bool:

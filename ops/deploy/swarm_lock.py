@@ -127,7 +127,8 @@ def swarm_lock(client: Any, stack: str, *, action: str, version: str | None, hol
                warn: Callable[[str], None] = lambda _m: None,
                progress: Callable[[str], None] = lambda _m: None) -> Iterator[Holder]:
     """Hold the environment's swarm lock for the block; ``LockHeld`` (exit 1) naming the holder
-    after ``wait_s``."""
+    after ``wait_s``. Held already by this very process (a restore inside a rollback's lock):
+    the block runs under that hold, which this call neither takes again nor releases."""
     from docker.errors import DockerException
 
     name = lock_service(stack)
@@ -139,6 +140,8 @@ def swarm_lock(client: Any, stack: str, *, action: str, version: str | None, hol
         while True:
             service = _service(client, name)
             current = Holder.of(dict(service.attrs["Spec"].get("Labels") or {}))
+            if current is not None and (current.host, current.pid) == (me.host, me.pid):
+                break  # this process holds it (a rollback --with-db restoring): not again
             why = reclaimable(current, stale_s=stale_s) if current is not None else None
             if current is None or why:
                 if current is not None:
@@ -158,6 +161,9 @@ def swarm_lock(client: Any, stack: str, *, action: str, version: str | None, hol
     except DockerException as exc:
         raise DockerUnavailable(f"the swarm lock could not be read ({type(exc).__name__})"
                                 ) from None
+    if current is not None and (current.host, current.pid) == (me.host, me.pid):
+        yield current  # released by the outer holder, not here
+        return
     try:
         yield me
     finally:

@@ -337,8 +337,9 @@ def measure_baseline(stack: Stack) -> float | None:
     if stack.dry_run:
         stack.steps.say(f"[dry-run] GET {', '.join(urls)} x {count} (latency baseline)")
         return None
-    old = next((current_version(stack.running(s)) for s in stack.versioned_services()
-                if stack.running(s)), None)
+    backend = backend_for(stack)
+    old = next((v for s in stack.versioned_services()
+                if (v := current_version(backend.replicas(s)))), None)
     with stack.steps.step("latency baseline") as rec:
         if stack.env.prometheus_url is None:
             # one request at a time, as the watch probes: concurrent probes on a small host
@@ -498,8 +499,9 @@ def watch_loop(stack: Stack, seconds: float, baseline_p95: float | None, version
 
 
 def _running_new_version(stack: Stack) -> str:
+    backend = backend_for(stack)
     for service in stack.versioned_services():
-        found = current_version(stack.running(service))
+        found = current_version(backend.replicas(service))
         if found:
             return str(found)
     return "unknown"

@@ -469,6 +469,51 @@ def _one_image(engine: Any, service: str, record: mf.ImageRecord, found: dict[st
     return Status.PASS, f"{service} {info.id[:19]}"
 
 
+def pulled_from_registry(settings: Settings, env: str,
+                         expected: Mapping[str, mf.ImageRecord]) -> bool:
+    """Whether ``env`` runs these images from its registry rather than from the local engine:
+    a backend whose nodes pull (swarm), a registry configured, and every image's digest
+    recorded (``invoke build --push``). On compose the engine that runs them is the local one."""
+    try:
+        environment = settings.environment(env)
+    except OpsError:
+        return False
+    return (environment.backend != "compose" and bool(environment.registry) and bool(expected)
+            and all(r.repo_digest for r in expected.values()))
+
+
+def served_images_finding(version: ReleaseVersion, expected: Mapping[str, mf.ImageRecord],
+                          engine: Any | None, engine_reason: str | None, *,
+                          auth: dict[str, str] | None) -> Finding:
+    """``artifacts.images`` where the nodes pull from a registry: each recorded digest is
+    served by the registry (the engine asks it, with its TLS trust and these credentials).
+
+    The local engine's image store is not consulted: the operator's engine (a manager) need
+    not hold the images at all, and a node runs exactly the recorded bytes or none.
+    """
+    if engine is None:
+        return skipped(IMAGES, f"registry not asked: {engine_reason or 'no Docker engine'}")
+    verdicts: list[tuple[Status, str]] = []
+    for service, record in expected.items():
+        pin = str(record.repo_digest)
+        name = clipped(service)
+        try:
+            served = reg.served_digest(engine, pin, auth=auth)
+        except OpsError as exc:
+            verdicts.append((Status.FAIL, f"{name}: {exc.message}"))
+            continue
+        verdicts.append((Status.PASS, f"{name} {reg.digest_of(pin)[:19]}") if served else
+                        (Status.FAIL, f"{name}: the registry does not serve {clipped(pin)}"))
+    bad = [text for status, text in verdicts if status is Status.FAIL]
+    if bad:
+        return failed(IMAGES, listed(bad, shown=IMAGES_SHOWN, sep="; ", chars=SENTENCE_CHARS),
+                      hint=f"push them: `invoke build {version.tag} --push` from the release tag")
+    return passed(IMAGES, f"{len(verdicts)} image(s) served by the registry at their recorded "
+                  "digests: " + listed((text for _, text in verdicts), shown=IMAGES_SHOWN,
+                                       chars=SENTENCE_CHARS),
+                  detail={"images": {s: r.repo_digest for s, r in expected.items()}})
+
+
 # --- artifacts.registry_digests ------------------------------------------------------------------
 
 
@@ -534,7 +579,8 @@ def tag_commits(root: Path, version: ReleaseVersion,
 def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
                    use_cache: bool = True, engine: Any | None = None,
                    env: str = "production") -> list[Finding]:
-    """Every check of a cut release: manifest, its checksum, each artifact, each image id.
+    """Every check of a cut release: manifest, its checksum, each artifact, each image id
+    (or, where ``env``'s nodes pull from its registry, each image digest the registry serves).
 
     ``engine`` is a docker client; without one, an engine is looked up and the image check is
     skipped (with the reason) when none answers. Fails where anything differs; the caller decides
@@ -556,12 +602,16 @@ def verify_release(root: Path, settings: Settings, version: ReleaseVersion, *,
     reason = None
     if engine is None and expected:
         engine, reason = try_connect()
-    finding = images_finding(
-        version, expected, engine, reason,
-        require_ids=manifest is not None and manifest.records_hashes,
-        empty_reason=(f"{record.manifest_file.name} records no image" if manifest else
-                      f"no {record.manifest_file.name}: no recorded image to check"),
-        note=ids_note(manifest, record.manifest_file))
+    if pulled_from_registry(settings, env, expected):
+        finding = served_images_finding(version, expected, engine, reason,
+                                        auth=reg.credentials(os.environ))
+    else:
+        finding = images_finding(
+            version, expected, engine, reason,
+            require_ids=manifest is not None and manifest.records_hashes,
+            empty_reason=(f"{record.manifest_file.name} records no image" if manifest else
+                          f"no {record.manifest_file.name}: no recorded image to check"),
+            note=ids_note(manifest, record.manifest_file))
     compose_name, unpinned = unpinned_images(root, settings, version, env)
     findings.append(with_unpinned(finding, unpinned, version, compose_name))
     if any(r.repo_digest for r in expected.values()):

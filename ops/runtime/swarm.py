@@ -138,6 +138,43 @@ def service_rm(service: str) -> Argv:
     return ["docker", "service", "rm", service]
 
 
+#: The label of the relay tasks tminus starts to reach a stack's stores (see ``relay_service``).
+RELAY_LABEL = "tminus.relay"
+#: What a relay task runs: nothing but waiting (its connections are ``docker exec``s).
+RELAY_IDLE = "while :; do sleep 3600; done"
+#: Run in the relay task per connection (``sh -c SCRIPT HOST PORT``): stdin/stdout become a TCP
+#: connection to HOST:PORT. bash's /dev/tcp where there is bash (Debian-based images: the
+#: official postgres and redis ones), else nc (busybox, Alpine-based images). Whichever
+#: direction ends first ends the connection: a server that closes first (Postgres after a
+#: cancel request, which libpq waits for) must be seen closing by the client.
+RELAY_CONNECT = (
+    'if command -v bash >/dev/null 2>&1; then '
+    'exec bash -c \'exec 3<>"/dev/tcp/$0/$1" || exit 1; cat <&3 & cat <&0 >&3 & wait -n; '
+    'kill $(jobs -p) 2>/dev/null; exit 0\' "$0" "$1"; fi; '
+    'if command -v nc >/dev/null 2>&1; then exec nc "$0" "$1"; fi; '
+    'echo "tminus relay: the image has neither bash nor nc" >&2; exit 127')
+
+
+def relay_service(name: str, image: str, *, network: str, node_id: str, owner: str) -> Argv:
+    """An idle task of ``image`` on the stack's ``network``, pinned to ``node_id`` (the manager
+    the operator's engine is): ``docker exec`` into it reaches any task on that network.
+
+    Never restarted (a relay that died is a backup that fails, not one that hangs), stopped in
+    a second, and labelled with its owner (``host:pid``) so a leftover one is easy to find.
+    """
+    return ["docker", "service", "create", "--detach", "--with-registry-auth", "--name", name,
+            "--network", network, "--constraint", f"node.id=={node_id}",
+            "--restart-condition", "none", "--no-healthcheck", "--stop-grace-period", "1s",
+            "--label", f"{RELAY_LABEL}={owner}", "--entrypoint", "sh",
+            image, "-c", RELAY_IDLE]
+
+
+def relay_connect(container: str, host: str, port: int) -> Argv:
+    """A TCP connection to ``host:port`` as seen from inside ``container`` (a relay task on this
+    engine), on this process's stdin and stdout."""
+    return ["docker", "exec", "-i", container, "sh", "-c", RELAY_CONNECT, host, str(port)]
+
+
 # --- the stack file (pure) -----------------------------------------------------------------------
 
 

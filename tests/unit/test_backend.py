@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ops.config import EnvironmentSettings, Settings
-from ops.deploy.backend import BACKENDS, ComposeBackend, backend_for
-from ops.deploy.deploy import DeployResult, audit_event
+from ops.deploy.backend import BACKENDS, ComposeBackend, Replica, backend_for
+from ops.deploy.deploy import DeployResult, audit_event, running_version, running_versions
 from ops.deploy.outcome import Outcome
 from ops.deploy.rollback import FAST_PATH
 from ops.deploy.stack import Stack, Steps
@@ -145,3 +145,32 @@ def test_the_audit_log_count_wins_over_the_configured_one(tmp_path: Path) -> Non
         "action": "scale", "env": "production", "result": "success", "to_version": "app=2",
         "details": {"project": "shop-production", "replicas": {"app": 2}}}) + "\n")
     assert stack.replicas_asked("app") == 2
+
+
+class ReplicasOnOtherNodes:
+    """A stand-in backend (no swarm in unit tests): two replicas at v0.1.0 on worker nodes
+    and one at v0.2.0 on a third, none of them a container of the engine tminus talks to."""
+
+    name = "swarm"
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def replicas(self, service: str) -> list[Replica]:
+        return [Replica(f"t{i}", f"shop_{service}.{i}", service, version, "healthy",
+                        node=f"worker-{i}")
+                for i, version in enumerate(("v0.1.0", "v0.1.0", "v0.2.0"), start=1)]
+
+
+def test_what_runs_is_what_the_backend_reports_on_every_node_not_the_local_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "swarm", f"{__name__}:ReplicasOnOtherNodes")
+    stack = stack_with(tmp_path, backend="swarm")
+    assert running_version(stack, ["app"]) == "v0.1.0"
+    assert running_versions(stack, ["app"]) == ["v0.1.0", "v0.2.0"]
+
+
+def test_the_compose_backend_reaches_the_stores_at_the_configured_urls(tmp_path: Path) -> None:
+    urls = ["postgresql://app:pw@127.0.0.1:15432/app", None]
+    with backend_for(stack_with(tmp_path)).reach(urls) as reached:
+        assert reached == urls

@@ -11,6 +11,8 @@ from ops.runtime.swarm import (
     entrypoint_services,
     host_port,
     one_off,
+    relay_connect,
+    relay_service,
     service_logs,
     service_scale,
     service_update,
@@ -131,3 +133,19 @@ def test_short_port_without_host_part_publishes_the_same_port() -> None:
 
 def test_entry_point_is_found_by_its_role_label() -> None:
     assert entrypoint_services(COMPOSE) == ["proxy"]
+
+
+def test_the_relay_to_the_stores_is_an_idle_never_restarted_task_pinned_to_the_manager() -> None:
+    argv = relay_service("shop_tminus-relay-42", f"reg:5000/db@{DIGEST}", network="shop_default",
+                         node_id="m4n4g3r", owner="ops1:42")
+    assert line(argv) == (
+        "docker service create --detach --with-registry-auth --name shop_tminus-relay-42 "
+        "--network shop_default --constraint node.id==m4n4g3r --restart-condition none "
+        "--no-healthcheck --stop-grace-period 1s --label tminus.relay=ops1:42 "
+        f"--entrypoint sh reg:5000/db@{DIGEST} -c 'while :; do sleep 3600; done'")
+
+
+def test_each_relayed_connection_is_a_docker_exec_into_the_relay_naming_host_and_port() -> None:
+    argv = relay_connect("c0ffee", "db", 5432)
+    assert argv[:6] == ["docker", "exec", "-i", "c0ffee", "sh", "-c"]
+    assert argv[-2:] == ["db", "5432"]

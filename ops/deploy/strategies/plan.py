@@ -12,8 +12,9 @@ path refer to them as "the new replicas", which the executor learns when it star
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ops.runtime.compose import Compose, remove_containers, stop_containers
 from ops.runtime.docker_engine import ContainerState
@@ -78,7 +79,14 @@ class ServiceState:
         return [c for c in self.containers if c.status != "running"]
 
 
-def current_version(containers: Sequence[ContainerState]) -> str | None:
+class Versioned(Protocol):
+    """A container or a replica: anything that carries the release label."""
+
+    @property
+    def version(self) -> str | None: ...
+
+
+def current_version(containers: Iterable[Versioned]) -> str | None:
     """The version most replicas run (after an interrupted deploy there can be two: which one
     ran *before* is the deploy's recorded intent, ``ops.deploy.intent``, never this guess)."""
     versions = Counter(c.version for c in containers if c.version)

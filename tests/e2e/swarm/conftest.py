@@ -23,6 +23,7 @@ from tests.conftest import need
 from tests.e2e import conftest as demo
 from tests.e2e.swarm.harness import (
     Forwarder,
+    Node,
     Swarm,
     SwarmNet,
     TestRegistry,
@@ -142,9 +143,10 @@ class SwarmStack:
     def docker(self, *args: str) -> str:
         return self.swarm.manager.docker(*args, env=self.env)
 
-    def app_tasks(self) -> list[dict[str, str]]:
-        """The app's running tasks: version label and node, read from the swarm."""
-        lines = self.docker("service", "ps", f"{STACK}_app", "--filter",
+    def app_tasks(self, service: str = "app") -> list[dict[str, str]]:
+        """The app's (or ``service``'s) running tasks: version label and node, read from the
+        swarm."""
+        lines = self.docker("service", "ps", f"{STACK}_{service}", "--filter",
                             "desired-state=running", "--format", "{{.ID}} {{.Node}}").split("\n")
         found = []
         for line in filter(None, lines):
@@ -172,11 +174,32 @@ class SwarmStack:
     def app_versions(self) -> list[str]:
         return sorted(t["version"] for t in self.app_tasks())
 
+    def store(self, service: str) -> tuple[Node, str]:
+        """The node running ``service``'s task and its container there: read through the
+        manager, reached through that node's own engine (the test's channel, not tminus's)."""
+        task = self.docker("service", "ps", "-q", "--filter", "desired-state=running",
+                           f"{STACK}_{service}").split()[0]
+        node_id, container = self.docker(
+            "inspect", "--format", "{{.NodeID}} {{.Status.ContainerStatus.ContainerID}}",
+            task).split()
+        name = {v: k for k, v in self.swarm.node_ids().items()}[node_id]
+        return next(n for n in self.swarm.nodes if n.name == name), container
+
+    def psql(self, sql: str) -> str:
+        node, container = self.store("db")
+        password = (self.root / ".db-password").read_text(encoding="utf-8")
+        return node.docker("exec", "-e", f"PGPASSWORD={password}", container, "psql", "-h",
+                           "127.0.0.1", "-U", "app", "-d", "app", "-v", "ON_ERROR_STOP=1",
+                           "-Atc", sql)
+
+    def redis_cli(self, *args: str) -> str:
+        node, container = self.store("redis")
+        return node.docker("exec", container, "redis-cli", *args)
+
 
 def _swarm_stack(swarm: Swarm, registry: TestRegistry, root: Path, config: Path) -> SwarmStack:
     demo.lay_out(root, http_port=HTTP_PORT)
     address = swarm.manager.address
-    password = (root / ".db-password").read_text(encoding="utf-8")
     (root / "invoke.yaml").write_text(f"""\
 ops:
   environments:
@@ -188,8 +211,6 @@ ops:
       health_timeout_s: 60
       watch_s: 2
       migrate: before
-      database_url: postgresql://app:{password}@{address}:{HTTP_PORT + 2}/app
-      redis_url: redis://{address}:{HTTP_PORT + 3}/0
       services:
         app: {{required: true, replicas: 3}}
         worker: {{required: true, replicas: 1}}

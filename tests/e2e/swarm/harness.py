@@ -33,6 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CERTS_D = Path("/etc/docker/certs.d")
+#: In a trust directory the harness made: "<pid of the test process> <pid of the registry>".
+#: Docker reads only *.crt, *.cert and *.key there; this file lets a later run remove what a
+#: run that was killed (no teardown) left behind.
+OWNER_FILE = "tminus-test-owner"
 #: Helpers on one machine share the host engine (and the tminus-demo/* tags): whatever uses it
 #: holds this lock, and only for as long as it does (the swarm nodes are engines of their own).
 HOST_ENGINE_LOCK = Path("/tmp/tminus-docker.lock")
@@ -131,11 +135,16 @@ auth:
     realm: tminus-test
     path: {self.workdir / 'htpasswd'}
 """, encoding="utf-8")
+        # --pdeathsig: the registry dies with the test process even when that is killed and
+        # never tears down (it runs in a session of its own, so nothing else would end it)
         with (self.workdir / "registry.log").open("wb") as log:  # Popen keeps a copy
             self.process = subprocess.Popen(
-                ["docker-registry", "serve", str(self.workdir / "config.yml")],
+                ["setpriv", "--pdeathsig", "KILL", "--", "docker-registry", "serve",
+                 str(self.workdir / "config.yml")],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.trust_dir.mkdir(parents=True, exist_ok=True)
+        (self.trust_dir / OWNER_FILE).write_text(f"{os.getpid()} {self.process.pid}\n",
+                                                 encoding="utf-8")
         shutil.copy(self.ca, self.trust_dir / "ca.crt")
         wait_for(f"registry on {self.address}", self._answers, timeout=30)
         return self
@@ -167,15 +176,20 @@ auth:
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        shutil.rmtree(self.trust_dir, ignore_errors=True)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        """The process, its trust directory and its files go, whichever step fails."""
+        try:
+            if self.process is not None and self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGTERM)
+                try:
+                    self.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait(10)
+        finally:
+            shutil.rmtree(self.trust_dir, ignore_errors=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def login(self, docker_config: Path, *, docker_host: str | None = None) -> None:
         """``docker login`` into a client config of the test's own (never the user's)."""
@@ -186,7 +200,41 @@ auth:
             stdin=self.password, env=env)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_leftovers() -> list[str]:
+    """Trust directories (and their registries) of earlier runs whose test process is gone:
+    a run killed before its teardown. A live run's entries are never touched."""
+    removed = []
+    for marker in CERTS_D.glob(f"*/{OWNER_FILE}") if CERTS_D.is_dir() else ():
+        try:
+            owner, registry = (int(x) for x in marker.read_text(encoding="utf-8").split())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        try:
+            command = Path(f"/proc/{registry}/cmdline").read_bytes()
+        except OSError:
+            command = b""
+        if b"docker-registry" in command:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(registry, signal.SIGKILL)
+        shutil.rmtree(marker.parent, ignore_errors=True)
+        removed.append(marker.parent.name)
+    return removed
+
+
 def start_registry(workdir: Path, host: str = "127.0.0.1") -> TestRegistry:
+    sweep_leftovers()
     registry = TestRegistry(host, free_port(host), workdir)
     try:
         return registry.start()

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from ops.checks import CheckContext, artifacts
 from ops.config import EnvironmentSettings, Settings
 from ops.errors import UsageError
+from ops.release import verify
 from ops.release.build import build_images
 from ops.release.create import create_release
 from ops.release.verify import verify_release
@@ -174,3 +176,59 @@ def test_tag_pushed_over_in_the_registry_fails_the_tamper_gate(
     finding = gate(repo, registry, monkeypatch)["artifacts.registry_digests"]
     assert finding.status is Status.FAIL
     assert "v0.2.0 now names sha256:" in finding.message
+
+
+def on_swarm(registry: TestRegistry) -> Settings:
+    return Settings(environments={"production": EnvironmentSettings(
+        backend="swarm", registry=f"{registry.address}/team")})
+
+
+def drop_local_images(name: str, registry: TestRegistry, docker_client: Any) -> None:
+    """The operator's engine holds none of the release's images (a manager that never ran
+    them): only the registry has them."""
+    for repository in (f"{name}/app", f"{registry.address}/team/{name}/app"):
+        for image in docker_client.images.list(name=repository):
+            docker_client.images.remove(image.id, force=True)
+
+
+def images_finding(repo: GitRepo, registry: TestRegistry) -> Finding:
+    ctx = CheckContext(root=repo.path, settings=on_swarm(registry), version=V020)
+    return artifacts.images(ctx, verify.load_record(repo.path, ctx.settings, V020))
+
+
+def test_on_a_swarm_predeploy_finds_the_images_in_the_registry_not_in_the_local_engine(
+        repo: GitRepo, name: str, registry: TestRegistry, docker_client: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cut_build_push(repo, registry)
+    drop_local_images(name, registry, docker_client)
+    for key, value in creds(registry).items():
+        monkeypatch.setenv(key, value)
+    finding = images_finding(repo, registry)
+    assert finding.status is Status.PASS, finding.message
+    assert "served by the registry at their recorded digests" in finding.message
+
+
+def test_on_a_swarm_a_recorded_digest_the_registry_does_not_serve_fails_predeploy(
+        repo: GitRepo, registry: TestRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    cut_build_push(repo, registry)
+    path = repo.path / "releases/manifest_v0.2.0.json"
+    manifest = json.loads(path.read_text())
+    pinned = manifest["docker_images"]["app"]["repo_digest"]
+    manifest["docker_images"]["app"]["repo_digest"] = pinned.split("@")[0] + "@sha256:" + "0" * 64
+    path.write_text(json.dumps(manifest))
+    for key, value in creds(registry).items():
+        monkeypatch.setenv(key, value)
+    finding = images_finding(repo, registry)
+    assert finding.status is Status.FAIL
+    assert "app: the registry does not serve" in finding.message
+
+
+def test_on_a_swarm_the_tamper_gate_checks_the_images_in_the_registry_too(
+        repo: GitRepo, name: str, registry: TestRegistry, docker_client: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cut_build_push(repo, registry)
+    drop_local_images(name, registry, docker_client)
+    for key, value in creds(registry).items():
+        monkeypatch.setenv(key, value)
+    findings = {f.id: f for f in verify_release(repo.path, on_swarm(registry), V020)}
+    assert findings["artifacts.images"].status is Status.PASS, findings["artifacts.images"]

@@ -66,6 +66,11 @@ def test_rolling_deploy_under_load_drops_no_request(stack: SwarmStack) -> None:
     assert stack.app_versions() == ["v0.2.0"] * 3
 
 
+def test_the_worker_is_switched_to_the_release_after_the_app(stack: SwarmStack) -> None:
+    """Runs after the deploy of v0.2.0 above: the released services all follow the app."""
+    assert [t["version"] for t in stack.app_tasks("worker")] == ["v0.2.0"]
+
+
 def test_broken_release_is_rolled_back_by_swarm_and_the_deploy_exits_1_saying_so(
         stack: SwarmStack) -> None:
     with load_on(f"{stack.loopback_url}/version") as load:
