@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ops.deploy.backend import Replica
+from ops.deploy.lock import pid_alive
 from ops.deploy.stack import Stack, wait_entrypoint
 from ops.deploy.strategies.plan import Rollout, RolloutOptions, ScaleChange
 from ops.deploy.swarm_lock import stack_lock
@@ -434,6 +435,7 @@ class SwarmBackend:
         if info is None:
             raise UnavailableError(f"{store} is not deployed on the swarm {stack.project}",
                                    hint="deploy the stack first")
+        self._reclaim_relays()
         name = self._relay_name()
         with ExitStack() as cleanup:
             stack.run(sw.relay_service(name, info.image, network=self.network,
@@ -455,6 +457,19 @@ class SwarmBackend:
         """The swarm's deploy lock, which a restore holds too: another operator's deploy must
         not switch releases while the stores are being replaced."""
         return stack_lock(self.stack, action, version, wait_s)
+
+    def _reclaim_relays(self) -> None:
+        """Remove the relays of this stack that a backup or restore killed on this host left
+        (their owner's process is gone), as the deploy lock is reclaimed; another host's are
+        left alone: whether its process lives cannot be told from here."""
+        host, prefix = socket.gethostname(), f"{self.stack.project}_tminus-relay-"
+        for name, owner in sw.labelled_services(self.stack.client, sw.RELAY_LABEL).items():
+            who, _, pid = owner.rpartition(":")
+            if (name.startswith(prefix) and who == host and pid.isdigit()
+                    and not pid_alive(int(pid))):
+                self.stack.steps.say(f"  removing relay task {name}: its process {pid} is gone "
+                                     "from this host")
+                self.stack.runner.run(sw.service_rm(name), check=False)
 
     def _relay_name(self) -> str:
         return f"{self.stack.project}_tminus-relay-{os.getpid()}"

@@ -323,6 +323,15 @@ class ServiceInfo:
     update_started: str = ""  # when the update this status describes began
 
 
+def labelled_services(client: Any, label: str) -> dict[str, str]:
+    """name -> the value of ``label``, for every service that carries it."""
+    found = {}
+    for svc in client.services.list(filters={"label": label}):
+        labels = (svc.attrs.get("Spec") or {}).get("Labels") or {}
+        found[str(svc.name)] = str(labels.get(label, ""))
+    return found
+
+
 def service_info(client: Any, service: str) -> ServiceInfo | None:
     from docker.errors import NotFound
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -111,15 +112,31 @@ def test_the_version_a_deploy_replaces_is_read_from_the_tasks_on_every_node(
     assert (last["from_version"], last["to_version"]) == ("v0.1.0", "v0.2.0")
 
 
+def leave_a_relay_of_a_killed_backup(stack: SwarmStack) -> str:
+    """A relay service as a backup killed with SIGKILL on this host leaves it: labelled with
+    this host and a pid that is gone."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    name = f"tminus-sw_tminus-relay-{gone.pid}"
+    image = stack.docker("service", "inspect", "--format",
+                         "{{.Spec.TaskTemplate.ContainerSpec.Image}}", "tminus-sw_db")
+    stack.docker("service", "create", "--detach", "--name", name, "--restart-condition", "none",
+                 "--label", f"tminus.relay={socket.gethostname()}:{gone.pid}",
+                 "--entrypoint", "sleep", image, "300")
+    return name
+
+
 def test_backup_then_restore_through_the_manager_bring_changed_and_deleted_rows_back(
         stack: SwarmStack) -> None:
     stack.psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); "
                "INSERT INTO orders SELECT g, 'item-' || g FROM generate_series(1, 500) g")
     stack.redis_cli("SET", "cart:7", "three apples")
+    leftover = leave_a_relay_of_a_killed_backup(stack)
     started = time.monotonic()
     backup = stack.invoke("backup", timeout=180)
     backup_s = time.monotonic() - started
     assert backup.returncode == 0, backup.stdout + backup.stderr
+    assert f"removing relay task {leftover}: its process" in backup.stdout
     stack.psql("DELETE FROM orders WHERE id > 100; UPDATE orders SET item = 'changed'")
     stack.redis_cli("DEL", "cart:7")
     started = time.monotonic()
