@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.deploy.lock import pid_alive
+
 CERTS_D = Path("/etc/docker/certs.d")
 #: In a trust directory the harness made: "<pid of the test process> <pid of the registry>".
 #: Docker reads only *.crt, *.cert and *.key there; this file lets a later run remove what a
@@ -200,16 +202,6 @@ auth:
             stdin=self.password, env=env)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_leftovers() -> list[str]:
     """Trust directories (and their registries) of earlier runs whose test process is gone:
     a run killed before its teardown. A live run's entries are never touched."""
@@ -219,7 +211,7 @@ def sweep_leftovers() -> list[str]:
             owner, registry = (int(x) for x in marker.read_text(encoding="utf-8").split())
         except (OSError, ValueError):
             continue
-        if _alive(owner):
+        if pid_alive(owner):
             continue
         try:
             command = Path(f"/proc/{registry}/cmdline").read_bytes()
