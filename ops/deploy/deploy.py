@@ -704,9 +704,9 @@ def audit_event(stack: Stack, result: DeployResult) -> AuditEvent | None:
         details["interrupted"] = result.left_unfinished
     if result.result == Outcome.SUCCESS:
         # what the operator asked for: the next deploy restores it if replicas are lost
-        details["replicas"] = {service: change.get("replicas", change.get("to"))
-                               for service, change in result.services.items()
-                               if isinstance(change.get("replicas", change.get("to")), int)}
+        counts = {service: change.get("replicas", change.get("to"))  # deploy | scale
+                  for service, change in result.services.items()}
+        details["replicas"] = {s: n for s, n in counts.items() if isinstance(n, int)}
     if result.action in {"deploy", "rollback"} and not result.began:
         details["began"] = False  # refused before it held the lock: it changed nothing
     return AuditEvent(

@@ -43,11 +43,6 @@ from ops.runtime.probe import Stats, get, new_session
 from ops.runtime.process import fault_point
 from ops.runtime.prometheus import value_at
 
-#: The seed's decision tree: these figures in the watch window mean "roll back".
-MAX_ERROR_RATE = 0.05
-MAX_P95_FACTOR = 2.0
-#: Below this, a doubled p95 is noise (20 ms → 60 ms on a busy host), not a regression.
-P95_FLOOR_MS = 100.0
 #: Enough samples that one slow request (a cold replica, a GC pause) does not move the p95.
 MIN_SAMPLES = 100
 WATCH_INTERVAL_S = 0.02
@@ -157,21 +152,6 @@ def p95_limit(baseline_ms: float | None, settings: WatchSettings) -> float | Non
     if baseline_ms is None:
         return None
     return max(settings.p95.threshold * baseline_ms, settings.p95_floor_ms)
-
-
-def watch_verdict(error_rate: float, p95_ms: float, baseline_p95: float | None) -> str | None:
-    """The decision tree with the document's defaults: a reason to roll back, or None."""
-    if error_rate > MAX_ERROR_RATE:
-        return f"error rate {error_rate:.1%} > {MAX_ERROR_RATE:.0%}"
-    if baseline_p95 is not None:
-        limit = max(MAX_P95_FACTOR * baseline_p95, P95_FLOOR_MS)
-        if p95_ms > limit:
-            return (f"p95 {p95_ms:.0f} ms > {MAX_P95_FACTOR:g}x baseline "
-                    f"{baseline_p95:.0f} ms")
-    return None
-
-
-# --- PromQL ----------------------------------------------------------------------------------
 
 
 def promql(rule: str, version: str, window: str) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""The deploy side's pure decisions: watch verdicts, rollback targets, scale arguments, the base
-image's mirror and commands, percentiles and the history table."""
+"""The deploy side's pure decisions: rollback targets, replica counts asked for, scale
+arguments, the base image's mirror and commands, percentiles and the history table."""
 
 from __future__ import annotations
 
@@ -13,35 +13,9 @@ from ops.deploy.audit import asked_replicas
 from ops.deploy.history import history_rows
 from ops.deploy.rollback import previous_version, undone_deploy
 from ops.deploy.scale import parse_targets
-from ops.deploy.watch import watch_verdict
 from ops.dev.baseimage import apt_mirror, debootstrap_argv, import_argv, packages_digest
 from ops.errors import UsageError
 from ops.runtime.probe import percentile, require_loopback
-
-
-def test_error_rate_above_five_percent_means_roll_back() -> None:
-    assert watch_verdict(0.06, 10.0, 10.0) == "error rate 6.0% > 5%"
-
-
-def test_error_rate_of_exactly_five_percent_is_tolerated() -> None:
-    assert watch_verdict(0.05, 10.0, 10.0) is None
-
-
-def test_p95_above_twice_the_baseline_means_roll_back() -> None:
-    assert watch_verdict(0.0, 250.0, 100.0) == "p95 250 ms > 2x baseline 100 ms"
-
-
-def test_p95_of_exactly_twice_the_baseline_is_tolerated() -> None:
-    assert watch_verdict(0.0, 200.0, 100.0) is None
-
-
-def test_doubling_of_a_small_p95_is_noise_not_a_regression() -> None:
-    assert watch_verdict(0.0, 90.0, 30.0) is None
-
-
-def test_without_a_baseline_only_the_error_rate_counts() -> None:
-    assert watch_verdict(0.0, 5000.0, None) is None
-
 
 EVENTS: list[dict[str, Any]] = [
     {"action": "deploy", "result": "success", "from_version": None, "to_version": "v0.1.0"},

@@ -71,6 +71,27 @@ def test_p95_limit_is_twice_the_baseline_but_never_below_the_floor() -> None:
     assert p95_limit(None, DEFAULTS) is None
 
 
+def test_error_rate_of_six_percent_rolls_back() -> None:
+    decision = judge({"error_rate": measured("error_rate", 0.06, 150)}, DEFAULTS, after_s=3)
+    assert decision is not None and decision.explain().startswith("error_rate 6.0% > 5.0%")
+
+
+def test_p95_above_twice_the_baseline_rolls_back() -> None:
+    slow = {"p95": measured("p95", 250.0, 200, limit=p95_limit(100.0, DEFAULTS))}
+    decision = judge(slow, DEFAULTS, after_s=5)
+    assert decision is not None and decision.explain().startswith("p95 250 ms > 200 ms")
+
+
+def test_p95_of_exactly_twice_the_baseline_is_tolerated() -> None:
+    even = {"p95": measured("p95", 200.0, 200, limit=p95_limit(100.0, DEFAULTS))}
+    assert judge(even, DEFAULTS, after_s=5, final=True) is None
+
+
+def test_doubling_of_a_small_p95_is_noise_not_a_regression() -> None:
+    small = {"p95": measured("p95", 90.0, 200, limit=p95_limit(30.0, DEFAULTS))}
+    assert judge(small, DEFAULTS, after_s=5, final=True) is None
+
+
 def test_p95_without_a_baseline_never_decides() -> None:
     slow = {"p95": Measurement("p95", 5000.0, 1000, None, "5m", "q")}
     assert judge(slow, DEFAULTS, after_s=60, final=True) is None
