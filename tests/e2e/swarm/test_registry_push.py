@@ -70,6 +70,12 @@ def creds(registry: TestRegistry) -> dict[str, str]:
     return {reg.USERNAME_VARIABLE: registry.username, reg.PASSWORD_VARIABLE: registry.password}
 
 
+def logged_in(registry: TestRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry's credentials in this process's environment, as an operator sets them."""
+    for key, value in creds(registry).items():
+        monkeypatch.setenv(key, value)
+
+
 def cut_build_push(repo: GitRepo, registry: TestRegistry, version: str = "v0.2.0") -> None:
     release = parse_version(version)
     create_release(repo.path, settings(registry), release)
@@ -84,8 +90,7 @@ def recorded(repo: GitRepo, version: str = "v0.2.0") -> dict[str, Any]:
 
 def gate(repo: GitRepo, registry: TestRegistry, monkeypatch: pytest.MonkeyPatch,
          version: str = "v0.2.0") -> dict[str, Finding]:
-    for key, value in creds(registry).items():
-        monkeypatch.setenv(key, value)
+    logged_in(registry, monkeypatch)
     return {f.id: f for f in verify_release(repo.path, settings(registry),
                                             parse_version(version))}
 
@@ -201,8 +206,7 @@ def test_on_a_swarm_predeploy_finds_the_images_in_the_registry_not_in_the_local_
         monkeypatch: pytest.MonkeyPatch) -> None:
     cut_build_push(repo, registry)
     drop_local_images(name, registry, docker_client)
-    for key, value in creds(registry).items():
-        monkeypatch.setenv(key, value)
+    logged_in(registry, monkeypatch)
     finding = images_finding(repo, registry)
     assert finding.status is Status.PASS, finding.message
     assert "served by the registry at their recorded digests" in finding.message
@@ -216,8 +220,7 @@ def test_on_a_swarm_a_recorded_digest_the_registry_does_not_serve_fails_predeplo
     pinned = manifest["docker_images"]["app"]["repo_digest"]
     manifest["docker_images"]["app"]["repo_digest"] = pinned.split("@")[0] + "@sha256:" + "0" * 64
     path.write_text(json.dumps(manifest))
-    for key, value in creds(registry).items():
-        monkeypatch.setenv(key, value)
+    logged_in(registry, monkeypatch)
     finding = images_finding(repo, registry)
     assert finding.status is Status.FAIL
     assert "app: the registry does not serve" in finding.message
@@ -228,7 +231,6 @@ def test_on_a_swarm_the_tamper_gate_checks_the_images_in_the_registry_too(
         monkeypatch: pytest.MonkeyPatch) -> None:
     cut_build_push(repo, registry)
     drop_local_images(name, registry, docker_client)
-    for key, value in creds(registry).items():
-        monkeypatch.setenv(key, value)
+    logged_in(registry, monkeypatch)
     findings = {f.id: f for f in verify_release(repo.path, on_swarm(registry), V020)}
     assert findings["artifacts.images"].status is Status.PASS, findings["artifacts.images"]
